@@ -1,0 +1,92 @@
+"""Azure Functions entry point (Python v2 model): wiring only.
+
+Services are built once per worker on first use (not at import, so the host indexes the functions
+fast and a settings error is reported as a clear 500 instead of "0 functions loaded").
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import azure.functions as func
+
+from shared.http import json_response, to_http_response, to_webhook_request
+from shared.services import Services, build_services
+from shared.settings import SettingsError
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+log = logging.getLogger("wallarm_relay")
+
+
+@functools.cache
+def services() -> Services:
+    from shared.observability import configure_observability
+
+    configure_observability()
+    return build_services()
+
+
+def _misconfigured(err: SettingsError) -> func.HttpResponse:
+    log.error("%s", err)
+    return json_response(500, {"error": {"code": "misconfigured", "problems": err.problems}})
+
+
+@app.route(route="wallarm", methods=["POST", "PUT"])
+def wallarm_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    """Wallarm's webhook URL: https://<app>.azurewebsites.net/api/wallarm?code=<function key>."""
+    try:
+        svc = services()
+    except SettingsError as err:
+        return _misconfigured(err)
+    return to_http_response(svc.webhook.handle(to_webhook_request(req)))
+
+
+@app.route(route="wallarm/test", methods=["GET", "POST"])
+def test_integration(req: func.HttpRequest) -> func.HttpResponse:
+    """Like Wallarm's "Test integration": probe the DCR; `?event=true` also writes a test row."""
+    try:
+        svc = services()
+    except SettingsError as err:
+        return _misconfigured(err)
+    status, body = svc.health.run(send_test_event=req.params.get("event", "").lower() in ("1", "true"))
+    return json_response(status, body)
+
+
+@app.route(route="relay/status", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+def relay_status(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(200, services().admin.status())
+
+
+@app.route(route="relay/{action:alpha}", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+def relay_admin(req: func.HttpRequest) -> func.HttpResponse:
+    """POST relay/disable (?reason=…), relay/enable, relay/replay (?id=… to pick entries)."""
+    admin = services().admin
+    action = req.route_params.get("action", "")
+    by = req.headers.get("x-ms-client-principal-name") or "admin-key"
+    if action == "disable":
+        return json_response(200, admin.disable(by, req.params.get("reason", "")))
+    if action == "enable":
+        return json_response(200, admin.enable(by))
+    if action == "replay":
+        ids = [i for i in req.params.get("id", "").split(",") if i] or None
+        return json_response(200, admin.replay_quarantined(ids))
+    return json_response(
+        404, {"error": {"code": "unknown_action", "message": "use disable, enable or replay"}}
+    )
+
+
+@app.timer_trigger(schedule="%RETRY_WORKER_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def retry_worker(timer: func.TimerRequest) -> None:
+    """Every minute: deliver what is due, for most of the minute (see shared/retry_worker.py)."""
+    svc = services()
+    run = svc.worker.run(svc.settings.worker_run_for)
+    log.info("Retry worker: %d attempted, %d delivered", run.attempted, run.delivered)
+
+
+@app.timer_trigger(schedule="%HOURLY_COUNT_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def hourly_count(timer: func.TimerRequest) -> None:
+    """Top of the hour: one row with the previous hour's counts, then retention clean-up."""
+    svc = services()
+    svc.hourly.report_previous_hour()
+    svc.retention.purge()

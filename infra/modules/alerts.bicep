@@ -1,0 +1,173 @@
+// Log alerts on the relay's own telemetry in Application Insights:
+//  1. Wallarm auto-disabled the integration (integration_broken / relay.integration.disabled),
+//  2. the retry backlog's oldest row is older than 30 minutes,
+//  3. the Logs Ingestion API answers 403 (role missing) or 404 (wrong DCR / stream).
+// An action group is created only when an e-mail address is given.
+param namePrefix string
+param location string
+param tags object = {}
+param appInsightsId string
+@description('E-mail for alert notifications. Empty: rules fire without notification (visible in Azure Monitor).')
+param alertEmail string = ''
+@description('Backlog age threshold in seconds.')
+param backlogThresholdSeconds int = 1800
+
+var hasEmail = !empty(alertEmail)
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (hasEmail) {
+  name: '${namePrefix}-ag'
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: 'wallarmrly'
+    enabled: true
+    emailReceivers: [
+      {
+        name: 'relay-owner'
+        emailAddress: alertEmail
+        useCommonAlertSchema: true
+      }
+    ]
+  }
+}
+
+var actions = hasEmail ? {
+  actionGroups: [
+    actionGroup.id
+  ]
+} : {}
+
+var integrationDisabledQuery = '''
+union isfuzzy=true
+  (customMetrics | where name == "relay.integration.disabled" and value > 0 | project timestamp),
+  (customEvents | where name == "relay.integration.disabled" | project timestamp),
+  (traces | where message has "integration_broken" or message has "relay.integration.disabled" | project timestamp)
+'''
+
+var backlogQuery = '''
+customMetrics
+| where name == "relay.queue.oldest_pending_age_seconds"
+| extend AgeSeconds = iff(isnotempty(valueMax), todouble(valueMax), todouble(value))
+| project timestamp, AgeSeconds
+'''
+
+var ingestionDeniedQuery = '''
+union isfuzzy=true
+  (customMetrics
+    | where name == "relay.delivery.attempts"
+    | extend status = tostring(customDimensions["status"])
+    | where status in ("403", "404")
+    | project timestamp, status),
+  (dependencies
+    | where target has "ingest.monitor.azure.com" and resultCode in ("403", "404")
+    | project timestamp, status = resultCode)
+'''
+
+resource integrationDisabled 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-integration-disabled'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Wallarm relay: integration disabled by Wallarm'
+    description: 'Wallarm disables a webhook integration after 60% failed requests in 12 h. Re-enable it in Wallarm Console after fixing the cause.'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: integrationDisabledQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: actions
+  }
+}
+
+resource backlogAge 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-backlog-age'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Wallarm relay: retry backlog older than 30 minutes'
+    description: 'The oldest undelivered row waits longer than the threshold: ingestion is failing or throttled.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: backlogQuery
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'AgeSeconds'
+          operator: 'GreaterThan'
+          threshold: backlogThresholdSeconds
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}
+
+resource ingestionDenied 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-ingestion-403-404'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Wallarm relay: Logs Ingestion API 403/404'
+    description: '403: the identity lacks Monitoring Metrics Publisher on the DCR (allow ~30 min after a role change). 404: wrong DCR immutable id or stream name.'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: ingestionDeniedQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}
+
+output ruleIds array = [
+  integrationDisabled.id
+  backlogAge.id
+  ingestionDenied.id
+]

@@ -1,0 +1,152 @@
+// The relay: a Python 3.11 Function App on Flex Consumption, running as the user-assigned
+// identity. Host storage and the deployment package use the identity (no keys); telemetry uses
+// Entra auth; the webhook secret comes from Key Vault when a secret URI is given.
+param name string
+param planName string
+param location string
+param tags object = {}
+@description('azd service name (tag azd-service-name), must match azure.yaml.')
+param serviceName string = 'relay'
+param identityId string
+param identityClientId string
+param storageAccountName string
+param storageBlobEndpoint string
+param storageTableEndpoint string
+param deploymentContainerName string
+param appInsightsName string
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+@description('Application settings the relay reads (LOGS_*, WEBHOOK_*, schedules...).')
+param relaySettings object
+@description('Key Vault secret URI (versionless recommended) for WEBHOOK_SHARED_SECRET. Empty: use webhookSharedSecret.')
+param webhookSecretKeyVaultUri string = ''
+@secure()
+@description('Shared secret as a plain app setting, only when no Key Vault URI is given. Prefer Key Vault.')
+param webhookSharedSecret string = ''
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-11-01' = {
+  #checkov:skip=CKV_AZURE_225:Zone redundancy on Flex Consumption is region-dependent and raises the always-ready cost; the retry queue (ZRS storage) absorbs a zone outage.
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-11-01' = {
+  #checkov:skip=CKV_AZURE_222:Wallarm Cloud posts over the internet from its published IPs; the app filters sources with ALLOWED_SOURCE_NETWORKS and authenticates with the function key plus the shared-secret header.
+  #checkov:skip=CKV_AZURE_17:Wallarm sends no client certificate (it supports only custom headers and a custom CA), so mutual TLS cannot be required.
+  #checkov:skip=CKV_AZURE_213:Flex Consumption does not support the App Service health check (healthCheckPath); relay health is covered by the Azure Monitor alerts in alerts.bicep.
+  #checkov:skip=CKV_AZURE_212:Flex Consumption scales out on demand (maximumInstanceCount); instance-count failover is not applicable.
+  name: name
+  location: location
+  tags: union(tags, { 'azd-service-name': serviceName })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    publicNetworkAccess: 'Enabled'
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storageBlobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+resource basicPublishingFtp 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource basicPublishingScm 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+var webhookSecretSetting = empty(webhookSecretKeyVaultUri) ? webhookSharedSecret : '@Microsoft.KeyVault(SecretUri=${webhookSecretKeyVaultUri})'
+
+var hostSettings = {
+  // Host storage by identity: accountName + credential + clientId, no connection string.
+  AzureWebJobsStorage__accountName: storageAccountName
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  // Telemetry with Entra auth (the component has local auth disabled).
+  APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // The identity azure-identity must use (a user-assigned identity needs its client id).
+  AZURE_CLIENT_ID: identityClientId
+  RELAY_STORAGE_TABLE_ENDPOINT: storageTableEndpoint
+  WEBHOOK_SHARED_SECRET: webhookSecretSetting
+}
+
+// checkov applies its site-configuration checks to every Microsoft.Web/sites/config resource;
+// this one is the 'appsettings' child (key/value pairs only), so those checks do not apply here.
+resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
+  #checkov:skip=CKV_AZURE_13:Not site config: appsettings holds key/values only (authentication is the function key + shared secret, see site).
+  #checkov:skip=CKV_AZURE_63:Not site config: HTTP logging is not available on Flex Consumption; requests are traced in Application Insights.
+  #checkov:skip=CKV_AZURE_65:Not site config: detailed error pages are irrelevant for a JSON webhook endpoint.
+  #checkov:skip=CKV_AZURE_66:Not site config: failed request tracing is not available on Flex Consumption; failures are in Application Insights.
+  #checkov:skip=CKV_AZURE_80:Not site config: the app runs Python 3.11, not .NET.
+  #checkov:skip=CKV_AZURE_88:Not site config: Flex Consumption uses a blob deployment container, not Azure Files.
+  #checkov:skip=CKV_AZURE_222:Not site config: public access is governed on the site resource (see its justification).
+  parent: site
+  name: 'appsettings'
+  properties: union(relaySettings, hostSettings)
+}
+
+output name string = site.name
+output defaultHostName string = site.properties.defaultHostName

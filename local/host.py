@@ -1,0 +1,193 @@
+"""A small stand-in for the Functions host: serves `function_app.app` over real HTTP.
+
+It reads the functions the way the host indexes them (`app.get_functions()`), routes
+`/api/<route>` to HTTP triggers (with `{name}` / `{name:alpha}` route parameters), checks auth
+levels against local keys, and runs timer triggers on a simple interval. It exists because Core
+Tools cannot be installed here; `func start` works too for those who have it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+
+log = logging.getLogger("local.host")
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    name: str
+    pattern: re.Pattern[str]
+    methods: frozenset[str]
+    auth_level: str
+    handler: Callable[[func.HttpRequest], func.HttpResponse]
+
+
+@dataclass(frozen=True)
+class TimerFunction:
+    name: str
+    schedule: str
+    handler: Callable[[Any], None]
+
+
+def _route_pattern(route: str) -> re.Pattern[str]:
+    def param(match: re.Match[str]) -> str:
+        name, _, constraint = match.group(1).partition(":")
+        body = "[A-Za-z]+" if constraint == "alpha" else "[^/]+"
+        return f"(?P<{name}>{body})"
+
+    return re.compile("^" + re.sub(r"\{([^}]+)\}", param, route.strip("/")) + "$")
+
+
+def index(app: func.FunctionApp) -> tuple[list[HttpFunction], list[TimerFunction]]:
+    http: list[HttpFunction] = []
+    timers: list[TimerFunction] = []
+    for fn in app.get_functions():
+        trigger_binding = fn.get_trigger()
+        if trigger_binding is None:
+            continue
+        trigger = trigger_binding.get_dict_repr()
+        user = fn.get_user_function()
+        name = str(fn.get_function_name())
+        if trigger["type"] == "httpTrigger":
+            methods = frozenset(str(getattr(m, "value", m)).upper() for m in trigger.get("methods") or [])
+            level = str(getattr(trigger.get("authLevel"), "value", trigger.get("authLevel"))).lower()
+            route = str(trigger.get("route") or name)
+            http.append(HttpFunction(name, _route_pattern(route), methods, level, user))
+        elif trigger["type"] == "timerTrigger":
+            timers.append(TimerFunction(name, trigger["schedule"], user))
+    # Literal routes before parameterised ones, as the host does.
+    http.sort(key=lambda f: f.pattern.pattern.count("(?P<"))
+    return http, timers
+
+
+class LocalHost:
+    """Serves HTTP triggers on 127.0.0.1; `function_key` and `master_key` play the host's keys."""
+
+    def __init__(
+        self, app: func.FunctionApp, *, port: int = 7071, function_key: str, master_key: str
+    ) -> None:
+        self.http, self.timers = index(app)
+        self.function_key = function_key
+        self.master_key = master_key
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def run_timer(self, name: str) -> None:
+        timer = next(t for t in self.timers if t.name == name)
+        timer.handler(_TimerRequest())
+
+    def start_timer_loop(self, name: str, every_seconds: float) -> threading.Thread:
+        def loop() -> None:
+            while not self._stop.wait(0 if every_seconds <= 0 else 0.01):
+                try:
+                    self.run_timer(name)
+                except Exception:  # noqa: BLE001 - a failing timer run is logged, the host keeps going
+                    log.exception("Timer %s failed", name)
+                if self._stop.wait(every_seconds):
+                    return
+
+        thread = threading.Thread(target=loop, name=f"timer-{name}", daemon=True)
+        thread.start()
+        return thread
+
+    def _authorised(self, level: str, headers: dict[str, str], query: dict[str, str]) -> bool:
+        given = headers.get("x-functions-key") or query.get("code", "")
+        if level == "anonymous":
+            return True
+        if level == "admin":
+            return given == self.master_key
+        return given in (self.function_key, self.master_key)
+
+    def dispatch(
+        self, method: str, raw_url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(raw_url)
+        path = parts.path
+        if not path.startswith("/api/"):
+            return 404, {}, b""
+        query = dict(parse_qsl(parts.query))
+        for fn in self.http:
+            match = fn.pattern.match(path[len("/api/") :].strip("/"))
+            if not match:
+                continue
+            if fn.methods and method not in fn.methods:
+                return 405, {}, b""
+            if not self._authorised(fn.auth_level, headers, query):
+                return 401, {}, b""
+            req = func.HttpRequest(
+                method=method,
+                url=raw_url,
+                headers=headers,
+                params=query,
+                route_params=match.groupdict(),
+                body=body,
+            )
+            resp = fn.handler(req)
+            out_headers = dict(resp.headers.items())
+            if resp.mimetype:
+                out_headers.setdefault("Content-Type", resp.mimetype)
+            return resp.status_code, out_headers, resp.get_body()
+        return 404, {}, b""
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                # As the App Service front end does: the peer address is appended last.
+                peer = self.client_address[0]
+                forwarded = headers.get("x-forwarded-for")
+                headers["x-forwarded-for"] = f"{forwarded}, {peer}" if forwarded else peer
+                try:
+                    status, out_headers, payload = host.dispatch(self.command, self.path, headers, body)
+                except Exception:  # noqa: BLE001 - like the host: a crash is a 500, the server lives on
+                    log.exception("Function failed")
+                    status, out_headers, payload = 500, {}, b""
+                self.send_response(status)
+                for key, value in out_headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                log.debug("%s %s", self.command, urlsplit(self.path).path)  # never the query (keys)
+
+        return Handler
+
+
+class _TimerRequest(func.TimerRequest):
+    @property
+    def past_due(self) -> bool:
+        return False

@@ -1,0 +1,112 @@
+"""Run the relay locally: `python -m local.run` (README's run command).
+
+Where Azure is absent it starts local stand-ins: Azurite for Table Storage, a managed-identity
+token endpoint and an HTTPS Logs Ingestion API. Set LOGS_INGESTION_ENDPOINT (and the other
+settings of README) to send to a real workspace instead; set RELAY_STORAGE_CONNECTION_STRING or
+RELAY_STORAGE_TABLE_ENDPOINT to use real storage. Then it serves function_app over HTTP on
+127.0.0.1:7071 and runs the timers (retry worker continuously, hourly count every hour).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+from contextlib import ExitStack, suppress
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _start_standins(stack: ExitStack) -> dict[str, str]:
+    """Start what Azure would provide, return the app settings that point at it."""
+    from local.standins import tls
+    from local.standins.azurite import Azurite
+    from local.standins.identity import ManagedIdentityStandIn, TokenIssuer
+    from local.standins.logs_ingestion import LogsIngestionStandIn
+
+    env: dict[str, str] = {}
+    if not os.environ.get("RELAY_STORAGE_CONNECTION_STRING") and not os.environ.get(
+        "RELAY_STORAGE_TABLE_ENDPOINT"
+    ):
+        azurite = Azurite()
+        azurite.start()
+        stack.callback(azurite.stop)
+        env["RELAY_STORAGE_CONNECTION_STRING"] = azurite.connection_string
+        print(f"  Table Storage   Azurite at {azurite.table_endpoint}")
+    if not os.environ.get("LOGS_INGESTION_ENDPOINT"):
+        issuer = TokenIssuer()
+        identity = stack.enter_context(ManagedIdentityStandIn(issuer))
+        ingestion = stack.enter_context(LogsIngestionStandIn(issuer))
+        env.update(identity.env())
+        env["LOGS_INGESTION_ENDPOINT"] = ingestion.endpoint
+        env["LOGS_DCR_IMMUTABLE_ID"] = ingestion.dcr_id
+        env["LOGS_STREAM_NAME"] = ingestion.stream
+        env["RELAY_CA_BUNDLE"] = tls.ca_bundle_path()
+        print(
+            f"  Logs Ingestion  stand-in at {ingestion.endpoint} (rows: {ingestion.endpoint}/_standin/rows)"
+        )
+        print(f"  Identity        managed-identity stand-in at {identity.endpoint}")
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("RELAY_LOCAL_PORT", "7071")))
+    parser.add_argument("--no-timers", action="store_true", help="do not run the timer functions")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("RELAY_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("azure", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    sys.path.insert(0, str(ROOT))
+
+    with ExitStack() as stack:
+        print("wallarm-sentinel-relay, local run")
+        env = _start_standins(stack)
+        os.environ.update(env)
+        os.environ.setdefault("RETRY_WORKER_SCHEDULE", "0 * * * * *")
+        os.environ.setdefault("HOURLY_COUNT_SCHEDULE", "0 0 * * * *")
+        os.environ.setdefault("RELAY_TABLE_PREFIX", "wallarmrelay")
+
+        from function_app import app, services
+        from local.host import LocalHost
+
+        function_key = os.environ.get("RELAY_LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(16)
+        master_key = os.environ.get("RELAY_LOCAL_MASTER_KEY") or secrets.token_urlsafe(16)
+        host = LocalHost(app, port=args.port, function_key=function_key, master_key=master_key)
+        services()  # fail now, with the settings problems listed, rather than on the first webhook
+        host.start()
+        stack.callback(host.stop)
+        if not args.no_timers:
+            host.start_timer_loop("retry_worker", 0)
+            host.start_timer_loop("hourly_count", 3600)
+        sample = ROOT / "tests" / "fixtures" / "wallarm" / "new_hits.json"
+        print(f"\nRelay listening on {host.url}/api/wallarm  (function key: {function_key})")
+        print("Send it an event:")
+        print(f"  python -m local.send {host.url}/api/wallarm?code={function_key}")
+        print(
+            f"  curl -sS -X POST '{host.url}/api/wallarm?code={function_key}' "
+            "-H 'Content-Type: application/json' "
+            f'--data \'[{{"summary":"hi","details":{{"notification_type":"create_user"}}}}]\''
+        )
+        print(f"Test integration: curl -sS '{host.url}/api/wallarm/test?code={function_key}'")
+        print(f"Status:           curl -sS -H 'x-functions-key: {master_key}' {host.url}/api/relay/status")
+        if sample.exists():
+            print(f"Sample payloads:  {sample.parent}")
+        print("Ctrl+C to stop.")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with suppress(KeyboardInterrupt):
+            stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

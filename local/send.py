@@ -1,0 +1,55 @@
+"""Post Wallarm sample notifications to a running relay: `python -m local.send URL [NAME ...]`.
+
+The samples are the test fixtures (tests/fixtures/wallarm/, built from Wallarm's docs). With no
+NAME it sends every one and prints each response.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "wallarm"
+
+
+def body_of(name: str) -> tuple[bytes, str]:
+    doc = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    if doc.get("format") == "ndjson":
+        lines = doc["body"] if isinstance(doc["body"], list) else [doc["body"]]
+        return "\n".join(json.dumps(x) for x in lines).encode(), "application/x-ndjson"
+    return json.dumps(doc["body"]).encode(), "application/json"
+
+
+def send(url: str, name: str, headers: dict[str, str]) -> tuple[int, str]:
+    data, content_type = body_of(name)
+    req = urllib.request.Request(
+        url, data=data, method="POST", headers={"Content-Type": content_type, **headers}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=20) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url")
+    parser.add_argument("names", nargs="*")
+    parser.add_argument("--header", action="append", default=[], help="Name: value (e.g. the shared secret)")
+    args = parser.parse_args(argv)
+    headers = dict(h.split(":", 1) for h in args.header)
+    names = args.names or sorted(p.stem for p in FIXTURES.glob("*.json"))
+    failed = 0
+    for name in names:
+        status, text = send(args.url, name, {k.strip(): v.strip() for k, v in headers.items()})
+        failed += status >= 300
+        print(f"{status}  {name:32}  {text[:160]}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""wallarm-sentinel-relay: Wallarm webhooks into Microsoft Sentinel via the Logs Ingestion API."""

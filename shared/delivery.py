@@ -1,0 +1,255 @@
+"""The only code that calls the Logs Ingestion API.
+
+It packs rows into requests under the API's size limit, always passes `on_error` so a failed chunk
+is known exactly (an accepted chunk is never resent), and reports an outcome per request. It
+decides nothing about schedules: the caller queues what failed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from shared.policy import is_poison
+from shared.schema import Row
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.monitor.ingestion import LogsIngestionClient, LogsUploadError
+
+# The SDK's own chunk size (azure.monitor.ingestion._helpers.MAX_CHUNK_SIZE_BYTES), measured the
+# same way: the sum of each row's json.dumps size. Gzip keeps the request as sent far under 1 MB.
+MAX_CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One HTTP request to the API: what the ledger records."""
+
+    ok: bool
+    rows: int
+    status: int | None = None
+    error: str = ""
+    request_id: str = ""
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True)
+class ChunkFailure:
+    rows: list[Row]
+    status: int | None
+    error: str
+    request_id: str
+    retry_after: float | None
+    poison: bool
+    message: str
+
+
+@dataclass
+class DeliveryReport:
+    accepted: list[Row] = field(default_factory=list)
+    failures: list[ChunkFailure] = field(default_factory=list)
+    not_attempted: list[Row] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def all_accepted(self) -> bool:
+        return not self.failures and not self.not_attempted
+
+
+def row_size(row: Row) -> int:
+    return len(json.dumps(row).encode("utf-8"))
+
+
+def split_chunks(rows: Sequence[Row], max_bytes: int = MAX_CHUNK_BYTES) -> Iterator[list[Row]]:
+    """Split exactly like the SDK does, so each chunk we pass becomes one request."""
+    chunk: list[Row] = []
+    size = 0
+    for row in rows:
+        n = row_size(row)
+        if chunk and size + n > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(row)
+        size += n
+    if chunk:
+        yield chunk
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds the server asked us to wait (retry-after-ms, or Retry-After as seconds or a date)."""
+    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("Retry-After", 1.0)):
+        value = headers.get(name)
+        if not value:
+            continue
+        try:
+            return max(float(value) * scale, 0.0)
+        except ValueError:
+            try:
+                when = parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                continue
+            return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return None
+
+
+def _error_code(err: HttpResponseError) -> str:
+    if err.error is not None and err.error.code:
+        return str(err.error.code)
+    try:
+        body = json.loads(err.response.text()) if err.response is not None else {}
+        return str(body.get("error", {}).get("code", "")) or f"HTTP{err.status_code}"
+    except (ValueError, AttributeError):
+        return f"HTTP{err.status_code}"
+
+
+def describe_failure(err: Exception, rows: list[Row]) -> ChunkFailure:
+    """Turn an SDK exception into a failure with what an operator needs: status, code, request id."""
+    if isinstance(err, HttpResponseError) and err.response is not None:
+        headers: Any = getattr(err.response, "headers", {})
+        status = err.status_code
+        code = _error_code(err)
+        # Azure's error messages describe the request, never echo row values.
+        message = (err.message or "").splitlines()[0][:300]
+        return ChunkFailure(
+            rows=rows,
+            status=status,
+            error=code,
+            request_id=str(headers.get("x-ms-request-id", "")),
+            retry_after=_retry_after(headers),
+            poison=is_poison(status, len(rows)),
+            message=message,
+        )
+    if isinstance(err, ServiceResponseError):
+        code, message = "response_error", "connection dropped or read timed out; the rows may have landed"
+    elif isinstance(err, ServiceRequestError):
+        code, message = "request_error", "could not connect to the ingestion endpoint"
+    elif isinstance(err, ClientAuthenticationError):
+        code, message = "authentication_error", "could not get a token for https://monitor.azure.com"
+    else:
+        code, message = type(err).__name__, "unexpected error calling the Logs Ingestion API"
+    return ChunkFailure(rows, None, code, "", None, False, message)
+
+
+class Deliverer:
+    """Uploads rows with one shared `LogsIngestionClient` (built once per worker)."""
+
+    def __init__(
+        self,
+        client: LogsIngestionClient,
+        dcr_immutable_id: str,
+        stream_name: str,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._dcr = dcr_immutable_id
+        self._stream = stream_name
+        self._monotonic = monotonic
+
+    def deliver(self, rows: Sequence[Row], deadline: float | None = None) -> DeliveryReport:
+        """Upload `rows`; chunks not started before `deadline` (monotonic) are left not attempted."""
+        report = DeliveryReport()
+        chunks = list(split_chunks(rows))
+        for index, chunk in enumerate(chunks):
+            if deadline is not None and self._monotonic() >= deadline:
+                for rest in chunks[index:]:
+                    report.not_attempted.extend(rest)
+                break
+            self._upload(chunk, report)
+        return report
+
+    def probe(self, rows: Sequence[Row] = ()) -> Attempt:
+        """Checks token, role and DCR/stream. With no rows it sends an empty JSON array (the SDK
+        sends nothing for an empty list, so the body goes as a stream) and writes no row."""
+        report = DeliveryReport()
+        self._send(list(rows), report)
+        return report.attempts[0]
+
+    def _upload(self, chunk: list[Row], report: DeliveryReport) -> None:
+        failure = self._send(chunk, report)
+        if failure is None:
+            report.accepted.extend(chunk)
+        elif failure.status == 413 and len(chunk) > 1:
+            # Too large as sent (e.g. rows that gzip poorly): halve and try again right away.
+            middle = len(chunk) // 2
+            self._upload(chunk[:middle], report)
+            self._upload(chunk[middle:], report)
+        else:
+            report.failures.append(failure)
+
+    def _send(self, chunk: list[Row], report: DeliveryReport) -> ChunkFailure | None:
+        errors: list[LogsUploadError] = []
+        started = self._monotonic()
+        try:
+            if chunk:
+                self._client.upload(
+                    rule_id=self._dcr,
+                    stream_name=self._stream,
+                    logs=cast(list[MutableMapping[str, Any]], chunk),
+                    on_error=errors.append,
+                )
+            else:
+                self._client.upload(rule_id=self._dcr, stream_name=self._stream, logs=io.BytesIO(b"[]"))
+        except Exception as err:  # noqa: BLE001 - credential and transport errors surface here, not in on_error
+            errors_exc: Exception | None = err
+        else:
+            errors_exc = errors[0].error if errors else None
+        elapsed = self._monotonic() - started
+        if errors_exc is None:
+            report.attempts.append(Attempt(ok=True, rows=len(chunk), status=204, elapsed=elapsed))
+            return None
+        failure = describe_failure(errors_exc, chunk)
+        report.attempts.append(
+            Attempt(False, len(chunk), failure.status, failure.error, failure.request_id, elapsed)
+        )
+        return failure
+
+
+def build_ingestion_client(
+    endpoint: str,
+    credential: TokenCredential,
+    *,
+    read_timeout: float,
+    connect_timeout: float,
+    ca_bundle: str | None = None,
+) -> LogsIngestionClient:
+    """One client per worker. azure-core retries are off: the relay's queue owns every retry so
+    that each attempt is in the ledger and Retry-After is honoured without blocking a webhook."""
+    from azure.monitor.ingestion import LogsIngestionClient
+
+    kwargs: dict[str, Any] = {
+        "retry_total": 0,
+        "read_timeout": read_timeout,
+        "connection_timeout": connect_timeout,
+    }
+    if ca_bundle:
+        kwargs["connection_verify"] = ca_bundle
+    return LogsIngestionClient(endpoint=endpoint, credential=credential, logging_enable=False, **kwargs)
+
+
+def build_credential(client_id: str | None) -> TokenCredential:
+    """Managed identity by default (user-assigned when AZURE_CLIENT_ID is set); a client-secret app
+    registration when AZURE_TENANT_ID/AZURE_CLIENT_SECRET are set (the Wallarm guide's setup)."""
+    import os
+
+    from azure.identity import ClientSecretCredential, ManagedIdentityCredential
+
+    tenant, secret = os.environ.get("AZURE_TENANT_ID"), os.environ.get("AZURE_CLIENT_SECRET")
+    if tenant and secret and client_id:
+        return ClientSecretCredential(tenant_id=tenant, client_id=client_id, client_secret=secret)
+    if client_id:
+        return ManagedIdentityCredential(client_id=client_id)
+    return ManagedIdentityCredential()

@@ -1,0 +1,36 @@
+"""The hourly request-count row: idempotent per hour even when the timer fires twice."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from shared.relay import Relay
+from shared.relay_events import hourly_stats_row
+
+log = logging.getLogger(__name__)
+
+
+def hour_start(ts: datetime) -> datetime:
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+class HourlyReporter:
+    def __init__(self, relay: Relay, *, clock: Callable[[], datetime], owner: str) -> None:
+        self.relay = relay
+        self.clock = clock
+        self.owner = owner
+
+    def report_previous_hour(self) -> bool:
+        """Send one row for the hour before now. False when another firing already sent it."""
+        hour = hour_start(self.clock()) - timedelta(hours=1)
+        counters = self.relay.counters
+        if not counters.claim_hour(hour, self.owner, stale_after=timedelta(minutes=10)):
+            log.info("Hourly counts for %s already sent", hour.isoformat())
+            return False
+        counts = counters.read(hour)
+        # submit() delivers or queues durably, so the hour is marked sent only once the row is safe.
+        self.relay.submit([hourly_stats_row(hour, counts)], source="hourly", deadline=None)
+        counters.mark_sent(hour)
+        return True

@@ -1,0 +1,242 @@
+"""Delivers rows now or keeps them durably for later: the one path every row takes.
+
+Used by the webhook (fresh rows, short budget), the retry worker (queued entries) and the hourly
+timer. It turns a delivery report into ledger records, queue moves and the auto-disable decision;
+schedules come from policy, storage from store, the API call from delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from shared.delivery import Deliverer, DeliveryReport
+from shared.policy import RetrySchedule, next_due, should_auto_disable
+from shared.relay_events import disable_integration_row, integration_broken_row
+from shared.schema import Row
+from shared.store.counters import HourlyCounters
+from shared.store.ledger import AttemptLedger, AttemptRecord
+from shared.store.queue import QueueEntry, RetryQueue
+from shared.store.state import IntegrationState, IntegrationStateRepo
+from shared.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AutoDisableRule:
+    ratio: float = 0.6
+    window: timedelta = timedelta(hours=12)
+    min_attempts: int = 20
+
+
+@dataclass
+class SubmitResult:
+    delivered: int = 0
+    queued: int = 0
+    parked: int = 0
+    quarantined: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def types_of(rows: Sequence[Row]) -> Counter[str]:
+    return Counter(row.get("EventType", "") for row in rows)
+
+
+class Relay:
+    def __init__(
+        self,
+        deliverer: Deliverer,
+        queue: RetryQueue,
+        ledger: AttemptLedger,
+        counters: HourlyCounters,
+        state: IntegrationStateRepo,
+        telemetry: Telemetry,
+        *,
+        schedule: RetrySchedule,
+        rule: AutoDisableRule,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.deliverer = deliverer
+        self.queue = queue
+        self.ledger = ledger
+        self.counters = counters
+        self.state = state
+        self.telemetry = telemetry
+        self.schedule = schedule
+        self.rule = rule
+        self.clock = clock
+
+    # -- fresh rows -------------------------------------------------------------------------
+    def submit(self, rows: Sequence[Row], *, source: str, deadline: float | None) -> SubmitResult:
+        """Deliver now, else queue; raises StoreUnavailable only if a row could be neither."""
+        result = SubmitResult()
+        if not rows:
+            return result
+        if not self.state.get().enabled:
+            self.queue.park(list(rows), reason="integration disabled")
+            result.parked = len(rows)
+            return result
+        report = self.deliverer.deliver(rows, deadline)
+        result.delivered = len(report.accepted)
+        now = self.clock()
+        for failure in report.failures:
+            entries = self.queue.enqueue(
+                failure.rows,
+                due_at=next_due(now, self.schedule, 1, failure.retry_after),
+                attempt=1,
+                reason=failure.message,
+                status=failure.status,
+                error=failure.error,
+                request_id=failure.request_id,
+                first_failed_at=now,
+            )
+            if failure.poison:
+                for entry in entries:
+                    self.queue.quarantine(
+                        entry, status=failure.status, error=failure.error, request_id=failure.request_id
+                    )
+                result.quarantined += len(failure.rows)
+                log.error(
+                    "Quarantined %d rows: status=%s code=%s x-ms-request-id=%s",
+                    len(failure.rows),
+                    failure.status,
+                    failure.error,
+                    failure.request_id,
+                )
+            else:
+                result.queued += len(failure.rows)
+            result.errors.append(f"{failure.status or ''} {failure.error}".strip())
+        if report.not_attempted:
+            self.queue.enqueue(report.not_attempted, due_at=now, reason="webhook time budget spent")
+            result.queued += len(report.not_attempted)
+        self.record(report, source=source, entry_id="")
+        return result
+
+    # -- queued entries ---------------------------------------------------------------------
+    def retry(self, entry: QueueEntry) -> bool:
+        """One attempt for a claimed entry. True when the whole entry was delivered."""
+        report = self.deliverer.deliver(entry.rows)
+        now = self.clock()
+        if report.all_accepted:
+            self.queue.complete(entry)
+        else:
+            failed = [row for f in report.failures if not f.poison for row in f.rows]
+            poison = [f for f in report.failures if f.poison]
+            for failure in poison:
+                # Only the poison rows go to quarantine; their siblings stay on schedule.
+                for extra in self.queue.enqueue(
+                    failure.rows,
+                    due_at=now,
+                    attempt=entry.attempt + 1,
+                    reason=failure.message,
+                    status=failure.status,
+                    error=failure.error,
+                    request_id=failure.request_id,
+                    first_failed_at=entry.first_failed_at,
+                ):
+                    self.queue.quarantine(
+                        extra, status=failure.status, error=failure.error, request_id=failure.request_id
+                    )
+            if failed:
+                last = next(f for f in report.failures if not f.poison)
+                self.queue.reschedule(
+                    entry,
+                    due_at=next_due(now, self.schedule, entry.attempt + 1, last.retry_after),
+                    attempt=entry.attempt + 1,
+                    status=last.status,
+                    error=last.error,
+                    request_id=last.request_id,
+                    rows=failed if len(failed) != len(entry.rows) else None,
+                )
+            else:
+                self.queue.complete(entry)
+        self.record(report, source="retry", entry_id=entry.id)
+        return report.all_accepted
+
+    # -- ledger and the auto-disable rule ---------------------------------------------------
+    def record(self, report: DeliveryReport, *, source: str, entry_id: str) -> None:
+        for attempt in report.attempts:
+            self.telemetry.attempt(attempt.ok, attempt.status, attempt.error, attempt.elapsed, source)
+            self.ledger.record(
+                AttemptRecord(
+                    ok=attempt.ok,
+                    status=attempt.status,
+                    error=attempt.error,
+                    request_id=attempt.request_id,
+                    rows=attempt.rows,
+                    source=source,
+                    entry_id=entry_id,
+                )
+            )
+        if any(not a.ok for a in report.attempts):
+            self.check_auto_disable()
+
+    def failure_window(self) -> tuple[int, int]:
+        window = self.ledger.failure_window(self.rule.window)
+        return window.attempts, window.failures
+
+    def check_auto_disable(self) -> bool:
+        attempts, failures = self.failure_window()
+        if attempts:
+            self.telemetry.gauge("relay.failure_ratio_12h", failures / attempts)
+        if not should_auto_disable(
+            attempts, failures, ratio=self.rule.ratio, min_attempts=self.rule.min_attempts
+        ):
+            return False
+        current = self.state.get()
+        if not current.enabled:
+            return False
+        reason = f"{failures}/{attempts} delivery attempts failed in {self.rule.window}"
+        if self.state.set(False, "auto_disabled", reason, "relay", expected=current) is None:
+            return False  # another instance disabled it first and raised the event
+        self.telemetry.disabled.add(1, {"mode": "auto_disabled"})
+        log.error("integration_broken: Sentinel integration auto-disabled (%s)", reason)
+        hours = self.rule.window.total_seconds() / 3600
+        self._announce(integration_broken_row(self.clock(), attempts, failures, hours))
+        return True
+
+    def _announce(self, row: Row) -> None:
+        """Best effort to Sentinel right away; parked otherwise so re-enabling delivers it."""
+        report = self.deliverer.deliver([row])
+        self.record_quietly(report)
+        if not report.all_accepted:
+            self.queue.park([row], reason="relay event while disabled")
+
+    def record_quietly(self, report: DeliveryReport) -> None:
+        """Ledger records without re-evaluating the rule (avoids recursion while announcing)."""
+        for attempt in report.attempts:
+            self.ledger.record(
+                AttemptRecord(
+                    ok=attempt.ok,
+                    status=attempt.status,
+                    error=attempt.error,
+                    request_id=attempt.request_id,
+                    rows=attempt.rows,
+                    source="relay",
+                    entry_id="",
+                )
+            )
+
+    # -- operator actions -------------------------------------------------------------------
+    def set_enabled(self, enabled: bool, *, by: str, reason: str) -> IntegrationState:
+        for _ in range(5):
+            current = self.state.get()
+            if current.enabled == enabled:
+                return current
+            mode = "enabled" if enabled else "disabled"
+            updated = self.state.set(enabled, mode, reason, by, expected=current)
+            if updated is None:
+                continue
+            if enabled:
+                moved = self.queue.unpark_all(due_at=self.clock())
+                log.warning("Integration re-enabled by %s; %d parked entries replayed", by, moved)
+            else:
+                self.telemetry.disabled.add(1, {"mode": "disabled"})
+                log.warning("Integration disabled by %s", by)
+                self._announce(disable_integration_row(self.clock(), by, reason))
+            return updated
+        raise RuntimeError("integration state kept changing; try again")

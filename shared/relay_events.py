@@ -1,0 +1,74 @@
+"""Rows the relay itself writes (not received from Wallarm): pure builders, same 11 columns.
+
+They use Wallarm's own type names where Wallarm has one (`integration_broken`,
+`disable_integration`) so Sentinel rules written for Wallarm's events also fire for the relay's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from shared.schema import Row
+
+SOURCE = "wallarm-sentinel-relay"
+HOURLY_STATS_TYPE = "relay_hourly_stats"
+
+
+def iso(ts: datetime) -> str:
+    return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _row(at: datetime, event_type: str, severity: str, summary: str, description: str, raw: Any) -> Row:
+    return {
+        "TimeGenerated": iso(at),
+        "Vendor": "Wallarm",
+        "EventType": event_type,
+        "Severity": severity,
+        "ClientName": "",
+        "Summary": summary,
+        "Description": description,
+        "RequestId": "",
+        "RemoteAddr": "",
+        "Url": "",
+        "RawData": json.dumps({"source": SOURCE, **raw}, separators=(",", ":"), sort_keys=True),
+    }
+
+
+def integration_broken_row(at: datetime, attempts: int, failures: int, window_hours: float) -> Row:
+    share = failures / attempts if attempts else 0.0
+    return _row(
+        at,
+        "integration_broken",
+        "high",
+        "[Relay] Sentinel integration disabled automatically",
+        f"{failures} of {attempts} delivery attempts ({share:.0%}) to the Logs Ingestion API failed in the "
+        f"last {window_hours:g} h. Events are parked until the integration is re-enabled.",
+        {"attempts": attempts, "failures": failures, "failure_ratio": round(share, 4)},
+    )
+
+
+def disable_integration_row(at: datetime, by: str, reason: str) -> Row:
+    return _row(
+        at,
+        "disable_integration",
+        "medium",
+        "[Relay] Sentinel integration disabled",
+        f"Disabled by {by}: {reason}" if reason else f"Disabled by {by}.",
+        {"changed_by": by, "reason": reason},
+    )
+
+
+def hourly_stats_row(hour_start: datetime, counts: Mapping[str, int]) -> Row:
+    """The previous hour's request counts; per-type counts go to RawData only."""
+    received = counts.get("received", 0)
+    return _row(
+        hour_start,
+        HOURLY_STATS_TYPE,
+        "info",
+        f"[Relay] {received} Wallarm requests processed in the hour from {iso(hour_start)}",
+        ", ".join(f"{k}={counts.get(k, 0)}" for k in ("received", "delivered", "queued", "rejected")),
+        {"hour_start": iso(hour_start), "counts": dict(sorted(counts.items()))},
+    )

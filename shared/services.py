@@ -1,0 +1,130 @@
+"""The composition root: builds every service once per worker and wires them together.
+
+function_app.py, the local runner and the benchmark call `build_services`; tests may pass their
+own clock, sleep and telemetry. Nothing else constructs clients.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from shared.admin import Admin
+from shared.delivery import Deliverer, build_credential, build_ingestion_client
+from shared.health import IntegrationCheck
+from shared.hourly import HourlyReporter
+from shared.relay import AutoDisableRule, Relay
+from shared.retention import Retention
+from shared.retry_worker import RetryWorker
+from shared.settings import Settings, load_settings
+from shared.store.counters import HourlyCounters
+from shared.store.dedup import DedupKeys
+from shared.store.ledger import AttemptLedger
+from shared.store.queue import RetryQueue
+from shared.store.state import IntegrationStateRepo
+from shared.store.tables import open_store_tables, table_service_from
+from shared.telemetry import Telemetry
+from shared.webhook import WebhookConfig, WebhookHandler
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    webhook: WebhookHandler
+    worker: RetryWorker
+    hourly: HourlyReporter
+    health: IntegrationCheck
+    admin: Admin
+    relay: Relay
+    retention: Retention
+
+
+def build_services(
+    env: Mapping[str, str] | None = None,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    sleep: Callable[[float], None] = time.sleep,
+    telemetry: Telemetry | None = None,
+) -> Services:
+    settings = load_settings(os.environ if env is None else env)
+    credential = build_credential(settings.azure_client_id)
+    tel = telemetry or Telemetry()
+
+    def deliverer(read_timeout: float) -> Deliverer:
+        client = build_ingestion_client(
+            settings.logs_endpoint,
+            credential,
+            read_timeout=read_timeout,
+            connect_timeout=settings.connect_timeout,
+            ca_bundle=settings.ca_bundle,
+        )
+        return Deliverer(client, settings.dcr_immutable_id, settings.stream_name)
+
+    service = table_service_from(
+        settings.storage_connection_string,
+        settings.storage_table_endpoint,
+        None if settings.storage_connection_string else credential,
+    )
+    tables = open_store_tables(service, settings.table_prefix)
+    queue = RetryQueue(tables.queue, clock)
+    rule = AutoDisableRule(
+        settings.auto_disable_ratio, settings.auto_disable_window, settings.auto_disable_min_attempts
+    )
+
+    def relay_with(d: Deliverer) -> Relay:
+        return Relay(
+            d,
+            queue,
+            AttemptLedger(tables.ledger, clock),
+            HourlyCounters(tables.counters, clock),
+            IntegrationStateRepo(tables.state, clock),
+            tel,
+            schedule=settings.retry_schedule,
+            rule=rule,
+            clock=clock,
+        )
+
+    # Two clients: the webhook's must answer inside Wallarm's 15 s; the worker's waits long enough
+    # that a slow-but-successful request is rarely mistaken for a failure (a duplicate risk).
+    webhook_relay = relay_with(deliverer(settings.webhook_read_timeout))
+    worker_relay = relay_with(deliverer(settings.worker_read_timeout))
+    config = WebhookConfig(
+        secret=settings.webhook_secret,
+        secret_header=settings.webhook_secret_header,
+        allowed_networks=settings.allowed_networks,
+        max_body_bytes=settings.max_body_bytes,
+        selection=settings.selection,
+        budget=settings.webhook_budget,
+        dedup_window=settings.dedup_window,
+    )
+    return Services(
+        settings=settings,
+        webhook=WebhookHandler(config, webhook_relay, DedupKeys(tables.dedup, clock), clock=clock),
+        worker=RetryWorker(
+            worker_relay,
+            queue,
+            lease=settings.claim_lease,
+            poll=settings.worker_poll,
+            clock=clock,
+            sleep=sleep,
+        ),
+        hourly=HourlyReporter(worker_relay, clock=clock, owner=f"{socket.gethostname()}:{os.getpid()}"),
+        health=IntegrationCheck(settings, webhook_relay.deliverer, clock),
+        admin=Admin(worker_relay, queue, clock),
+        relay=worker_relay,
+        retention=Retention(
+            worker_relay.ledger,
+            worker_relay.counters,
+            DedupKeys(tables.dedup, clock),
+            settings.ledger_retention,
+            settings.counter_retention,
+        ),
+    )

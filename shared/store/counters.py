@@ -1,0 +1,194 @@
+"""Hourly counters (received, delivered, queued, ...) and the hourly timer's idempotency marker.
+
+Layout of the counters table: PartitionKey = UTC hour ``YYYYMMDDHH``; RowKey ``s{n}`` for the
+counter shards (writers pick one at random so ETag collisions stay rare; ``read`` sums them),
+and RowKey ``claim`` for the marker that makes the hourly summary go out once even if the
+timer fires twice. Counter properties are stored as ``c_{sanitized name}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.store.tables import (
+    Clock,
+    as_int,
+    as_str,
+    as_utc,
+    delete_keys,
+    etag_of,
+    guarded,
+    increment_entity,
+    log_lost_race,
+)
+
+_LOG = logging.getLogger(__name__)
+
+CLAIM: Final[str] = "claim"
+_PREFIX: Final[str] = "c_"
+_NON_ALNUM: Final = re.compile(r"[^A-Za-z0-9]")
+_MAX_NAME: Final[int] = 200
+
+
+def hour_key(moment: datetime) -> str:
+    """``YYYYMMDDHH`` of the UTC hour containing ``moment``."""
+    return moment.astimezone(UTC).strftime("%Y%m%d%H")
+
+
+def sanitize_counter_name(name: str) -> str:
+    """A counter name usable as a property name: non-alphanumerics become ``_``.
+
+    Names starting with a digit get an ``n`` prefix; ``read`` returns the sanitized form.
+    """
+    clean = _NON_ALNUM.sub("_", name)[:_MAX_NAME]
+    if not clean:
+        raise ValueError("counter name must not be empty")
+    if clean[0].isdigit():
+        clean = f"n{clean}"
+    return clean
+
+
+class HourlyCounters:
+    """Repository for per-hour counters and the hourly timer's claim marker."""
+
+    def __init__(self, table: TableClient, clock: Clock, shards: int = 4) -> None:
+        if shards < 1:
+            raise ValueError("shards must be >= 1")
+        self._table = table
+        self._clock = clock
+        self._shards = shards
+
+    @guarded("counters.add")
+    def add(self, counts: Mapping[str, int], at: datetime | None = None) -> None:
+        """Add ``counts`` to the hour of ``at`` (default now); zero counts are skipped."""
+        deltas: dict[str, int] = {}
+        for name, value in counts.items():
+            if value:
+                key = _PREFIX + sanitize_counter_name(name)
+                deltas[key] = deltas.get(key, 0) + int(value)
+        if not deltas:
+            return
+        hour = hour_key(at or self._clock())
+        shard = f"s{random.randrange(self._shards)}"
+        increment_entity(self._table, hour, shard, deltas, operation="counters.add")
+
+    @guarded("counters.read")
+    def read(self, hour: datetime) -> dict[str, int]:
+        """The hour's counters summed over shards (one partition query)."""
+        totals: dict[str, int] = {}
+        for entity in self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge 's' and RowKey lt 't'",
+            parameters={"pk": hour_key(hour)},
+        ):
+            for name, value in entity.items():
+                if name.startswith(_PREFIX):
+                    key = name[len(_PREFIX) :]
+                    totals[key] = totals.get(key, 0) + as_int(value)
+        return totals
+
+    @guarded("counters.claim_hour")
+    def claim_hour(self, hour: datetime, owner: str, stale_after: timedelta) -> bool:
+        """Take the right to send ``hour``'s summary. False if sent, or claimed by a live owner.
+
+        A claim older than ``stale_after`` (its owner crashed) is taken over with the ETag, so
+        only one of several racing takers wins. The same owner may claim again (retry).
+        """
+        now = self._clock()
+        key = hour_key(hour)
+        marker: dict[str, Any] = {
+            "PartitionKey": key,
+            "RowKey": CLAIM,
+            "status": "claimed",
+            "owner": owner,
+            "claimed_at": now,
+        }
+        for _ in range(3):
+            try:
+                self._table.create_entity(marker)
+                return True
+            except ResourceExistsError:
+                pass
+            try:
+                current = self._table.get_entity(key, CLAIM)
+            except ResourceNotFoundError:
+                continue  # released in between: try to create again
+            if as_str(current.get("status")) == "sent":
+                return False
+            if as_str(current.get("owner")) == owner:
+                return True
+            claimed_at = as_utc(current.get("claimed_at"))
+            if claimed_at is not None and now - claimed_at < stale_after:
+                return False
+            try:
+                self._table.update_entity(
+                    marker,
+                    mode=UpdateMode.REPLACE,
+                    etag=etag_of(current.metadata),
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                _LOG.warning("store: took over stale hourly claim for %s", key)
+                return True
+            except HttpResponseError as error:
+                if error.status_code not in (404, 412):
+                    raise
+                log_lost_race("counters.claim_hour", key)
+                return False
+        return False
+
+    @guarded("counters.mark_sent")
+    def mark_sent(self, hour: datetime) -> None:
+        """Record that ``hour``'s summary went out; later claims return False."""
+        self._table.upsert_entity(
+            {
+                "PartitionKey": hour_key(hour),
+                "RowKey": CLAIM,
+                "status": "sent",
+                "sent_at": self._clock(),
+            },
+            mode=UpdateMode.MERGE,
+        )
+
+    @guarded("counters.release_hour")
+    def release_hour(self, hour: datetime, owner: str) -> None:
+        """Give up a claim after a failed send so the next timer run can retry at once."""
+        key = hour_key(hour)
+        try:
+            current = self._table.get_entity(key, CLAIM)
+        except ResourceNotFoundError:
+            return
+        if as_str(current.get("status")) != "claimed" or as_str(current.get("owner")) != owner:
+            return
+        try:
+            self._table.delete_entity(
+                key,
+                CLAIM,
+                etag=etag_of(current.metadata),
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except HttpResponseError as error:
+            if error.status_code != 412:
+                raise
+            log_lost_race("counters.release_hour", key)
+
+    @guarded("counters.purge")
+    def purge(self, older_than: timedelta) -> int:
+        """Delete hours (counters and markers) that ended before ``now - older_than``."""
+        cutoff = hour_key(self._clock() - older_than)
+        keys = [
+            (str(e["PartitionKey"]), str(e["RowKey"]))
+            for e in self._table.query_entities(
+                "PartitionKey lt @hour",
+                parameters={"hour": cutoff},
+                select=["PartitionKey", "RowKey"],
+            )
+        ]
+        return delete_keys(self._table, keys)

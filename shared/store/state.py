@@ -1,0 +1,115 @@
+"""Integration state: whether the relay forwards rows, and who changed that, when and why.
+
+One entity (PartitionKey ``integration``, RowKey ``state``). Writes are ETag-guarded against
+the version the caller read, so an operator's "enable" and the auto-disable rule cannot
+silently overwrite each other: the loser gets None, re-reads, and decides again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.store.tables import Clock, as_str, as_utc, etag_of, guarded, log_lost_race
+
+PARTITION: Final[str] = "integration"
+ROW: Final[str] = "state"
+MODES: Final[tuple[str, ...]] = ("enabled", "disabled", "auto_disabled")
+
+
+@dataclass(frozen=True)
+class IntegrationState:
+    """The stored state; ``etag`` None means nothing is stored yet (the default: enabled)."""
+
+    enabled: bool
+    mode: str  # "enabled" | "disabled" | "auto_disabled"
+    reason: str
+    changed_at: datetime | None
+    changed_by: str
+    etag: str | None
+
+
+DEFAULT_STATE: Final = IntegrationState(
+    enabled=True, mode="enabled", reason="", changed_at=None, changed_by="", etag=None
+)
+
+
+class IntegrationStateRepo:
+    """Repository for the single integration-state entity."""
+
+    def __init__(self, table: TableClient, clock: Clock) -> None:
+        self._table = table
+        self._clock = clock
+
+    @guarded("state.get")
+    def get(self) -> IntegrationState:
+        """The current state; enabled by default when none was ever stored."""
+        try:
+            entity = self._table.get_entity(PARTITION, ROW)
+        except ResourceNotFoundError:
+            return DEFAULT_STATE
+        mode = as_str(entity.get("mode"))
+        return IntegrationState(
+            enabled=bool(entity.get("enabled", True)),
+            mode=mode if mode in MODES else ("enabled" if entity.get("enabled", True) else "disabled"),
+            reason=as_str(entity.get("reason")),
+            changed_at=as_utc(entity.get("changed_at")),
+            changed_by=as_str(entity.get("changed_by")),
+            etag=etag_of(entity.metadata),
+        )
+
+    @guarded("state.set")
+    def set(
+        self,
+        enabled: bool,
+        mode: str,
+        reason: str,
+        changed_by: str,
+        expected: IntegrationState,
+    ) -> IntegrationState | None:
+        """Write a new state if the stored one is still ``expected``; None if it changed."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if enabled != (mode == "enabled"):
+            raise ValueError(f"enabled={enabled} contradicts mode {mode!r}")
+        now = self._clock()
+        entity: dict[str, Any] = {
+            "PartitionKey": PARTITION,
+            "RowKey": ROW,
+            "enabled": enabled,
+            "mode": mode,
+            "reason": reason,
+            "changed_at": now,
+            "changed_by": changed_by,
+        }
+        try:
+            if expected.etag is None:
+                meta = self._table.create_entity(entity)
+            else:
+                meta = self._table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=expected.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except ResourceExistsError:
+            log_lost_race("state.set", ROW)
+            return None
+        except HttpResponseError as error:
+            if error.status_code not in (404, 412):
+                raise
+            log_lost_race("state.set", ROW)
+            return None
+        return IntegrationState(
+            enabled=enabled,
+            mode=mode,
+            reason=reason,
+            changed_at=now,
+            changed_by=changed_by,
+            etag=etag_of(meta),
+        )

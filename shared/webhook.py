@@ -1,0 +1,258 @@
+"""The webhook: a Wallarm request in, a status out, after every event is delivered or durable.
+
+HTTP-agnostic (function_app.py adapts azure.functions types), so the same code runs under the
+Functions host, the local runner and the benchmark. Nothing here logs a payload or a header value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.mapping import map_event
+from shared.relay import Relay, SubmitResult, types_of
+from shared.selection import Selection, select
+from shared.store.dedup import DedupKeys
+from shared.store.tables import StoreUnavailable
+from shared.wallarm.events import ParseError
+from shared.wallarm.parse import parse_body
+
+log = logging.getLogger(__name__)
+
+JSON_TYPES = (
+    "application/json",
+    "application/x-ndjson",
+    "application/jsonl",
+    "application/jsonlines",
+    "text/plain",
+)
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    body: bytes
+    headers: Mapping[str, str]  # lower-case names
+    source_ip: str | None
+
+
+@dataclass(frozen=True)
+class WebhookResponse:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> WebhookResponse:
+    return WebhookResponse(status, {"error": {"code": code, "message": message, **extra}})
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    secret: str | None
+    secret_header: str
+    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    max_body_bytes: int
+    selection: Selection
+    budget: timedelta
+    dedup_window: timedelta
+
+
+class WebhookHandler:
+    def __init__(
+        self,
+        config: WebhookConfig,
+        relay: Relay,
+        dedup: DedupKeys,
+        *,
+        clock: Callable[[], datetime],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.relay = relay
+        self.dedup = dedup
+        self.clock = clock
+        self.monotonic = monotonic
+
+    def handle(self, request: WebhookRequest) -> WebhookResponse:
+        started = self.monotonic()
+        refused = self._refuse(request)
+        if refused is not None:
+            log.warning("Webhook refused: %s", refused.body["error"]["code"])
+            return refused
+        try:
+            parsed = parse_body(request.body, request.headers.get("content-type"))
+        except ParseError as err:
+            self._count({"received": 1, "rejected_requests": 1})
+            log.warning("Webhook body rejected: %s (%s)", err.code, err.message)
+            return error(err.status, err.code, err.message)
+
+        key = hashlib.sha256(request.body).hexdigest()
+        claim = self._dedup_begin(key)
+        if claim == "duplicate":
+            self._count({"received": 1, "duplicates": 1})
+            return WebhookResponse(200, {"status": "duplicate", "message": "this body was already accepted"})
+        if claim == "in_progress":
+            return error(
+                409, "in_progress", "the same body is being processed; retry later", retry_after_seconds=5
+            )
+
+        received_at = self.clock()
+        rows = []
+        filtered: Counter[str] = Counter()
+        for event in parsed.events:
+            chosen = select(event, self.config.selection)
+            if chosen is None:
+                filtered[event.notification_type] += 1
+                continue
+            rows.append(map_event(chosen, received_at))
+        for rejection in parsed.rejected:
+            log.warning("Webhook item %d rejected: %s", rejection.index, rejection.reason)
+
+        deadline = started + self.config.budget.total_seconds()
+        try:
+            result = self.relay.submit(rows, source="webhook", deadline=deadline)
+        except StoreUnavailable as err:
+            # Neither delivered nor durable: Wallarm must resend, so the dedup key must not stay.
+            self._dedup_abandon(key)
+            log.error("Webhook not acked: delivery failed and the retry queue is unavailable (%s)", err)
+            return error(
+                503,
+                "not_durable",
+                "Azure Monitor did not accept the events and the retry "
+                "queue is unavailable; Wallarm will resend",
+                retry_after_seconds=30,
+            )
+        self._dedup_finish(key)
+        self._account(rows, result, filtered, len(parsed.rejected))
+        status = 200 if result.queued == 0 and result.parked == 0 else 202
+        body: dict[str, Any] = {
+            "status": "delivered" if status == 200 else ("parked" if result.parked else "queued"),
+            "received": len(parsed.events) + len(parsed.rejected),
+            "delivered": result.delivered,
+            "queued": result.queued,
+            "parked": result.parked,
+            "quarantined": result.quarantined,
+            "filtered": sum(filtered.values()),
+            "rejected": [{"index": r.index, "reason": r.reason} for r in parsed.rejected],
+        }
+        return WebhookResponse(status, body)
+
+    # -- checks before the body is read ------------------------------------------------------
+    def _refuse(self, request: WebhookRequest) -> WebhookResponse | None:
+        cfg = self.config
+        if cfg.allowed_networks and not _ip_allowed(request.source_ip, cfg.allowed_networks):
+            return error(403, "source_not_allowed", "the source address is not in ALLOWED_SOURCE_NETWORKS")
+        if cfg.secret is not None:
+            given = request.headers.get(cfg.secret_header.lower())
+            if given is None:
+                return error(401, "missing_secret", f"the {cfg.secret_header} header is required")
+            if not hmac.compare_digest(given.encode("utf-8"), cfg.secret.encode("utf-8")):
+                return error(401, "wrong_secret", f"the {cfg.secret_header} header does not match")
+        if len(request.body) > cfg.max_body_bytes:
+            return error(
+                413,
+                "body_too_large",
+                f"the body is {len(request.body)} bytes; the limit (MAX_BODY_BYTES) is {cfg.max_body_bytes}",
+            )
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type and content_type not in JSON_TYPES:
+            return error(
+                415,
+                "unsupported_content_type",
+                f"content type {content_type!r} is not JSON; use application/json (or application/x-ndjson)",
+            )
+        return None
+
+    # -- dedup is an optimisation, never a reason to lose events -------------------------------
+    def _dedup_begin(self, key: str) -> str:
+        try:
+            return self.dedup.begin(key, ttl=self.config.dedup_window, stale_after=timedelta(seconds=60))
+        except StoreUnavailable as err:
+            log.warning("Dedup check skipped, Table Storage unavailable: %s", err)
+            return "new"
+
+    def _dedup_finish(self, key: str) -> None:
+        try:
+            self.dedup.finish(key)
+        except StoreUnavailable as err:
+            log.warning("Dedup key not saved, a resend may duplicate rows: %s", err)
+
+    def _dedup_abandon(self, key: str) -> None:
+        try:
+            self.dedup.abandon(key)
+        except StoreUnavailable as err:
+            log.warning("Dedup key not released: %s", err)
+
+    # -- accounting -------------------------------------------------------------------------
+    def _account(
+        self, rows: Sequence[dict[str, str]], result: SubmitResult, filtered: Counter[str], rejected: int
+    ) -> None:
+        by_type = types_of(rows)
+        counts: Counter[str] = Counter(
+            received=1,
+            events=len(rows) + sum(filtered.values()) + rejected,
+            delivered=result.delivered,
+            queued=result.queued,
+            parked=result.parked,
+            quarantined=result.quarantined,
+            filtered=sum(filtered.values()),
+            rejected=rejected,
+        )
+        for event_type, n in by_type.items():
+            counts[f"type_{event_type}"] += n
+        self._count(counts)
+        tel = self.relay.telemetry
+        tel.count_events("received", by_type)
+        tel.count_events("filtered", filtered)
+        if rejected:
+            tel.count_events("rejected", {"unparsable": rejected})
+        if result.delivered and not (result.queued or result.parked or result.quarantined):
+            tel.count_events("delivered", by_type)
+        else:
+            tel.events.add(result.delivered, {"outcome": "delivered", "event_type": "mixed"})
+            tel.events.add(result.queued, {"outcome": "queued", "event_type": "mixed"})
+            tel.events.add(result.parked, {"outcome": "parked", "event_type": "mixed"})
+            tel.events.add(result.quarantined, {"outcome": "quarantined", "event_type": "mixed"})
+
+    def _count(self, counts: Mapping[str, int]) -> None:
+        try:
+            self.relay.counters.add({k: v for k, v in counts.items() if v})
+        except StoreUnavailable as err:
+            log.warning("Hourly counters not updated: %s", err)
+
+
+def _ip_allowed(
+    source: str | None, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    if not source:
+        return False
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        return False
+    return any(address in net for net in networks)
+
+
+def source_ip_from(headers: Mapping[str, str]) -> str | None:
+    """The caller's address as the App Service front end reports it.
+
+    The front end appends the peer address to X-Forwarded-For, so the last entry is the one a
+    client cannot forge; it may carry a port (`1.2.3.4:5678`, `[::1]:443`).
+    """
+    forwarded = headers.get("x-forwarded-for", "")
+    last = forwarded.split(",")[-1].strip() if forwarded else headers.get("x-client-ip", "").strip()
+    if not last:
+        return None
+    if last.startswith("["):
+        return last[1 : last.index("]")] if "]" in last else None
+    if last.count(":") == 1:
+        return last.split(":")[0]
+    return last

@@ -1,0 +1,73 @@
+"""The relay wired to Azurite and the HTTPS stand-ins, through the same composition root as Azure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from local.standins.azurite import Azurite
+from local.standins.logs_ingestion import LogsIngestionStandIn
+from shared.services import Services, build_services
+from shared.telemetry import Telemetry
+
+
+class FakeClock:
+    """Wall clock the tests move by hand; `sleep` advances it instead of waiting."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+        self.slept: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds)
+
+
+@pytest.fixture
+def relay_env(
+    ingestion: LogsIngestionStandIn,
+    managed_identity_env: dict[str, str],
+    azurite: Azurite,
+    unique_prefix: str,
+    tls_ca: str,
+) -> dict[str, str]:
+    """App settings pointing at the stand-ins, with a per-test set of tables."""
+    return {
+        "LOGS_INGESTION_ENDPOINT": ingestion.endpoint,
+        "LOGS_DCR_IMMUTABLE_ID": ingestion.dcr_id,
+        "LOGS_STREAM_NAME": ingestion.stream,
+        "RELAY_CA_BUNDLE": tls_ca,
+        "RELAY_STORAGE_CONNECTION_STRING": azurite.connection_string,
+        "RELAY_TABLE_PREFIX": unique_prefix,
+        "WEBHOOK_READ_TIMEOUT_SECONDS": "2",
+        "WEBHOOK_DELIVERY_BUDGET_SECONDS": "3",
+        "WORKER_READ_TIMEOUT_SECONDS": "5",
+        **managed_identity_env,
+    }
+
+
+MakeServices = Callable[..., Services]
+
+
+@pytest.fixture
+def make_services(relay_env: dict[str, str]) -> Iterator[MakeServices]:
+    def make(clock: FakeClock | None = None, telemetry: Telemetry | None = None, **settings: str) -> Services:
+        env = {**relay_env, **settings}
+        if clock is None:
+            return build_services(env, telemetry=telemetry)
+        return build_services(env, clock=clock, sleep=clock.sleep, telemetry=telemetry)
+
+    yield make
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

@@ -1,0 +1,139 @@
+"""HourlyCounters against a real Azurite: sharded sums, races, the hourly claim marker, purge."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from azure.data.tables import TableServiceClient
+from store_fixtures import T0, FakeClock, drop_tables, open_tables, own_client
+
+from local.standins.azurite import Azurite
+from shared.store import HourlyCounters, StoreTables
+from shared.store.counters import sanitize_counter_name
+
+STALE = timedelta(minutes=10)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def tables(table_service: TableServiceClient, unique_prefix: str) -> Iterator[StoreTables]:
+    yield open_tables(table_service, unique_prefix)
+    drop_tables(table_service, unique_prefix)
+
+
+@pytest.fixture
+def counters(tables: StoreTables, clock: FakeClock) -> HourlyCounters:
+    return HourlyCounters(tables.counters, clock)
+
+
+def test_sanitize_counter_name() -> None:
+    assert sanitize_counter_name("type_new_hits") == "type_new_hits"
+    assert sanitize_counter_name("type:vuln-high") == "type_vuln_high"
+    assert sanitize_counter_name("4xx") == "n4xx"
+    with pytest.raises(ValueError):
+        sanitize_counter_name("")
+
+
+def test_add_and_read_sum_shards_per_hour(counters: HourlyCounters, clock: FakeClock) -> None:
+    for _ in range(10):
+        counters.add({"received": 2, "delivered": 1, "type:new-hits": 1, "rejected": 0})
+    counters.add({"received": 5}, at=T0 + timedelta(hours=1))
+    assert counters.read(T0) == {"received": 20, "delivered": 10, "type_new_hits": 10}
+    assert counters.read(T0 + timedelta(minutes=59)) == counters.read(T0)
+    assert counters.read(T0 + timedelta(hours=1)) == {"received": 5}
+    assert counters.read(T0 - timedelta(hours=1)) == {}
+
+
+def test_concurrent_adds_lose_no_increment(
+    counters: HourlyCounters, tables: StoreTables, clock: FakeClock, azurite: Azurite
+) -> None:
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def worker() -> None:
+        client = own_client(azurite.connection_string, tables.counters)
+        mine = HourlyCounters(client, clock)
+        try:
+            start.wait()
+            for _ in range(50):
+                mine.add({"received": 1, "queued": 2})
+        except BaseException as error:  # reported to the main thread below
+            errors.append(error)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    assert counters.read(T0) == {"received": 400, "queued": 800}
+
+
+def test_claim_hour_once_then_sent(counters: HourlyCounters, clock: FakeClock) -> None:
+    hour = T0 - timedelta(hours=1)
+    assert counters.claim_hour(hour, "run-a", STALE) is True
+    assert counters.claim_hour(hour, "run-a", STALE) is True  # same owner retrying
+    assert counters.claim_hour(hour, "run-b", STALE) is False  # live claim by someone else
+    counters.mark_sent(hour)
+    clock.advance(timedelta(hours=1))
+    assert counters.claim_hour(hour, "run-c", STALE) is False
+    assert counters.read(hour) == {}  # the marker is not a counter
+
+
+def test_stale_claim_is_taken_over_by_one(counters: HourlyCounters, clock: FakeClock) -> None:
+    hour = T0 - timedelta(hours=1)
+    assert counters.claim_hour(hour, "crashed", STALE) is True
+    clock.advance(STALE)
+    assert counters.claim_hour(hour, "run-b", STALE) is True
+    assert counters.claim_hour(hour, "run-c", STALE) is False
+
+
+def test_release_lets_the_next_run_claim(counters: HourlyCounters) -> None:
+    hour = T0 - timedelta(hours=1)
+    assert counters.claim_hour(hour, "run-a", STALE) is True
+    counters.release_hour(hour, "run-b")  # not the owner: no effect
+    assert counters.claim_hour(hour, "run-c", STALE) is False
+    counters.release_hour(hour, "run-a")
+    assert counters.claim_hour(hour, "run-c", STALE) is True
+
+
+def test_concurrent_claimers_only_one_wins(
+    counters: HourlyCounters, tables: StoreTables, clock: FakeClock, azurite: Azurite
+) -> None:
+    hour = T0 - timedelta(hours=1)
+    results: list[bool] = []
+    start = threading.Barrier(6)
+
+    def worker(owner: str) -> None:
+        client = own_client(azurite.connection_string, tables.counters)
+        try:
+            start.wait()
+            results.append(HourlyCounters(client, clock).claim_hour(hour, owner, STALE))
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=worker, args=(f"run-{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results) == [False] * 5 + [True]
+
+
+def test_purge_old_hours(counters: HourlyCounters, clock: FakeClock) -> None:
+    old = T0 - timedelta(days=3)
+    counters.add({"received": 1}, at=old)
+    counters.claim_hour(old, "run", STALE)
+    counters.add({"received": 1})
+    assert counters.purge(timedelta(days=2)) == 2
+    assert counters.read(old) == {}
+    assert counters.read(T0) == {"received": 1}

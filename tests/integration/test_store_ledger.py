@@ -1,0 +1,115 @@
+"""AttemptLedger against a real Azurite: bucket counts, the 12 h window boundary, races, purge."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from azure.data.tables import TableServiceClient
+from store_fixtures import T0, FakeClock, drop_tables, open_tables, own_client
+
+from local.standins.azurite import Azurite
+from shared.store import AttemptLedger, AttemptRecord, StoreTables, WindowCounts
+from shared.store.ledger import bucket_key
+
+OK = AttemptRecord(ok=True, status=204, error="", request_id="r-ok", rows=3, source="webhook", entry_id="")
+FAIL = AttemptRecord(
+    ok=False, status=503, error="ServiceUnavailable", request_id="r-fail", rows=3, source="retry", entry_id="e1"
+)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def tables(table_service: TableServiceClient, unique_prefix: str) -> Iterator[StoreTables]:
+    yield open_tables(table_service, unique_prefix)
+    drop_tables(table_service, unique_prefix)
+
+
+@pytest.fixture
+def ledger(tables: StoreTables, clock: FakeClock) -> AttemptLedger:
+    return AttemptLedger(tables.ledger, clock)
+
+
+def test_record_counts_attempts_and_failures(ledger: AttemptLedger, tables: StoreTables) -> None:
+    ledger.record(OK)
+    ledger.record(FAIL)
+    ledger.record(FAIL)
+    counts = ledger.failure_window()
+    assert counts == WindowCounts(attempts=3, failures=2)
+    assert counts.failure_ratio == pytest.approx(2 / 3)
+    attempts = list(tables.ledger.query_entities("PartitionKey eq '2026030112'"))
+    assert len(attempts) == 3
+    assert {a["request_id"] for a in attempts} == {"r-ok", "r-fail"}
+
+
+def test_window_boundary_exactly_12h_ago_is_in(ledger: AttemptLedger, clock: FakeClock) -> None:
+    """Documented choice: whole buckets from the one containing now-12h; now-12h itself is IN."""
+    now = T0  # 12:00:00, on a bucket boundary
+    clock.set(now - timedelta(hours=12, microseconds=1))  # 23:59:59.999999 the day before: OUT
+    ledger.record(FAIL)
+    clock.set(now - timedelta(hours=12))  # exactly 00:00:00: IN
+    ledger.record(FAIL)
+    clock.set(now - timedelta(hours=1))
+    ledger.record(OK)
+    clock.set(now)
+    assert ledger.failure_window(timedelta(hours=12)) == WindowCounts(attempts=2, failures=1)
+    # One second later the 00:00 bucket still counts (granularity: up to one bucket extra)...
+    clock.set(now + timedelta(minutes=9, seconds=59))
+    assert ledger.failure_window() == WindowCounts(attempts=2, failures=1)
+    # ...until the window start moves into the next bucket.
+    clock.set(now + timedelta(minutes=10))
+    assert ledger.failure_window() == WindowCounts(attempts=1, failures=0)
+
+
+def test_concurrent_records_lose_no_increment(
+    ledger: AttemptLedger, tables: StoreTables, clock: FakeClock, azurite: Azurite
+) -> None:
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def worker(slot: int) -> None:
+        client = own_client(azurite.connection_string, tables.ledger)
+        mine = AttemptLedger(client, clock)
+        try:
+            start.wait()
+            for index in range(50):
+                mine.record(FAIL if (slot + index) % 5 == 0 else OK)
+        except BaseException as error:  # reported to the main thread below
+            errors.append(error)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=worker, args=(slot,)) for slot in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    expected_failures = sum(1 for slot in range(8) for index in range(50) if (slot + index) % 5 == 0)
+    assert ledger.failure_window() == WindowCounts(attempts=400, failures=expected_failures)
+
+
+def test_purge_removes_old_hours_and_buckets(ledger: AttemptLedger, tables: StoreTables, clock: FakeClock) -> None:
+    clock.set(T0 - timedelta(days=3))
+    ledger.record(FAIL)
+    ledger.record(OK)
+    clock.set(T0)
+    ledger.record(OK)
+    deleted = ledger.purge(timedelta(days=2))
+    assert deleted >= 4  # 2 attempts + at least one bucket shard (up to two)
+    remaining = list(tables.ledger.list_entities(select=["PartitionKey", "RowKey"]))
+    assert {e["PartitionKey"] for e in remaining} == {"2026030112", "buckets"}
+    assert all(e["RowKey"].startswith(bucket_key(T0, timedelta(minutes=10))) for e in remaining if e["PartitionKey"] == "buckets")
+    assert ledger.failure_window(timedelta(days=7)) == WindowCounts(attempts=1, failures=0)
+    assert ledger.purge(timedelta(days=2)) == 0
+
+
+def test_bucket_must_divide_an_hour(tables: StoreTables, clock: FakeClock) -> None:
+    with pytest.raises(ValueError, match="bucket"):
+        AttemptLedger(tables.ledger, clock, bucket=timedelta(minutes=7))

@@ -1,0 +1,72 @@
+"""IntegrationStateRepo against a real Azurite: default, ETag-guarded writes, conflicts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from azure.data.tables import TableServiceClient
+from store_fixtures import T0, FakeClock, drop_tables, open_tables
+
+from shared.store import DEFAULT_STATE, IntegrationStateRepo, StoreTables
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def tables(table_service: TableServiceClient, unique_prefix: str) -> Iterator[StoreTables]:
+    yield open_tables(table_service, unique_prefix)
+    drop_tables(table_service, unique_prefix)
+
+
+@pytest.fixture
+def repo(tables: StoreTables, clock: FakeClock) -> IntegrationStateRepo:
+    return IntegrationStateRepo(tables.state, clock)
+
+
+def test_default_is_enabled(repo: IntegrationStateRepo) -> None:
+    state = repo.get()
+    assert state == DEFAULT_STATE
+    assert state.enabled and state.mode == "enabled" and state.etag is None
+
+
+def test_set_and_get_round_trip(repo: IntegrationStateRepo, clock: FakeClock) -> None:
+    written = repo.set(False, "auto_disabled", "61% failed in 12h", "policy", expected=repo.get())
+    assert written is not None and written.etag
+    read = repo.get()
+    assert read == written
+    assert (read.enabled, read.mode, read.reason, read.changed_by, read.changed_at) == (
+        False,
+        "auto_disabled",
+        "61% failed in 12h",
+        "policy",
+        T0,
+    )
+    clock.advance(timedelta(hours=1))
+    again = repo.set(True, "enabled", "operator", "alice", expected=read)
+    assert again is not None and again.changed_at == T0 + timedelta(hours=1)
+
+
+def test_stale_expected_state_loses(repo: IntegrationStateRepo) -> None:
+    seen_by_operator = repo.get()
+    seen_by_policy = repo.get()
+    assert repo.set(False, "auto_disabled", "failures", "policy", expected=seen_by_policy) is not None
+    # The operator's write was based on the default (never stored): it must not overwrite.
+    assert repo.set(False, "disabled", "maintenance", "alice", expected=seen_by_operator) is None
+    current = repo.get()
+    assert current.mode == "auto_disabled"
+    # A write based on an outdated ETag loses too.
+    assert repo.set(True, "enabled", "ok", "alice", expected=current) is not None
+    assert repo.set(False, "disabled", "x", "bob", expected=current) is None
+    assert repo.get().enabled is True
+
+
+def test_inconsistent_arguments_are_rejected(repo: IntegrationStateRepo) -> None:
+    with pytest.raises(ValueError):
+        repo.set(True, "disabled", "x", "y", expected=repo.get())
+    with pytest.raises(ValueError):
+        repo.set(False, "paused", "x", "y", expected=repo.get())
