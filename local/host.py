@@ -100,9 +100,15 @@ class LocalHost:
         timer = next(t for t in self.timers if t.name == name)
         timer.handler(_TimerRequest())
 
-    def start_timer_loop(self, name: str, every_seconds: float) -> threading.Thread:
+    def start_timer_loop(
+        self, name: str, every_seconds: float, *, first_delay: float = 0
+    ) -> threading.Thread:
+        """Run a timer function repeatedly; `first_delay` keeps it from firing at start-up."""
+
         def loop() -> None:
-            while not self._stop.wait(0 if every_seconds <= 0 else 0.01):
+            if self._stop.wait(first_delay):
+                return
+            while True:
                 try:
                     self.run_timer(name)
                 except Exception:  # noqa: BLE001 - a failing timer run is logged, the host keeps going

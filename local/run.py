@@ -16,6 +16,7 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from contextlib import ExitStack, suppress
 from pathlib import Path
 
@@ -86,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(host.stop)
         if not args.no_timers:
             host.start_timer_loop("retry_worker", 0)
-            host.start_timer_loop("hourly_count", 3600)
+            now = time.time()
+            host.start_timer_loop("hourly_count", 3600, first_delay=3600 - now % 3600)
         sample = ROOT / "tests" / "fixtures" / "wallarm" / "new_hits.json"
         print(f"\nRelay listening on {host.url}/api/wallarm  (function key: {function_key})")
         print("Send it an event:")

@@ -24,6 +24,7 @@ import itertools
 import json
 import logging
 import math
+import random
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -326,10 +327,13 @@ class RetryQueue:
             out.extend(_entry(TableEntity(e), etag_of(r)) for e, r in zip(batch, results, strict=True))
         return out
 
-    def _replace_entry(self, entry: QueueEntry, new_entity: dict[str, Any], operation: str) -> str | None:
+    def _replace_entry(
+        self, entry: QueueEntry, new_entity: dict[str, Any], operation: str | None
+    ) -> str | None:
         """Atomically swap ``entry``'s stored version for ``new_entity`` (same partition).
 
-        Returns the new ETag, or None if another worker changed or removed the entry first.
+        Returns the new ETag, or None if another worker changed or removed the entry first
+        (logged unless ``operation`` is None: losing a claim race is routine).
         """
         try:
             if new_entity["RowKey"] == entry.row_key:
@@ -353,7 +357,8 @@ class RetryQueue:
         except HttpResponseError as error:
             if not _is_lost_race(error):
                 raise
-            log_lost_race(operation, entry.id)
+            if operation is not None:
+                log_lost_race(operation, entry.id)
             return None
         return etag_of(results[1])
 
@@ -434,12 +439,14 @@ class RetryQueue:
         guarded by the ETag, so exactly one concurrent claimer wins and a crashed worker's
         entries come due again after the lease.
         """
+        if lease <= timedelta(0):
+            raise ValueError("the claim lease must be positive")
         if limit <= 0:
             return []
         now = self._clock()
         lease_until = now + lease
         upper = f"{to_ms(now):015d}_~"
-        claimed: list[QueueEntry] = []
+        claimed: list[tuple[str, QueueEntry]] = []
         after = ""
         for _round in range(3):
             want = limit - len(claimed)
@@ -455,22 +462,33 @@ class RetryQueue:
             )
             if not candidates:
                 break
+            after = as_str(candidates[-1].get("RowKey"))
             lost = 0
-            for entity in candidates:
-                after = as_str(entity.get("RowKey"))
-                entry = _entry(entity)
+            shuffled = False
+            for index in range(len(candidates)):
+                if len(claimed) >= limit:
+                    break
+                if lost and not shuffled:
+                    # Another claimer works the same list from the same end: spread out.
+                    tail = candidates[index:]
+                    random.shuffle(tail)
+                    candidates[index:] = tail
+                    shuffled = True
+                entity = candidates[index]
+                entry = _entry(entity, with_payload=False)
                 new_entity = _without_metadata(entity)
                 new_entity["RowKey"] = pending_row_key(lease_until, entry.id)
                 new_entity["due_at"] = lease_until
                 new_entity["claims"] = entry.claims + 1
-                etag = self._replace_entry(entry, new_entity, "queue.claim_due")
+                etag = self._replace_entry(entry, new_entity, None)
                 if etag is None:
                     lost += 1
                     continue
-                claimed.append(_entry(TableEntity(new_entity), etag))
+                claimed.append((entry.row_key, _entry(TableEntity(new_entity), etag)))
             if lost == 0 or len(claimed) >= limit:
                 break
-        return claimed
+        claimed.sort(key=lambda pair: pair[0])  # due order, also after a shuffle
+        return [entry for _key, entry in claimed]
 
     @guarded("queue.complete")
     def complete(self, entry: QueueEntry) -> bool:

@@ -16,7 +16,13 @@ from shared.store.ledger import bucket_key
 
 OK = AttemptRecord(ok=True, status=204, error="", request_id="r-ok", rows=3, source="webhook", entry_id="")
 FAIL = AttemptRecord(
-    ok=False, status=503, error="ServiceUnavailable", request_id="r-fail", rows=3, source="retry", entry_id="e1"
+    ok=False,
+    status=503,
+    error="ServiceUnavailable",
+    request_id="r-fail",
+    rows=3,
+    source="retry",
+    entry_id="e1",
 )
 
 
@@ -95,7 +101,9 @@ def test_concurrent_records_lose_no_increment(
     assert ledger.failure_window() == WindowCounts(attempts=400, failures=expected_failures)
 
 
-def test_purge_removes_old_hours_and_buckets(ledger: AttemptLedger, tables: StoreTables, clock: FakeClock) -> None:
+def test_purge_removes_old_hours_and_buckets(
+    ledger: AttemptLedger, tables: StoreTables, clock: FakeClock
+) -> None:
     clock.set(T0 - timedelta(days=3))
     ledger.record(FAIL)
     ledger.record(OK)
@@ -105,7 +113,11 @@ def test_purge_removes_old_hours_and_buckets(ledger: AttemptLedger, tables: Stor
     assert deleted >= 4  # 2 attempts + at least one bucket shard (up to two)
     remaining = list(tables.ledger.list_entities(select=["PartitionKey", "RowKey"]))
     assert {e["PartitionKey"] for e in remaining} == {"2026030112", "buckets"}
-    assert all(e["RowKey"].startswith(bucket_key(T0, timedelta(minutes=10))) for e in remaining if e["PartitionKey"] == "buckets")
+    assert all(
+        e["RowKey"].startswith(bucket_key(T0, timedelta(minutes=10)))
+        for e in remaining
+        if e["PartitionKey"] == "buckets"
+    )
     assert ledger.failure_window(timedelta(days=7)) == WindowCounts(attempts=1, failures=0)
     assert ledger.purge(timedelta(days=2)) == 0
 

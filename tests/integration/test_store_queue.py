@@ -113,7 +113,9 @@ def test_limit_is_respected(queue: RetryQueue, clock: FakeClock) -> None:
 def test_concurrent_claimers_each_entry_exactly_once(
     queue: RetryQueue, tables: StoreTables, clock: FakeClock, azurite: Azurite
 ) -> None:
-    ids = {e.id for i in range(200) for e in queue.enqueue(small_rows(f"n{i}", 1), due_at=clock(), reason="x")}
+    ids = {
+        e.id for i in range(200) for e in queue.enqueue(small_rows(f"n{i}", 1), due_at=clock(), reason="x")
+    }
     assert len(ids) == 200
 
     claims: list[list[QueueEntry]] = [[] for _ in range(8)]
@@ -172,10 +174,21 @@ def test_reschedule_keeps_id_and_records_failure(queue: RetryQueue, clock: FakeC
     [claimed] = queue.claim_due(1, LEASE)
     later = clock() + timedelta(minutes=3)
     moved = queue.reschedule(
-        claimed, due_at=later, attempt=2, status=429, error="TooManyRequests", request_id="req-1", rows=rows[1:]
+        claimed,
+        due_at=later,
+        attempt=2,
+        status=429,
+        error="TooManyRequests",
+        request_id="req-1",
+        rows=rows[1:],
     )
     assert moved is not None
-    assert (moved.id, moved.attempt, moved.last_status, moved.last_error) == (entry.id, 2, 429, "TooManyRequests")
+    assert (moved.id, moved.attempt, moved.last_status, moved.last_error) == (
+        entry.id,
+        2,
+        429,
+        "TooManyRequests",
+    )
     assert moved.first_failed_at == entry.first_failed_at
     assert queue.next_due_at() == later
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from azure.data.tables import TableServiceClient
+from azure.identity import ClientSecretCredential
 
 from local.standins.azurite import Azurite
 from shared.store import open_store_tables, table_service_from
@@ -40,12 +41,10 @@ def test_table_service_from_needs_a_source() -> None:
     with pytest.raises(ValueError, match="connection string"):
         table_service_from(None, "https://acct.table.core.windows.net", None)
     assert isinstance(
-        table_service_from(None, "https://acct.table.core.windows.net", _NoCredential()), TableServiceClient
+        table_service_from(
+            None,
+            "https://acct.table.core.windows.net",
+            ClientSecretCredential("tenant", "client", "not-a-secret"),
+        ),
+        TableServiceClient,
     )
-
-
-class _NoCredential:
-    """A TokenCredential-shaped object; never asked for a token here (no request is made)."""
-
-    def get_token(self, *scopes: str, **kwargs: object) -> object:
-        raise AssertionError("not expected to be called")
