@@ -132,9 +132,9 @@ class WebhookHandler:
             )
         self._dedup_finish(key)
         self._account(rows, result, filtered, len(parsed.rejected))
-        status = 200 if result.queued == 0 and result.parked == 0 else 202
+        status = 200 if result.queued == result.parked == result.quarantined == 0 else 202
         body: dict[str, Any] = {
-            "status": "delivered" if status == 200 else ("parked" if result.parked else "queued"),
+            "status": _summary(result),
             "received": len(parsed.events) + len(parsed.rejected),
             "delivered": result.delivered,
             "queued": result.queued,
@@ -227,6 +227,14 @@ class WebhookHandler:
             self.relay.counters.add({k: v for k, v in counts.items() if v})
         except StoreUnavailable as err:
             log.warning("Hourly counters not updated: %s", err)
+
+
+def _summary(result: SubmitResult) -> str:
+    if result.parked:
+        return "parked"
+    if result.queued:
+        return "queued"
+    return "quarantined" if result.quarantined else "delivered"
 
 
 def _ip_allowed(

@@ -110,7 +110,7 @@ def test_purge_removes_old_hours_and_buckets(
     clock.set(T0)
     ledger.record(OK)
     deleted = ledger.purge(timedelta(days=2))
-    assert deleted >= 4  # 2 attempts + at least one bucket shard (up to two)
+    assert deleted >= 3  # 2 attempts + one bucket shard (two if the records hit different shards)
     remaining = list(tables.ledger.list_entities(select=["PartitionKey", "RowKey"]))
     assert {e["PartitionKey"] for e in remaining} == {"2026030112", "buckets"}
     assert all(

@@ -1,0 +1,340 @@
+"""Durable delivery end to end: Azurite for state, the HTTPS stand-ins for Azure, a fake clock.
+
+Each test drives the same objects Azure runs (build_services), injecting faults on the stand-ins.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from azure.data.tables import TableServiceClient
+from wallarm_fixtures import load_fixture
+
+from local.standins.logs_ingestion import LogsIngestionStandIn
+from shared.policy import DEFAULT_SCHEDULE
+from shared.webhook import WebhookRequest, WebhookResponse
+
+from .conftest import FakeClock, MakeServices
+
+JSON_HEADERS = {"content-type": "application/json"}
+
+
+def hit_body(n: int) -> bytes:
+    """A distinct one-hit webhook body; RequestId carries n so order and uniqueness are checkable."""
+    body = json.loads(load_fixture("new_hits"))[:1]
+    body[0]["details"]["hit"]["request_id"] = f"req-{n:04d}"
+    return json.dumps(body).encode()
+
+
+def post(svc_webhook: object, body: bytes) -> WebhookResponse:
+    from shared.webhook import WebhookHandler
+
+    assert isinstance(svc_webhook, WebhookHandler)
+    return svc_webhook.handle(WebhookRequest(body=body, headers=JSON_HEADERS, source_ip="127.0.0.1"))
+
+
+def request_ids(ingestion: LogsIngestionStandIn) -> list[str]:
+    return [r["RequestId"] for r in ingestion.accepted]
+
+
+def test_outage_every_event_arrives_once_in_order_on_schedule(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+    table_service: TableServiceClient,
+    unique_prefix: str,
+) -> None:
+    svc = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="100000")
+    ingestion.set_outage(503)
+    for n in range(5):
+        assert post(svc.webhook, hit_body(n)).status == 202
+        clock.advance(0.001)  # distinct arrival times
+    # 30 minutes of outage: the worker follows the schedule on the fake clock.
+    svc.worker.run(timedelta(minutes=30))
+    assert ingestion.accepted == []
+    ingestion.set_outage(None)
+    svc.worker.run(timedelta(minutes=31))
+    assert request_ids(ingestion) == [f"req-{n:04d}" for n in range(5)]
+    assert svc.worker.queue.stats().pending == 0
+
+    # Every entry's retries followed Wallarm's cycles to the second: +1, +3, +5, +10, +10, +0, +1…
+    table = table_service.get_table_client(f"{unique_prefix}ledger")
+    attempts = list(table.query_entities("PartitionKey ne 'buckets'"))
+    webhook_at = min(e["at"] for e in attempts if e["source"] == "webhook")
+    by_entry: dict[str, list[float]] = {}
+    for e in attempts:
+        if e["source"] == "retry":
+            by_entry.setdefault(e["entry_id"], []).append((e["at"] - webhook_at).total_seconds())
+    assert len(by_entry) == 5
+    cumulative, total = [], 0.0
+    for step in DEFAULT_SCHEDULE.steps:
+        total += step.total_seconds()
+        cumulative.append(total)
+    expected = cumulative  # the last step (30 min) comes after the outage ended at 1800 s
+    for offsets in by_entry.values():
+        assert [round(t) for t in sorted(offsets)] == [round(t) for t in expected]
+
+
+def test_worker_attempts_happen_within_a_second_of_due(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    svc = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="100000")
+    ingestion.set_outage(503)
+    post(svc.webhook, hit_body(1))
+    svc.worker.run(timedelta(seconds=40))
+    # The worker slept until each due time (capped by the 1 s poll), never a blind minute.
+    assert max(clock.slept) <= 1.0
+    assert sum(clock.slept) == pytest.approx(40, abs=1.0)
+
+
+def test_crash_between_claim_and_delivery_loses_nothing(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    svc = make_services(clock)
+    ingestion.set_outage(503)
+    assert post(svc.webhook, hit_body(7)).status == 202
+    ingestion.set_outage(None)
+    clock.advance(2)
+    # A worker claims the entry and dies before delivering or completing it.
+    claimed = svc.worker.queue.claim_due(10, svc.settings.claim_lease)
+    assert len(claimed) == 1
+    other = make_services(clock)
+    assert other.worker.run_once().attempted == 0  # the claim holds while the lease runs
+    clock.advance(svc.settings.claim_lease.total_seconds() + 1)
+    assert other.worker.run_once().delivered == 1
+    assert request_ids(ingestion) == ["req-0007"]
+
+
+def test_retry_after_is_honoured(
+    make_services: MakeServices, clock: FakeClock, ingestion: LogsIngestionStandIn
+) -> None:
+    svc = make_services(clock)
+    ingestion.inject(429, retry_after=120)
+    assert post(svc.webhook, hit_body(1)).status == 202
+    clock.advance(60)
+    assert svc.worker.run_once().attempted == 0
+    clock.advance(61)
+    assert svc.worker.run_once().delivered == 1
+
+
+@pytest.mark.parametrize("status", [408, 502, 500, 503, 504, 401, 403, 404])
+def test_transient_and_config_statuses_are_retried(
+    make_services: MakeServices, clock: FakeClock, ingestion: LogsIngestionStandIn, status: int
+) -> None:
+    svc = make_services(clock)
+    ingestion.inject(status)
+    assert post(svc.webhook, hit_body(1)).status == 202
+    clock.advance(1)
+    assert svc.worker.run_once().delivered == 1
+    assert request_ids(ingestion) == ["req-0001"]
+
+
+def test_dropped_connection_and_read_timeout_are_retried(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    svc = make_services(clock)
+    ingestion.inject_drop()
+    assert post(svc.webhook, hit_body(1)).status == 202
+    ingestion.inject_delay(3, land=False)  # longer than the webhook's 2 s read timeout
+    assert post(svc.webhook, hit_body(2)).status == 202
+    clock.advance(1)
+    assert svc.worker.run_once().delivered == 2
+    assert sorted(request_ids(ingestion)) == ["req-0001", "req-0002"]
+
+
+def test_413_splits_the_batch_and_loses_nothing(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    svc = make_services(clock)
+    body = json.dumps([json.loads(hit_body(n))[0] for n in range(6)]).encode()
+    ingestion.inject(413)
+    resp = post(svc.webhook, body)
+    assert resp.status == 200
+    assert sorted(request_ids(ingestion)) == [f"req-{n:04d}" for n in range(6)]
+
+
+def test_poison_is_quarantined_with_its_request_id_and_replayable(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    svc = make_services(clock)
+    ingestion.inject(400, code="InvalidPayload")
+    resp = post(svc.webhook, hit_body(3))
+    assert resp.status == 202 and resp.body["quarantined"] == 1
+    status = svc.admin.status()
+    assert status["queue"]["quarantined_entries"] == 1
+    quarantined = status["quarantined"][0]
+    assert quarantined["status"] == 400 and quarantined["error"] == "InvalidPayload"
+    assert quarantined["x_ms_request_id"]
+    clock.advance(3600)
+    assert svc.worker.run_once().attempted == 0  # never retried on its own
+    assert svc.admin.replay_quarantined()["replayed"] == 1
+    assert svc.worker.run_once().delivered == 1
+    assert request_ids(ingestion) == ["req-0003"]
+
+
+def test_resent_body_is_not_duplicated_but_a_failed_one_is_processed(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    svc = make_services(clock)
+    body = hit_body(9)
+    assert post(svc.webhook, body).status == 200
+    again = post(svc.webhook, body)
+    assert (again.status, again.body["status"]) == (200, "duplicate")
+    assert request_ids(ingestion) == ["req-0009"]
+    clock.advance(svc.settings.dedup_window.total_seconds() + 1)
+    assert post(svc.webhook, body).body["status"] == "delivered"  # outside the window: new
+
+
+def test_auto_disable_at_60_percent_parks_and_enable_replays(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    svc = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="10")
+    for n in range(4):  # 4 successes
+        post(svc.webhook, hit_body(n))
+    ingestion.set_outage(503)
+    for n in range(4, 9):  # 5 failures: 5/9 = 55 %, below the rule
+        post(svc.webhook, hit_body(n))
+    assert svc.admin.status()["state"] == "enabled"
+    post(svc.webhook, hit_body(9))  # 6/10 = 60 %: disabled
+    status = svc.admin.status()
+    assert status["state"] == "auto_disabled"
+    # 6 of 10, plus the failed attempt to announce integration_broken right away.
+    assert (status["failure_window"]["attempts"], status["failure_window"]["failures"]) == (11, 7)
+    # While disabled: new events are parked (kept, counted), the worker delivers nothing.
+    parked = post(svc.webhook, hit_body(10))
+    assert (parked.status, parked.body["status"]) == (202, "parked")
+    ingestion.set_outage(None)
+    clock.advance(3600)
+    assert svc.worker.run(timedelta(seconds=1)).skipped_disabled
+    assert request_ids(ingestion) == [f"req-{n:04d}" for n in range(4)]
+    # Re-enabling resumes with the same settings: queued entries, the parked event and the
+    # integration_broken event raised while Azure was unreachable all arrive.
+    svc.admin.enable("test")
+    svc.worker.run_once()
+    types = [r["EventType"] for r in ingestion.accepted]
+    assert types.count("integration_broken") == 1
+    assert sorted(r for r in request_ids(ingestion) if r) == [f"req-{n:04d}" for n in range(11)]
+
+
+def test_window_forgets_failures_older_than_12_hours(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    svc = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="5")
+    ingestion.set_outage(503)
+    for n in range(4):
+        post(svc.webhook, hit_body(n))
+    ingestion.set_outage(None)
+    clock.advance(timedelta(hours=12, minutes=11).total_seconds())  # past the window and its bucket
+    for n in range(4, 7):
+        post(svc.webhook, hit_body(n))
+    ingestion.set_outage(503)
+    post(svc.webhook, hit_body(7))  # 1 failure of 4 recent attempts: not 5/8
+    assert svc.admin.status()["state"] == "enabled"
+    assert svc.relay.failure_window() == (4, 1)
+
+
+def test_manual_disable_raises_disable_integration_and_enable_replays_in_order(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    svc = make_services(clock)
+    svc.admin.disable("alice", "maintenance")
+    assert [r["EventType"] for r in ingestion.accepted] == ["disable_integration"]
+    for n in range(3):
+        assert post(svc.webhook, hit_body(n)).body["status"] == "parked"
+        clock.advance(0.01)
+    assert svc.admin.status()["queue"]["parked_entries"] == 3
+    svc.admin.enable("alice")
+    svc.worker.run_once()
+    assert request_ids(ingestion)[1:] == ["req-0000", "req-0001", "req-0002"]
+
+
+def test_hourly_row_counts_the_previous_hour_once(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    svc = make_services(clock)
+    post(svc.webhook, hit_body(1))
+    post(svc.webhook, load_fixture("create_user"))
+    post(svc.webhook, b"not json")
+    clock.advance(3600)
+    other = make_services(clock)
+    assert svc.hourly.report_previous_hour() is True
+    assert other.hourly.report_previous_hour() is False  # the timer fired twice
+    rows = [r for r in ingestion.accepted if r["EventType"] == "relay_hourly_stats"]
+    assert len(rows) == 1
+    counts = json.loads(rows[0]["RawData"])["counts"]
+    assert counts["received"] == 3
+    assert counts["delivered"] == 2
+    assert counts["rejected_requests"] == 1
+    assert counts["type_new_hits"] == 1 and counts["type_create_user"] == 1
+
+
+def test_concurrent_instances_deliver_each_event_once_and_count_every_request(
+    make_services: MakeServices,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    """Three "instances" (own clients) run webhooks and workers at once against one Azurite."""
+    import threading
+    from collections import Counter
+    from datetime import UTC, datetime
+
+    fast = {
+        "RETRY_SCHEDULE": "0.1s,0.1s,0.2s; every 0.2s",
+        "RETRY_POLL_SECONDS": "0.05",
+        "AUTO_DISABLE_MIN_ATTEMPTS": "100000",
+    }
+    instances = [make_services(**fast) for _ in range(3)]
+    ingestion.inject(503, times=25)  # the first 25 requests fail, whoever sends them
+    errors: list[BaseException] = []
+
+    def webhooks(i: int) -> None:
+        try:
+            for n in range(i * 10, i * 10 + 10):
+                assert post(instances[i].webhook, hit_body(n)).status in (200, 202)
+        except BaseException as err:  # surfaced below: a thread's assert must fail the test
+            errors.append(err)
+
+    def worker(i: int) -> None:
+        try:
+            instances[i].worker.run(timedelta(seconds=4))
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=webhooks, args=(i,)) for i in range(3)]
+    threads += [threading.Thread(target=worker, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    instances[0].worker.run_once()  # anything that became due just as the workers stopped
+    delivered = Counter(request_ids(ingestion))
+    assert sorted(delivered) == [f"req-{n:04d}" for n in range(30)]
+    assert set(delivered.values()) == {1}, "an event was delivered twice"
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    counts: Counter[str] = Counter()
+    for h in (hour - timedelta(hours=1), hour):  # the test may straddle an hour
+        counts.update(instances[0].relay.counters.read(h))
+    assert counts["received"] == 30
+    assert counts["delivered"] + counts["queued"] == 30
