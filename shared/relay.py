@@ -80,7 +80,8 @@ class Relay:
             self.queue.park(list(rows), reason="integration disabled")
             result.parked = len(rows)
             return result
-        report = self.deliverer.deliver(rows, deadline)
+        with self.telemetry.span("relay.deliver", {"relay.rows": len(rows), "relay.source": source}):
+            report = self.deliverer.deliver(rows, deadline)
         result.delivered = len(report.accepted)
         now = self.clock()
         for failure in report.failures:
@@ -119,7 +120,10 @@ class Relay:
     # -- queued entries ---------------------------------------------------------------------
     def retry(self, entry: QueueEntry) -> bool:
         """One attempt for a claimed entry. True when the whole entry was delivered."""
-        report = self.deliverer.deliver(entry.rows)
+        with self.telemetry.span(
+            "relay.retry", {"relay.rows": len(entry.rows), "relay.attempt": entry.attempt}
+        ):
+            report = self.deliverer.deliver(entry.rows)
         now = self.clock()
         if report.all_accepted:
             self.queue.complete(entry)

@@ -22,9 +22,15 @@ Attributes = Mapping[str, str | int | float | bool]
 class Telemetry:
     """One place for every metric name, so dashboards and alert rules match the code."""
 
-    def __init__(self) -> None:
-        meter = metrics.get_meter(_NAME)
-        self._tracer = trace.get_tracer(_NAME)
+    def __init__(
+        self,
+        meter_provider: metrics.MeterProvider | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        # Providers are injected in tests (in-memory readers); in Azure the global ones are set by
+        # configure_azure_monitor() before services are built.
+        meter = metrics.get_meter(_NAME, meter_provider=meter_provider)
+        self._tracer = trace.get_tracer(_NAME, tracer_provider=tracer_provider)
         self.events = meter.create_counter(
             "relay.events",
             unit="{event}",

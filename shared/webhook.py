@@ -82,6 +82,16 @@ class WebhookHandler:
         self.monotonic = monotonic
 
     def handle(self, request: WebhookRequest) -> WebhookResponse:
+        with self.relay.telemetry.span(
+            "wallarm.webhook", {"http.request.body.size": len(request.body)}
+        ) as span:
+            response = self._handle(request)
+            span.set_attribute("http.response.status_code", response.status)
+            if "error" in response.body:
+                span.set_attribute("error.type", str(response.body["error"]["code"]))
+            return response
+
+    def _handle(self, request: WebhookRequest) -> WebhookResponse:
         started = self.monotonic()
         refused = self._refuse(request)
         if refused is not None:

@@ -1,0 +1,103 @@
+"""The README's run command, over real HTTP: `python -m local.run` with its own stand-ins."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from wallarm_fixtures import ALL_FIXTURES
+
+from local.send import send
+from shared.cli import main as relayctl
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[dict[str, str]]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGS_", "RELAY_", "IDENTITY_"))}
+    env.update(
+        {"RELAY_LOCAL_FUNCTION_KEY": "fn-key-for-tests", "RELAY_LOCAL_MASTER_KEY": "master-key-for-tests"}
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "local.run", "--port", str(port), "--no-timers"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "Relay listening" in line or proc.poll() is not None:
+            break
+    output = "".join(lines)
+    assert "Relay listening" in output, output
+    rows_url = re.search(r"rows: (https://\S+)\)", output)
+    assert rows_url, output
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "rows": rows_url.group(1)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def landed(rows_url: str) -> list[dict[str, str]]:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the runner's CA lives in its own temp dir; this only reads rows
+    with urllib.request.urlopen(rows_url, context=ctx, timeout=10) as resp:
+        data = json.loads(resp.read())
+    return list(data["rows"] if isinstance(data, dict) else data)
+
+
+def test_every_fixture_lands_through_the_local_runner(runner: dict[str, str]) -> None:
+    url = f"{runner['url']}/api/wallarm?code=fn-key-for-tests"
+    before = len(landed(runner["rows"]))
+    for fixture in ALL_FIXTURES:
+        status, text = send(url, fixture.name, {})
+        assert status == 200, (fixture.name, text)
+    rows = landed(runner["rows"])[before:]
+    expected = [f.event_type for f in ALL_FIXTURES for _ in range(f.count)]
+    assert [r["EventType"] for r in rows] == expected
+
+
+def test_function_key_is_required(runner: dict[str, str]) -> None:
+    req = urllib.request.Request(f"{runner['url']}/api/wallarm", data=b"[]", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 401
+
+
+def test_relayctl_status_disable_enable(runner: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--url", runner["url"], "--key", "master-key-for-tests"]
+    assert relayctl([*base, "status"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "enabled"
+    assert relayctl([*base, "disable", "--reason", "test"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "disabled"
+    assert relayctl([*base, "enable"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "enabled"
+    assert (
+        relayctl(["--url", runner["url"], "--key", "fn-key-for-tests", "status"]) == 1
+    )  # not the master key
