@@ -21,6 +21,7 @@ from shared.store.counters import HourlyCounters
 from shared.store.ledger import AttemptLedger, AttemptRecord
 from shared.store.queue import QueueEntry, RetryQueue
 from shared.store.state import IntegrationState, IntegrationStateRepo
+from shared.store.tables import StoreUnavailable
 from shared.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class Relay:
         result = SubmitResult()
         if not rows:
             return result
-        if not self.state.get().enabled:
+        if not self._enabled():
             self.queue.park(list(rows), reason="integration disabled")
             result.parked = len(rows)
             return result
@@ -116,6 +117,14 @@ class Relay:
             result.queued += len(report.not_attempted)
         self.record(report, source=source, entry_id="")
         return result
+
+    def _enabled(self) -> bool:
+        """The state guards delivery, it does not gate it: unreadable state means deliver."""
+        try:
+            return self.state.get().enabled
+        except StoreUnavailable as err:
+            log.warning("Integration state unreadable, delivering anyway: %s", err)
+            return True
 
     # -- queued entries ---------------------------------------------------------------------
     def retry(self, entry: QueueEntry) -> bool:
@@ -163,6 +172,14 @@ class Relay:
 
     # -- ledger and the auto-disable rule ---------------------------------------------------
     def record(self, report: DeliveryReport, *, source: str, entry_id: str) -> None:
+        """Ledger and telemetry for each request. A ledger outage never fails a delivery that
+        happened: the rows are in Azure; only the failure ratio misses those attempts."""
+        try:
+            self._record(report, source=source, entry_id=entry_id)
+        except StoreUnavailable as err:
+            log.warning("Attempt ledger not updated: %s", err)
+
+    def _record(self, report: DeliveryReport, *, source: str, entry_id: str) -> None:
         for attempt in report.attempts:
             self.telemetry.attempt(attempt.ok, attempt.status, attempt.error, attempt.elapsed, source)
             self.ledger.record(

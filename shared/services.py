@@ -72,6 +72,11 @@ def build_services(
         settings.storage_connection_string,
         settings.storage_table_endpoint,
         None if settings.storage_connection_string else credential,
+        # Bounded, so a Table Storage outage still lets the webhook answer inside Wallarm's 15 s.
+        retry_total=2,
+        retry_backoff_factor=0.2,
+        connection_timeout=3,
+        read_timeout=5,
     )
     tables = open_store_tables(service, settings.table_prefix)
     queue = RetryQueue(tables.queue, clock)

@@ -304,6 +304,14 @@ def open_store_tables(service: TableServiceClient, prefix: str) -> StoreTables:
     return StoreTables(**clients)
 
 
+# Azurite's well-known development account on its default table port.
+DEVELOPMENT_STORAGE = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+)
+
+
 def table_service_from(
     connection_string: str | None,
     endpoint: str | None,
@@ -316,6 +324,8 @@ def table_service_from(
     ``read_timeout``) so the webhook path can stay inside Wallarm's 15 s response budget.
     """
     if connection_string:
+        if connection_string.strip().rstrip(";") == "UseDevelopmentStorage=true":
+            connection_string = DEVELOPMENT_STORAGE  # what Core Tools users put in local.settings.json
         return TableServiceClient.from_connection_string(connection_string, **client_kwargs)
     if endpoint and credential is not None:
         return TableServiceClient(endpoint=endpoint, credential=credential, **client_kwargs)

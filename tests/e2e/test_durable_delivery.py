@@ -339,3 +339,26 @@ def test_concurrent_instances_deliver_each_event_once_and_count_every_request(
         counts.update(instances[0].relay.counters.read(h))
     assert counts["received"] == 30
     assert counts["delivered"] + counts["queued"] == 30
+
+
+def test_storage_down_acks_only_what_azure_accepted(
+    relay_env: dict[str, str], ingestion: LogsIngestionStandIn
+) -> None:
+    """With Table Storage gone: delivered rows are still acked; undeliverable ones get 503, in time."""
+    import time as _time
+
+    from local.standins.azurite import Azurite
+    from shared.services import build_services
+
+    own = Azurite()
+    own.start()
+    svc = build_services({**relay_env, "RELAY_STORAGE_CONNECTION_STRING": own.connection_string})
+    own.stop()
+    assert post(svc.webhook, hit_body(1)).status == 200  # Azure has it: durable there
+    ingestion.set_outage(503)
+    started = _time.monotonic()
+    resp = post(svc.webhook, hit_body(2))
+    elapsed = _time.monotonic() - started
+    assert (resp.status, resp.body["error"]["code"]) == (503, "not_durable")
+    assert elapsed < 15, "Wallarm's timeout"
+    assert request_ids(ingestion) == ["req-0001"]
