@@ -93,7 +93,8 @@ class LocalHost:
 
     def stop(self) -> None:
         self._stop.set()
-        self._server.shutdown()
+        if self._thread is not None:  # shutdown() waits for a serve_forever() that must have started
+            self._server.shutdown()
         self._server.server_close()
 
     def run_timer(self, name: str) -> None:
@@ -136,12 +137,15 @@ class LocalHost:
         if not path.startswith("/api/"):
             return 404, {}, b""
         query = dict(parse_qsl(parts.query))
+        route = path[len("/api/") :].strip("/")
+        path_matched = False
         for fn in self.http:
-            match = fn.pattern.match(path[len("/api/") :].strip("/"))
+            match = fn.pattern.match(route)
             if not match:
                 continue
             if fn.methods and method not in fn.methods:
-                return 405, {}, b""
+                path_matched = True  # like the host: another route may take this method
+                continue
             if not self._authorised(fn.auth_level, headers, query):
                 return 401, {}, b""
             req = func.HttpRequest(
@@ -157,7 +161,7 @@ class LocalHost:
             if resp.mimetype:
                 out_headers.setdefault("Content-Type", resp.mimetype)
             return resp.status_code, out_headers, resp.get_body()
-        return 404, {}, b""
+        return (405 if path_matched else 404), {}, b""
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         host = self

@@ -24,8 +24,9 @@ def parse_duration(text: str) -> timedelta:
 def _format(delta: timedelta) -> str:
     seconds = delta.total_seconds()
     if seconds and seconds % 60 == 0:
-        return f"{seconds / 60:g}m"
-    return f"{seconds:g}s"
+        return f"{int(seconds // 60)}m"
+    # repr() is exact and never uses an exponent at these magnitudes, so parse() reads it back.
+    return f"{int(seconds)}s" if seconds == int(seconds) else f"{seconds!r}s"
 
 
 @dataclass(frozen=True)

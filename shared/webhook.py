@@ -256,6 +256,8 @@ def _ip_allowed(
         address = ipaddress.ip_address(source)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:a.b.c.d is an IPv4 caller on a dual-stack socket
     return any(address in net for net in networks)
 
 

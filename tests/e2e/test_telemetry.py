@@ -149,3 +149,39 @@ def test_no_payload_or_secret_reaches_logs_or_spans(
     text = caplog.text + json.dumps([dict(s.attributes or {}) for s in captured.spans.get_finished_spans()])
     assert marker not in text
     assert secret not in text
+
+
+def test_sdk_calls_are_traced_under_the_webhook(make_services: MakeServices, clock: FakeClock) -> None:
+    """With azure-core's OpenTelemetry tracing on (configure_azure_monitor turns it on in Azure),
+    the ingestion upload and the Table writes are child spans of the webhook's span."""
+    from azure.core.settings import settings
+    from opentelemetry import trace
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)  # azure-core traces through the global provider
+    assert trace.get_tracer_provider() is provider, "another test set the global tracer provider first"
+    settings.tracing_implementation = "opentelemetry"
+    try:
+        svc = make_services(clock, telemetry=Telemetry(tracer_provider=provider))
+        exporter.clear()
+        post(svc, load_fixture("new_hits"))
+    finally:
+        settings.tracing_implementation = None
+    spans = exporter.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    root = next(s for s in spans if s.name == "wallarm.webhook")
+
+    def under_root(span: Any) -> bool:
+        while span.parent is not None:
+            if span.parent.span_id == root.context.span_id:
+                return True
+            span = by_id.get(span.parent.span_id)
+            if span is None:
+                return False
+        return False
+
+    names = {s.name for s in spans if under_root(s)}
+    assert any("upload" in n for n in names), names
+    assert any(n.startswith("TableClient.") for n in names), names

@@ -139,24 +139,30 @@ def test_api_structure_changed_url() -> None:
     assert rows_of("api_structure_changed")[0]["Url"] == "example.com/users"
 
 
-@pytest.mark.parametrize(("notification_type", "threat", "expected"), [
-    ("vuln", "High", "vuln_high"),
-    ("vuln", "critical", "vuln_high"),
-    ("vuln_low", None, "vuln_low"),
-    ("vuln_medium", "High", "vuln_medium"),
-    ("vuln", "Weird", "vuln"),
-])
+@pytest.mark.parametrize(
+    ("notification_type", "threat", "expected"),
+    [
+        ("vuln", "High", "vuln_high"),
+        ("vuln", "critical", "vuln_high"),
+        ("vuln_low", None, "vuln_low"),
+        ("vuln_medium", "High", "vuln_medium"),
+        ("vuln", "Weird", "vuln"),
+    ],
+)
 def test_vuln_levels(notification_type: str, threat: str | None, expected: str) -> None:
     vuln = {"threat": threat, "domain": "v.example", "path": "/p"}
     row = map_event(event(notification_type, vuln=vuln), RECEIVED)
     assert (row["EventType"], row["Url"]) == (expected, "v.example/p")
 
 
-@pytest.mark.parametrize(("notification_type", "risk", "expected"), [
-    ("security_issue", "CRITICAL", "security_issue_critical"),
-    ("security_issue_low", None, "security_issue_low"),
-    ("security_issue", None, "security_issue_info"),
-])
+@pytest.mark.parametrize(
+    ("notification_type", "risk", "expected"),
+    [
+        ("security_issue", "CRITICAL", "security_issue_critical"),
+        ("security_issue_low", None, "security_issue_low"),
+        ("security_issue", None, "security_issue_info"),
+    ],
+)
 def test_security_issue_risks(notification_type: str, risk: str | None, expected: str) -> None:
     row = map_event(event(notification_type, security_issue={"risk": risk}), RECEIVED)
     assert row["EventType"] == expected

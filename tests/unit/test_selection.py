@@ -38,15 +38,24 @@ DROPPED_BY: dict[str, Selection] = {
     **{
         name: Selection(system_events=False)
         for name in (
-            "create_user", "delete_user", "update_user", "delete_integration", "disable_integration",
-            "integration_broken", "create_application", "delete_application", "update_application",
-            "rule_create", "rule_delete", "rule_update", "trigger_create", "trigger_delete", "trigger_update",
+            "create_user",
+            "delete_user",
+            "update_user",
+            "delete_integration",
+            "disable_integration",
+            "integration_broken",
+            "create_application",
+            "delete_application",
+            "update_application",
+            "rule_create",
+            "rule_delete",
+            "rule_update",
+            "trigger_create",
+            "trigger_delete",
+            "trigger_update",
         )
     },
-    **{
-        f"security_issue_{risk}": Selection(security_issue_risks=ALL_RISKS - {risk})
-        for risk in ALL_RISKS
-    },
+    **{f"security_issue_{risk}": Selection(security_issue_risks=ALL_RISKS - {risk}) for risk in ALL_RISKS},
 }
 
 

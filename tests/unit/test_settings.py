@@ -224,7 +224,9 @@ def test_ratio_above_one() -> None:
 
 
 def test_ratio_below_minimum() -> None:
-    assert one_problem(AUTO_DISABLE_FAILURE_RATIO="0") == "AUTO_DISABLE_FAILURE_RATIO='0' must be at least 0.01."
+    assert (
+        one_problem(AUTO_DISABLE_FAILURE_RATIO="0") == "AUTO_DISABLE_FAILURE_RATIO='0' must be at least 0.01."
+    )
 
 
 def test_not_a_number() -> None:

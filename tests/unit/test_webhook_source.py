@@ -67,8 +67,8 @@ def test_garbage_passes_through_and_is_not_allowed(garbage: str) -> None:
         # A forged first entry does not help: only the last one counts.
         ("34.94.16.1, 8.8.8.8", False),
         ("8.8.8.8, 34.94.16.1", True),
-        # An IPv6 form of an allowed IPv4 address does not match the IPv4 network.
-        ("::ffff:34.94.16.1", False),
+        # An IPv4-mapped IPv6 address (dual-stack socket) is the IPv4 caller; other forms are not.
+        ("::ffff:34.94.16.1", True),
         ("::34.94.16.1", False),
     ],
 )

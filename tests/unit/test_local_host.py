@@ -1,0 +1,248 @@
+"""local.host: indexing a FunctionApp like the host, routing, auth levels and the HTTP server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from local.host import LocalHost, index
+
+FUNCTION_KEY = "function-key-0123456789"
+MASTER_KEY = "master-key-0123456789"
+
+
+def build_app() -> tuple[func.FunctionApp, list[str]]:
+    """Items (function level), an admin action route, and a timer that records its runs."""
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+    timer_runs: list[str] = []
+
+    @app.route(route="items/{id}", methods=["GET", "PUT"])
+    def get_item(req: func.HttpRequest) -> func.HttpResponse:
+        body = {
+            "id": req.route_params.get("id"),
+            "method": req.method,
+            "q": req.params.get("q"),
+            "body": req.get_body().decode("utf-8"),
+            "forwarded": req.headers.get("x-forwarded-for"),
+        }
+        return func.HttpResponse(
+            json.dumps(body), status_code=201, mimetype="application/json", headers={"X-Item": "yes"}
+        )
+
+    @app.route(route="things/{action:alpha}", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+    def thing_action(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse(f"did {req.route_params['action']}", status_code=200)
+
+    @app.route(route="open", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+    def open_route(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("open")
+
+    @app.route(route="boom", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+    def boom(req: func.HttpRequest) -> func.HttpResponse:
+        raise RuntimeError("function crashed")
+
+    @app.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=False)
+    def tick(timer: func.TimerRequest) -> None:
+        timer_runs.append("past_due" if timer.past_due else "on_time")
+
+    return app, timer_runs
+
+
+@pytest.fixture
+def app_and_runs() -> tuple[func.FunctionApp, list[str]]:
+    return build_app()
+
+
+@pytest.fixture
+def host(app_and_runs: tuple[func.FunctionApp, list[str]]) -> Iterator[LocalHost]:
+    local = LocalHost(app_and_runs[0], port=0, function_key=FUNCTION_KEY, master_key=MASTER_KEY)
+    yield local
+    local._server.server_close()  # never started: close the bound socket (stop() needs a start())
+
+
+def fkey() -> dict[str, str]:
+    return {"x-functions-key": FUNCTION_KEY}
+
+
+def mkey() -> dict[str, str]:
+    return {"x-functions-key": MASTER_KEY}
+
+
+# -- index ----------------------------------------------------------------------------------------
+
+
+def test_index_finds_http_routes_and_timers(app_and_runs: tuple[func.FunctionApp, list[str]]) -> None:
+    http, timers = index(app_and_runs[0])
+    by_name = {f.name: f for f in http}
+    assert set(by_name) == {"get_item", "thing_action", "open_route", "boom"}
+    assert by_name["get_item"].methods == frozenset({"GET", "PUT"})
+    assert by_name["get_item"].auth_level == "function"
+    assert by_name["thing_action"].auth_level == "admin"
+    assert by_name["open_route"].auth_level == "anonymous"
+    assert by_name["get_item"].pattern.match("items/42") is not None
+    assert by_name["get_item"].pattern.match("items/42/more") is None
+    assert by_name["thing_action"].pattern.match("things/enable") is not None
+    assert by_name["thing_action"].pattern.match("things/en4ble") is None
+    assert [(t.name, t.schedule) for t in timers] == [("tick", "0 */5 * * * *")]
+
+
+def test_index_puts_literal_routes_before_parameterised_ones(
+    app_and_runs: tuple[func.FunctionApp, list[str]],
+) -> None:
+    http, _ = index(app_and_runs[0])
+    params = [f.pattern.pattern.count("(?P<") for f in http]
+    assert params == sorted(params)
+
+
+def test_run_timer_calls_the_function_with_a_timer_request(
+    host: LocalHost, app_and_runs: tuple[func.FunctionApp, list[str]]
+) -> None:
+    host.run_timer("tick")
+    assert app_and_runs[1] == ["on_time"]
+    with pytest.raises(StopIteration):
+        host.run_timer("missing")
+
+
+# -- dispatch -------------------------------------------------------------------------------------
+
+
+def test_route_params_query_body_and_response(host: LocalHost) -> None:
+    status, headers, body = host.dispatch("PUT", "/api/items/42?q=x", fkey(), b"payload")
+    assert status == 201
+    assert headers["X-Item"] == "yes"
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body) == {"id": "42", "method": "PUT", "q": "x", "body": "payload", "forwarded": None}
+
+
+def test_trailing_slash_is_ignored(host: LocalHost) -> None:
+    assert host.dispatch("GET", "/api/items/7/", fkey(), b"")[0] == 201
+
+
+@pytest.mark.parametrize("url", ["/api/nothing", "/api/items", "/api/items/1/2", "/items/1", "/", "/api/"])
+def test_unknown_path_is_404(host: LocalHost, url: str) -> None:
+    assert host.dispatch("GET", url, mkey(), b"") == (404, {}, b"")
+
+
+def test_alpha_constraint_is_404_for_digits(host: LocalHost) -> None:
+    assert host.dispatch("POST", "/api/things/r2d2", mkey(), b"")[0] == 404
+
+
+def test_wrong_method_is_405(host: LocalHost) -> None:
+    assert host.dispatch("DELETE", "/api/items/1", fkey(), b"") == (405, {}, b"")
+    assert host.dispatch("GET", "/api/things/enable", mkey(), b"") == (405, {}, b"")
+
+
+@pytest.mark.parametrize(
+    ("headers", "url"),
+    [
+        ({}, "/api/items/1"),
+        ({"x-functions-key": "wrong"}, "/api/items/1"),
+        ({}, "/api/items/1?code=wrong"),
+        ({"x-functions-key": ""}, "/api/items/1"),
+    ],
+)
+def test_missing_or_wrong_key_is_401(host: LocalHost, headers: dict[str, str], url: str) -> None:
+    assert host.dispatch("GET", url, headers, b"") == (401, {}, b"")
+
+
+def test_function_level_takes_the_function_or_the_master_key(host: LocalHost) -> None:
+    assert host.dispatch("GET", "/api/items/1", fkey(), b"")[0] == 201
+    assert host.dispatch("GET", "/api/items/1", mkey(), b"")[0] == 201
+    assert host.dispatch("GET", f"/api/items/1?code={FUNCTION_KEY}", {}, b"")[0] == 201
+
+
+def test_admin_level_takes_only_the_master_key(host: LocalHost) -> None:
+    assert host.dispatch("POST", "/api/things/enable", fkey(), b"")[0] == 401
+    assert host.dispatch("POST", f"/api/things/enable?code={FUNCTION_KEY}", {}, b"")[0] == 401
+    assert host.dispatch("POST", "/api/things/enable", {}, b"")[0] == 401
+    status, _, body = host.dispatch("POST", "/api/things/enable", mkey(), b"")
+    assert (status, body) == (200, b"did enable")
+    assert host.dispatch("POST", f"/api/things/disable?code={MASTER_KEY}", {}, b"")[1:] == (
+        {"Content-Type": "text/plain"},
+        b"did disable",
+    )
+
+
+def test_anonymous_needs_no_key(host: LocalHost) -> None:
+    assert host.dispatch("GET", "/api/open", {}, b"")[0::2] == (200, b"open")
+
+
+def test_dispatch_lets_a_crash_propagate(host: LocalHost) -> None:
+    with pytest.raises(RuntimeError, match="function crashed"):
+        host.dispatch("GET", "/api/boom", {}, b"")
+
+
+def test_same_path_different_methods_reaches_the_route_that_accepts_the_method() -> None:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="relay/status", methods=["GET"])
+    def status(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("status")
+
+    @app.route(route="relay/{action:alpha}", methods=["POST"])
+    def action(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse(f"action {req.route_params['action']}")
+
+    local = LocalHost(app, port=0, function_key=FUNCTION_KEY, master_key=MASTER_KEY)
+    try:
+        assert local.dispatch("GET", "/api/relay/status", {}, b"")[2] == b"status"
+        assert local.dispatch("POST", "/api/relay/status", {}, b"")[0::2] == (200, b"action status")
+    finally:
+        local._server.server_close()
+
+
+def test_stop_without_start_returns() -> None:
+    app, _ = build_app()
+    local = LocalHost(app, port=0, function_key=FUNCTION_KEY, master_key=MASTER_KEY)
+    stopper = threading.Thread(target=local.stop, daemon=True)
+    stopper.start()
+    stopper.join(timeout=1)
+    try:
+        assert not stopper.is_alive()
+    finally:
+        local._server.server_close()
+
+
+# -- over real HTTP -------------------------------------------------------------------------------
+
+
+def _call(url: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes = b"") -> Any:
+    req = urllib.request.Request(url, data=body or None, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, dict(resp.headers.items()), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers.items()), err.read()
+
+
+def test_real_http_on_port_0(app_and_runs: tuple[func.FunctionApp, list[str]]) -> None:
+    local = LocalHost(app_and_runs[0], port=0, function_key=FUNCTION_KEY, master_key=MASTER_KEY)
+    assert not local.url.endswith(":0")
+    local.start()
+    try:
+        status, headers, body = _call(
+            f"{local.url}/api/items/abc?q=1",
+            "PUT",
+            {"x-functions-key": FUNCTION_KEY, "X-Forwarded-For": "203.0.113.9"},
+            b"hello",
+        )
+        assert status == 201
+        assert headers["X-Item"] == "yes"
+        assert int(headers["Content-Length"]) == len(body)
+        got = json.loads(body)
+        assert (got["id"], got["q"], got["body"]) == ("abc", "1", "hello")
+        # As the App Service front end does: the peer address is appended last.
+        assert got["forwarded"] == "203.0.113.9, 127.0.0.1"
+        assert _call(f"{local.url}/api/items/abc", "GET", {"X-Functions-Key": "nope"})[0] == 401
+        assert _call(f"{local.url}/api/nowhere")[0] == 404
+        assert _call(f"{local.url}/api/boom")[0] == 500  # a crash is a 500; the server lives on
+        assert _call(f"{local.url}/api/open")[0::2] == (200, b"open")
+    finally:
+        local.stop()
