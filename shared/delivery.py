@@ -238,18 +238,3 @@ def build_ingestion_client(
     if ca_bundle:
         kwargs["connection_verify"] = ca_bundle
     return LogsIngestionClient(endpoint=endpoint, credential=credential, logging_enable=False, **kwargs)
-
-
-def build_credential(client_id: str | None) -> TokenCredential:
-    """Managed identity by default (user-assigned when AZURE_CLIENT_ID is set); a client-secret app
-    registration when AZURE_TENANT_ID/AZURE_CLIENT_SECRET are set (the Wallarm guide's setup)."""
-    import os
-
-    from azure.identity import ClientSecretCredential, ManagedIdentityCredential
-
-    tenant, secret = os.environ.get("AZURE_TENANT_ID"), os.environ.get("AZURE_CLIENT_SECRET")
-    if tenant and secret and client_id:
-        return ClientSecretCredential(tenant_id=tenant, client_id=client_id, client_secret=secret)
-    if client_id:
-        return ManagedIdentityCredential(client_id=client_id)
-    return ManagedIdentityCredential()

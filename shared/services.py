@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared.admin import Admin
-from shared.delivery import Deliverer, build_credential, build_ingestion_client
+from shared.delivery import Deliverer, build_ingestion_client
 from shared.health import IntegrationCheck
 from shared.hourly import HourlyReporter
+from shared.identity import build_credential
 from shared.relay import AutoDisableRule, Relay
 from shared.retention import Retention
 from shared.retry_worker import RetryWorker
@@ -54,8 +55,9 @@ def build_services(
     sleep: Callable[[float], None] = time.sleep,
     telemetry: Telemetry | None = None,
 ) -> Services:
-    settings = load_settings(os.environ if env is None else env)
-    credential = build_credential(settings.azure_client_id)
+    env = os.environ if env is None else env
+    settings = load_settings(env)
+    credential = build_credential(settings.azure_client_id, ca_bundle=settings.ca_bundle, env=env)
     tel = telemetry or Telemetry()
 
     def deliverer(read_timeout: float) -> Deliverer:

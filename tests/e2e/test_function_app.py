@@ -230,3 +230,41 @@ def test_api_failure_queues_then_worker_delivers(call: Call, ingestion: LogsInge
     time.sleep(1.1)
     svc.worker.run_once()
     assert [r["EventType"] for r in ingestion.accepted] == ["new_hits", "new_hits"]
+
+
+def test_timer_functions_deliver_due_entries_and_send_the_hourly_row(
+    call: Call, ingestion: LogsIngestionStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRY_WORKER_RUN_SECONDS", "0")
+    monkeypatch.setenv("RETRY_SCHEDULE", "0s; every 1m")
+    function_app.services.cache_clear()
+    ingestion.inject(503)
+    assert call("wallarm_webhook", load_fixture("create_user")).status_code == 202
+    timer = func.TimerRequest  # the host passes a TimerRequest; the functions do not read it
+    functions()["retry_worker"].get_user_function()(timer)
+    functions()["hourly_count"].get_user_function()(timer)
+    types = [r["EventType"] for r in ingestion.accepted]
+    assert types == ["create_user", "relay_hourly_stats"]
+
+
+def test_client_secret_app_registration_works(
+    relay_env: dict[str, str], ingestion: LogsIngestionStandIn, token_issuer: Any, tls_ca: str
+) -> None:
+    """The Wallarm guide's setup: an app registration with a client secret instead of an identity."""
+    from local.standins.identity import EntraIdStandIn
+    from shared.services import build_services
+
+    client_id, secret = "44444444-4444-4444-8444-444444444444", "app-registration-secret"
+    with EntraIdStandIn(token_issuer, {client_id: secret}) as entra:
+        env = {k: v for k, v in relay_env.items() if not k.startswith("IDENTITY_")}
+        env.update(
+            AZURE_TENANT_ID=entra.tenant_id,
+            AZURE_CLIENT_ID=client_id,
+            AZURE_CLIENT_SECRET=secret,
+            AZURE_AUTHORITY_HOST=entra.authority,
+        )
+        svc = build_services(env)
+        status, body = svc.health.run(send_test_event=True)
+        assert status == 200, body
+        assert entra.token_requests == 1
+    assert ingestion.requests[-1].client_id == client_id
