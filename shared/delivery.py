@@ -192,6 +192,12 @@ class Deliverer:
 
     def _send(self, chunk: list[Row], report: DeliveryReport) -> ChunkFailure | None:
         errors: list[LogsUploadError] = []
+        request_ids: list[str] = []
+
+        def keep_request_id(pipeline_response: Any) -> None:
+            # Azure support asks for x-ms-request-id of accepted requests too (e.g. rows dropped by the DCR).
+            request_ids.append(str(pipeline_response.http_response.headers.get("x-ms-request-id", "")))
+
         started = self._monotonic()
         try:
             if chunk:
@@ -200,16 +206,23 @@ class Deliverer:
                     stream_name=self._stream,
                     logs=cast(list[MutableMapping[str, Any]], chunk),
                     on_error=errors.append,
+                    raw_response_hook=keep_request_id,
                 )
             else:
-                self._client.upload(rule_id=self._dcr, stream_name=self._stream, logs=io.BytesIO(b"[]"))
+                self._client.upload(
+                    rule_id=self._dcr,
+                    stream_name=self._stream,
+                    logs=io.BytesIO(b"[]"),
+                    raw_response_hook=keep_request_id,
+                )
         except Exception as err:  # noqa: BLE001 - credential and transport errors surface here, not in on_error
             errors_exc: Exception | None = err
         else:
             errors_exc = errors[0].error if errors else None
         elapsed = self._monotonic() - started
         if errors_exc is None:
-            report.attempts.append(Attempt(ok=True, rows=len(chunk), status=204, elapsed=elapsed))
+            request_id = request_ids[-1] if request_ids else ""
+            report.attempts.append(Attempt(True, len(chunk), 204, "", request_id, elapsed))
             return None
         failure = describe_failure(errors_exc, chunk)
         report.attempts.append(

@@ -337,3 +337,13 @@ def test_auth_failure_is_reported_not_raised(
     assert ingestion.requests == []  # no token, no ingestion request
     assert failure.error == "authentication_error", failure
     assert failure.status is None
+
+
+def test_accepted_requests_keep_their_request_id(
+    ingestion: LogsIngestionStandIn, managed_identity_env: dict[str, str], tls_ca: str
+) -> None:
+    client = build_ingestion_client(
+        ingestion.endpoint, ManagedIdentityCredential(), read_timeout=2, connect_timeout=2, ca_bundle=tls_ca
+    )
+    attempt = Deliverer(client, ingestion.dcr_id, ingestion.stream).probe()
+    assert attempt.ok and attempt.request_id == ingestion.requests[-1].request_id
