@@ -153,18 +153,26 @@ class Deliverer:
         dcr_immutable_id: str,
         stream_name: str,
         monotonic: Callable[[], float] = time.monotonic,
+        request_timeout: float = 0.0,
     ) -> None:
+        self._request_timeout = request_timeout
         self._client = client
         self._dcr = dcr_immutable_id
         self._stream = stream_name
         self._monotonic = monotonic
 
     def deliver(self, rows: Sequence[Row], deadline: float | None = None) -> DeliveryReport:
-        """Upload `rows`; chunks not started before `deadline` (monotonic) are left not attempted."""
+        """Upload `rows` before `deadline` (monotonic); chunks left are reported not attempted.
+
+        After the first chunk, a chunk starts only if a request that runs into the read timeout
+        would still end by the deadline, so a hanging API cannot push the answer past it.
+        """
         report = DeliveryReport()
         chunks = list(split_chunks(rows))
         for index, chunk in enumerate(chunks):
-            if deadline is not None and self._monotonic() >= deadline:
+            # The first chunk only needs time left; later ones need room for a full request.
+            reserve = self._request_timeout if index > 0 else 0.0
+            if deadline is not None and self._monotonic() + reserve >= deadline:
                 for rest in chunks[index:]:
                     report.not_attempted.extend(rest)
                 break

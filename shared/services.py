@@ -68,7 +68,9 @@ def build_services(
             connect_timeout=settings.connect_timeout,
             ca_bundle=settings.ca_bundle,
         )
-        return Deliverer(client, settings.dcr_immutable_id, settings.stream_name)
+        return Deliverer(
+            client, settings.dcr_immutable_id, settings.stream_name, request_timeout=read_timeout
+        )
 
     service = table_service_from(
         settings.storage_connection_string,

@@ -362,3 +362,28 @@ def test_storage_down_acks_only_what_azure_accepted(
     assert (resp.status, resp.body["error"]["code"]) == (503, "not_durable")
     assert elapsed < 15, "Wallarm's timeout"
     assert request_ids(ingestion) == ["req-0001"]
+
+
+def test_hanging_api_is_answered_inside_wallarms_timeout_with_default_budget(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    """Defaults (6 s budget, 4 s read timeout): a multi-chunk body while every request hangs."""
+    import time as _time
+
+    svc = make_services(clock, WEBHOOK_DELIVERY_BUDGET_SECONDS="6", WEBHOOK_READ_TIMEOUT_SECONDS="4")
+    big = json.loads(hit_body(0))[0]
+    big["details"]["hit"]["payloads"] = ["x" * 60_000]
+    batch = []
+    for n in range(40):  # ~2.4 MB of rows: three SDK chunks
+        event = json.loads(json.dumps(big))
+        event["details"]["hit"]["request_id"] = f"req-{n:04d}"
+        batch.append(event)
+    ingestion.inject_delay(30, times=5, land=False)
+    started = _time.monotonic()
+    resp = post(svc.webhook, json.dumps(batch).encode())
+    elapsed = _time.monotonic() - started
+    assert resp.status == 202 and resp.body["queued"] == 40
+    assert elapsed < 8, f"answered after {elapsed:.1f} s"
+    ingestion.clear()
