@@ -387,3 +387,54 @@ def test_hanging_api_is_answered_inside_wallarms_timeout_with_default_budget(
     assert resp.status == 202 and resp.body["queued"] == 40
     assert elapsed < 8, f"answered after {elapsed:.1f} s"
     ingestion.clear()
+
+
+def test_worker_process_killed_mid_delivery_loses_nothing(
+    relay_env: dict[str, str], ingestion: LogsIngestionStandIn
+) -> None:
+    """SIGKILL a real worker process while its upload hangs; another instance delivers after the lease."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time as _time
+    from pathlib import Path
+
+    from shared.services import build_services
+
+    env = {
+        **relay_env,
+        "RETRY_CLAIM_LEASE_SECONDS": "10",
+        "RETRY_SCHEDULE": "0s; every 1m",
+        "WORKER_READ_TIMEOUT_SECONDS": "120",
+    }
+    svc = build_services(env)
+    ingestion.inject(503)
+    assert post(svc.webhook, hit_body(42)).status == 202
+    ingestion.inject_delay(60, land=False)  # the doomed worker's upload hangs
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from datetime import timedelta; from shared.services import build_services; "
+            "build_services().worker.run(timedelta(seconds=60))",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, **env},
+    )
+    from datetime import UTC, datetime
+
+    deadline = _time.monotonic() + 30
+    while _time.monotonic() < deadline:  # wait until the worker has claimed the entry
+        due = svc.worker.queue.next_due_at()
+        if due is not None and due > datetime.now(UTC):
+            break
+        _time.sleep(0.1)
+    _time.sleep(1.0)  # and is inside its (hanging) upload
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    ingestion.clear()
+    assert svc.worker.run_once().attempted == 0  # still leased to the dead worker
+    _time.sleep(10.5)
+    assert svc.worker.run_once().delivered == 1
+    assert request_ids(ingestion) == ["req-0042"]
