@@ -26,6 +26,9 @@ from shared.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
+# How stale an enabled/disabled flag the hot paths may act on (another instance's change).
+STATE_MAX_AGE_SECONDS = 5.0
+
 
 @dataclass(frozen=True)
 class AutoDisableRule:
@@ -121,7 +124,7 @@ class Relay:
     def _enabled(self) -> bool:
         """The state guards delivery, it does not gate it: unreadable state means deliver."""
         try:
-            return self.state.get().enabled
+            return self.state.get(max_age=STATE_MAX_AGE_SECONDS).enabled
         except StoreUnavailable as err:
             log.warning("Integration state unreadable, delivering anyway: %s", err)
             return True

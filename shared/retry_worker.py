@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.relay import Relay
+from shared.relay import STATE_MAX_AGE_SECONDS, Relay
 from shared.store.queue import RetryQueue
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class RetryWorker:
         stop_at = self.clock() + run_for
         run = WorkerRun()
         while True:
-            if not self.relay.state.get().enabled:
+            if not self.relay.state.get(max_age=STATE_MAX_AGE_SECONDS).enabled:
                 run.skipped_disabled = True
                 break
             self.run_once(run)
@@ -80,7 +80,7 @@ class RetryWorker:
                 run.attempted += 1
                 if self.relay.retry(entry):
                     run.delivered += 1
-                if not self.relay.state.get().enabled:
+                if not self.relay.state.get(max_age=STATE_MAX_AGE_SECONDS).enabled:
                     return run  # auto-disabled mid-run: leave the rest pending for re-enable
 
     def publish_gauges(self) -> None:

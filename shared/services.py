@@ -88,13 +88,16 @@ def build_services(
         settings.auto_disable_ratio, settings.auto_disable_window, settings.auto_disable_min_attempts
     )
 
+    # One state repository per worker, so a local enable/disable is seen at once by both relays.
+    state = IntegrationStateRepo(tables.state, clock)
+
     def relay_with(d: Deliverer) -> Relay:
         return Relay(
             d,
             queue,
             AttemptLedger(tables.ledger, clock),
             HourlyCounters(tables.counters, clock),
-            IntegrationStateRepo(tables.state, clock),
+            state,
             tel,
             schedule=settings.retry_schedule,
             rule=rule,

@@ -191,7 +191,7 @@ class WebhookHandler:
 
     def _dedup_finish(self, key: str) -> None:
         try:
-            self.dedup.finish(key)
+            self.dedup.finish(key, ttl=self.config.dedup_window)
         except StoreUnavailable as err:
             log.warning("Dedup key not saved, a resend may duplicate rows: %s", err)
 

@@ -88,15 +88,18 @@ class DedupKeys:
         return "in_progress"
 
     @guarded("dedup.finish")
-    def finish(self, key: str) -> None:
-        """Mark ``key`` done; it answers "duplicate" until its TTL (counted from now) ends."""
+    def finish(self, key: str, ttl: timedelta | None = None) -> None:
+        """Mark ``key`` done; it answers "duplicate" until its TTL (counted from now) ends.
+
+        Pass the ``ttl`` given to ``begin`` to save a read (one request per webhook)."""
         partition = _partition(key)
         now = self._clock()
-        try:
-            ttl_s = as_int(self._table.get_entity(partition, key, select=["ttl_s"]).get("ttl_s"))
-        except ResourceNotFoundError:
-            ttl_s = 0
-        ttl = timedelta(seconds=ttl_s) if ttl_s > 0 else timedelta(days=1)
+        if ttl is None:
+            try:
+                ttl_s = as_int(self._table.get_entity(partition, key, select=["ttl_s"]).get("ttl_s"))
+            except ResourceNotFoundError:
+                ttl_s = 0
+            ttl = timedelta(seconds=ttl_s) if ttl_s > 0 else timedelta(days=1)
         self._table.upsert_entity(
             {
                 "PartitionKey": partition,

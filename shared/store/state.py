@@ -7,6 +7,8 @@ silently overwrite each other: the loser gets None, re-reads, and decides again.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -42,13 +44,28 @@ DEFAULT_STATE: Final = IntegrationState(
 class IntegrationStateRepo:
     """Repository for the single integration-state entity."""
 
-    def __init__(self, table: TableClient, clock: Clock) -> None:
+    def __init__(
+        self, table: TableClient, clock: Clock, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._table = table
         self._clock = clock
+        self._monotonic = monotonic
+        self._cached: tuple[float, IntegrationState] | None = None
 
     @guarded("state.get")
-    def get(self) -> IntegrationState:
-        """The current state; enabled by default when none was ever stored."""
+    def get(self, *, max_age: float = 0.0) -> IntegrationState:
+        """The current state; enabled by default when none was ever stored.
+
+        ``max_age`` > 0 (seconds) accepts this instance's copy read that recently: the hot paths
+        (every webhook, every retried entry) then skip a read, and another instance's change takes
+        effect within ``max_age``. Writers (``set``) always read fresh with the default 0."""
+        if max_age > 0 and self._cached is not None and self._monotonic() - self._cached[0] <= max_age:
+            return self._cached[1]
+        state = self._read()
+        self._cached = (self._monotonic(), state)
+        return state
+
+    def _read(self) -> IntegrationState:
         try:
             entity = self._table.get_entity(PARTITION, ROW)
         except ResourceNotFoundError:
@@ -99,13 +116,15 @@ class IntegrationStateRepo:
                 )
         except ResourceExistsError:
             log_lost_race("state.set", ROW)
+            self._cached = None
             return None
         except HttpResponseError as error:
             if error.status_code not in (404, 412):
                 raise
             log_lost_race("state.set", ROW)
+            self._cached = None
             return None
-        return IntegrationState(
+        state = IntegrationState(
             enabled=enabled,
             mode=mode,
             reason=reason,
@@ -113,3 +132,5 @@ class IntegrationStateRepo:
             changed_by=changed_by,
             etag=etag_of(meta),
         )
+        self._cached = (self._monotonic(), state)
+        return state
