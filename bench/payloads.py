@@ -17,13 +17,21 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from shared.mapping import map_event
 from shared.schema import Row
 from shared.selection import Selection, select
 from shared.wallarm.parse import parse_body
-from tests.wallarm_fixtures import fixture_body
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "wallarm"
+
+
+def fixture_body(name: str) -> Any:
+    """A documented Wallarm body from the test fixtures (read as data: bench does not import tests)."""
+    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))["body"]
+
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"

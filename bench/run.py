@@ -52,6 +52,10 @@ def say(message: str) -> None:
 # ------------------------------------------------------------------------------------------
 
 
+# A typical in-region Logs Ingestion API round trip (assumption; measure yours with the test endpoint).
+AZURE_LATENCY = 0.1
+
+
 class StandIns:
     """The identity + ingestion stand-ins in a child process, driven through `/_standin/`."""
 
@@ -333,7 +337,12 @@ class Bench:
         return resp.status_code, json.loads(resp.get_body() or b"{}"), elapsed
 
     # -- 1. throughput ---------------------------------------------------------------------
-    def throughput(self) -> None:
+    def throughput_at_azure_latency(self) -> None:
+        """The same comparison with every ingestion request taking AZURE_LATENCY longer, as it does
+        from a Function App to Azure Monitor (the local stand-in answers in ~5 ms)."""
+        self.throughput(latency=AZURE_LATENCY)
+
+    def throughput(self, latency: float = 0.0) -> None:
         from azure.identity import ManagedIdentityCredential
         from azure.monitor.ingestion import LogsIngestionClient
 
@@ -372,6 +381,8 @@ class Bench:
         for index, (payload, rows) in enumerate(zip(items, mapped, strict=True)):
             order = ("relay", "base") if index % 2 == 0 else ("base", "relay")
             for side in order:
+                if latency:  # one delayed request per side; it lands, as a slow 204 does
+                    self.standins.fault(delay=latency, times=1, land=True)
                 if side == "relay":
                     status, _, elapsed = self.call(payload)
                     statuses[status] += 1
@@ -416,14 +427,32 @@ class Bench:
                 ]
             )
         per_webhook_overhead = statistics.mean(r - b for r, b in zip(relay_t, base_t, strict=True))
+        label = f" at {latency * 1000:.0f} ms API latency" if latency else ""
         self.summary.append(
             (
-                "1. Throughput, relay / raw SDK",
+                f"1. Throughput{label}, relay / raw SDK",
                 ">= 90 %",
                 f"{ratio:.1%} ({relay_eps:,.0f} vs {base_eps:,.0f} events/s)",
                 met(ratio >= 0.9),
             )
         )
+        if latency:
+            self.sections.append(
+                f"## 1b. Throughput at {latency * 1000:.0f} ms API latency\n\n"
+                "Same payloads and method as section 1, but the stand-in holds each ingestion request "
+                f"{latency * 1000:.0f} ms before its 204 (a typical in-region Logs Ingestion round trip; "
+                "the local stand-in's ~5 ms flatters the baseline). Table Storage stays local Azurite.\n\n"
+                + table(
+                    ["measurement", "goal", "measured", "met?"],
+                    [
+                        ["relay events/s", "", f"{relay_eps:,.0f}", ""],
+                        ["raw SDK events/s", "", f"{base_eps:,.0f}", ""],
+                        ["relay / raw SDK", ">= 90 %", f"{ratio:.1%}", met(ratio >= 0.9)],
+                        ["relay cost per webhook, mean", "", fmt_s(per_webhook_overhead), ""],
+                    ],
+                )
+            )
+            return
         self.facts.update(
             ratio=ratio,
             overhead=per_webhook_overhead,
@@ -1252,15 +1281,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated subset: throughput,latency,cold,drain,profile (for development)",
+        help="comma-separated subset: throughput,azure_latency,latency,cold,drain,profile (for development)",
     )
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    chosen = [s for s in args.only.split(",") if s] or ["throughput", "latency", "cold", "drain", "profile"]
+    chosen = [s for s in args.only.split(",") if s] or [
+        "throughput",
+        "azure_latency",
+        "latency",
+        "cold",
+        "drain",
+        "profile",
+    ]
     bench = Bench(args.quick)
     try:
         steps = {
             "throughput": bench.throughput,
+            "azure_latency": bench.throughput_at_azure_latency,
             "latency": bench.latency,
             "cold": bench.cold_start,
             "drain": bench.drain,

@@ -16,6 +16,18 @@ def hour_start(ts: datetime) -> datetime:
     return ts.replace(minute=0, second=0, microsecond=0)
 
 
+def fold_attempt_buckets(counts: dict[str, int]) -> dict[str, int]:
+    """The ledger's 10-minute attempt buckets, summed into the hour's `attempts` and `failed_attempts`."""
+    folded: dict[str, int] = {}
+    for name, value in counts.items():
+        if name.startswith("attempts_m"):
+            name = "attempts"
+        elif name.startswith("failures_m"):
+            name = "failed_attempts"
+        folded[name] = folded.get(name, 0) + value
+    return folded
+
+
 class HourlyReporter:
     def __init__(self, relay: Relay, *, clock: Callable[[], datetime], owner: str) -> None:
         self.relay = relay
@@ -29,7 +41,7 @@ class HourlyReporter:
         if not counters.claim_hour(hour, self.owner, stale_after=timedelta(minutes=10)):
             log.info("Hourly counts for %s already sent", hour.isoformat())
             return False
-        counts = counters.read(hour)
+        counts = fold_attempt_buckets(counters.read(hour))
         # submit() delivers or queues durably, so the hour is marked sent only once the row is safe.
         self.relay.submit([hourly_stats_row(hour, counts)], source="hourly", deadline=None)
         counters.mark_sent(hour)

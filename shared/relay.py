@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shared.delivery import Deliverer, DeliveryReport
+from shared.delivery import Attempt, Deliverer, DeliveryReport
 from shared.policy import RetrySchedule, next_due, should_auto_disable
 from shared.relay_events import disable_integration_row, integration_broken_row
 from shared.schema import Row
@@ -44,6 +44,22 @@ class SubmitResult:
     parked: int = 0
     quarantined: int = 0
     errors: list[str] = field(default_factory=list)
+    report: DeliveryReport | None = None
+
+
+def _records(attempts: Sequence[Attempt], source: str, entry_id: str) -> list[AttemptRecord]:
+    return [
+        AttemptRecord(
+            ok=a.ok,
+            status=a.status,
+            error=a.error,
+            request_id=a.request_id,
+            rows=a.rows,
+            source=source,
+            entry_id=entry_id,
+        )
+        for a in attempts
+    ]
 
 
 def types_of(rows: Sequence[Row]) -> Counter[str]:
@@ -75,8 +91,13 @@ class Relay:
         self.clock = clock
 
     # -- fresh rows -------------------------------------------------------------------------
-    def submit(self, rows: Sequence[Row], *, source: str, deadline: float | None) -> SubmitResult:
-        """Deliver now, else queue; raises StoreUnavailable only if a row could be neither."""
+    def submit(
+        self, rows: Sequence[Row], *, source: str, deadline: float | None, record: bool = True
+    ) -> SubmitResult:
+        """Deliver now, else queue; raises StoreUnavailable only if a row could be neither.
+
+        With `record=False` the caller records `result.report` itself, together with its own
+        counters (the webhook does: one counter write per webhook instead of two)."""
         result = SubmitResult()
         if not rows:
             return result
@@ -118,7 +139,9 @@ class Relay:
         if report.not_attempted:
             self.queue.enqueue(report.not_attempted, due_at=now, reason="webhook time budget spent")
             result.queued += len(report.not_attempted)
-        self.record(report, source=source, entry_id="")
+        result.report = report
+        if record:
+            self.record(report, source=source, entry_id="")
         return result
 
     def _enabled(self) -> bool:
@@ -174,29 +197,34 @@ class Relay:
         return report.all_accepted
 
     # -- ledger and the auto-disable rule ---------------------------------------------------
-    def record(self, report: DeliveryReport, *, source: str, entry_id: str) -> None:
+    def record(
+        self,
+        report: DeliveryReport | None,
+        *,
+        source: str,
+        entry_id: str,
+        counts: Mapping[str, int] | None = None,
+    ) -> None:
         """Ledger and telemetry for each request. A ledger outage never fails a delivery that
         happened: the rows are in Azure; only the failure ratio misses those attempts."""
         try:
-            self._record(report, source=source, entry_id=entry_id)
+            self._record(report, source=source, entry_id=entry_id, counts=counts)
         except StoreUnavailable as err:
             log.warning("Attempt ledger not updated: %s", err)
 
-    def _record(self, report: DeliveryReport, *, source: str, entry_id: str) -> None:
-        for attempt in report.attempts:
+    def _record(
+        self,
+        report: DeliveryReport | None,
+        *,
+        source: str,
+        entry_id: str,
+        counts: Mapping[str, int] | None,
+    ) -> None:
+        attempts = report.attempts if report else []
+        for attempt in attempts:
             self.telemetry.attempt(attempt.ok, attempt.status, attempt.error, attempt.elapsed, source)
-            self.ledger.record(
-                AttemptRecord(
-                    ok=attempt.ok,
-                    status=attempt.status,
-                    error=attempt.error,
-                    request_id=attempt.request_id,
-                    rows=attempt.rows,
-                    source=source,
-                    entry_id=entry_id,
-                )
-            )
-        if any(not a.ok for a in report.attempts):
+        self.ledger.record_all(_records(attempts, source, entry_id), counts)
+        if any(not a.ok for a in attempts):
             self.check_auto_disable()
 
     def failure_window(self) -> tuple[int, int]:
@@ -232,18 +260,7 @@ class Relay:
 
     def record_quietly(self, report: DeliveryReport) -> None:
         """Ledger records without re-evaluating the rule (avoids recursion while announcing)."""
-        for attempt in report.attempts:
-            self.ledger.record(
-                AttemptRecord(
-                    ok=attempt.ok,
-                    status=attempt.status,
-                    error=attempt.error,
-                    request_id=attempt.request_id,
-                    rows=attempt.rows,
-                    source="relay",
-                    entry_id="",
-                )
-            )
+        self.ledger.record_all(_records(report.attempts, "relay", ""))
 
     # -- operator actions -------------------------------------------------------------------
     def set_enabled(self, enabled: bool, *, by: str, reason: str) -> IntegrationState:

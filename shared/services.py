@@ -90,13 +90,15 @@ def build_services(
 
     # One state repository per worker, so a local enable/disable is seen at once by both relays.
     state = IntegrationStateRepo(tables.state, clock)
+    counters = HourlyCounters(tables.counters, clock)
+    ledger = AttemptLedger(tables.ledger, clock, counters)
 
     def relay_with(d: Deliverer) -> Relay:
         return Relay(
             d,
             queue,
-            AttemptLedger(tables.ledger, clock),
-            HourlyCounters(tables.counters, clock),
+            ledger,
+            counters,
             state,
             tel,
             schedule=settings.retry_schedule,

@@ -128,7 +128,7 @@ class WebhookHandler:
 
         deadline = started + self.config.budget.total_seconds()
         try:
-            result = self.relay.submit(rows, source="webhook", deadline=deadline)
+            result = self.relay.submit(rows, source="webhook", deadline=deadline, record=False)
         except StoreUnavailable as err:
             # Neither delivered nor durable: Wallarm must resend, so the dedup key must not stay.
             self._dedup_abandon(key)
@@ -141,7 +141,9 @@ class WebhookHandler:
                 retry_after_seconds=30,
             )
         self._dedup_finish(key)
-        self._account(rows, result, filtered, len(parsed.rejected))
+        # The attempts and this webhook's counters go to Table Storage in one write.
+        counts = self._account(rows, result, filtered, len(parsed.rejected))
+        self.relay.record(result.report, source="webhook", entry_id="", counts=counts)
         status = 200 if result.queued == result.parked == result.quarantined == 0 else 202
         body: dict[str, Any] = {
             "status": _summary(result),
@@ -204,7 +206,8 @@ class WebhookHandler:
     # -- accounting -------------------------------------------------------------------------
     def _account(
         self, rows: Sequence[dict[str, str]], result: SubmitResult, filtered: Counter[str], rejected: int
-    ) -> None:
+    ) -> Counter[str]:
+        """Telemetry now; the hourly counters are returned for the caller's single write."""
         by_type = types_of(rows)
         counts: Counter[str] = Counter(
             received=1,
@@ -218,7 +221,6 @@ class WebhookHandler:
         )
         for event_type, n in by_type.items():
             counts[f"type_{event_type}"] += n
-        self._count(counts)
         tel = self.relay.telemetry
         tel.count_events("received", by_type)
         tel.count_events("filtered", filtered)
@@ -231,6 +233,7 @@ class WebhookHandler:
             tel.events.add(result.queued, {"outcome": "queued", "event_type": "mixed"})
             tel.events.add(result.parked, {"outcome": "parked", "event_type": "mixed"})
             tel.events.add(result.quarantined, {"outcome": "quarantined", "event_type": "mixed"})
+        return counts
 
     def _count(self, counts: Mapping[str, int]) -> None:
         try:

@@ -95,6 +95,25 @@ class HourlyCounters:
                     totals[key] = totals.get(key, 0) + as_int(value)
         return totals
 
+    @guarded("counters.read_range")
+    def read_range(self, first: datetime, last: datetime) -> list[tuple[datetime, dict[str, int]]]:
+        """Counters of every hour from ``first`` to ``last`` (inclusive), summed over shards, in
+        one query over at most (hours x shards) entities."""
+        totals: dict[str, dict[str, int]] = {}
+        for entity in self._table.query_entities(
+            "PartitionKey ge @a and PartitionKey le @b and RowKey ge 's' and RowKey lt 't'",
+            parameters={"a": hour_key(first), "b": hour_key(last)},
+        ):
+            hour = totals.setdefault(str(entity["PartitionKey"]), {})
+            for name, value in entity.items():
+                if name.startswith(_PREFIX):
+                    key = name[len(_PREFIX) :]
+                    hour[key] = hour.get(key, 0) + as_int(value)
+        return [
+            (datetime.strptime(key, "%Y%m%d%H").replace(tzinfo=UTC), values)
+            for key, values in sorted(totals.items())
+        ]
+
     @guarded("counters.claim_hour")
     def claim_hour(self, hour: datetime, owner: str, stale_after: timedelta) -> bool:
         """Take the right to send ``hour``'s summary. False if sent, or claimed by a live owner.

@@ -1,39 +1,33 @@
-"""The attempt ledger: every delivery attempt, and per-bucket counts for the 60 % / 12 h rule.
+"""The attempt ledger: counts of every delivery attempt, and each failed one in detail.
 
 Wallarm disables an integration when 60 % of its requests fail within 12 hours; the relay
 watches its own attempts the same way. Reading 12 hours of single attempts would be unbounded,
-so each attempt also increments a bucket counter and ``failure_window`` reads only buckets.
+so attempts are counted per 10-minute bucket in the hourly counter entities (properties
+``attempts_mMM`` / ``failures_mMM``, MM = the bucket's minute), and ``failure_window`` reads the
+13 hour partitions that cover the window in one query. The counts ride on the same write as the
+webhook's own counters, so a healthy webhook pays no extra round trip for the ledger.
 
-Layout of the ledger table:
-
-- attempts: PartitionKey = UTC hour ``YYYYMMDDHH``, RowKey ``{ms:015d}-{uuid12}``.
-- buckets: PartitionKey ``buckets``, RowKey ``{YYYYMMDDHHMM}_{shard}``: the bucket start, plus
-  a shard so concurrent writers rarely collide on one ETag. A range query on RowKey still
-  selects whole buckets because the shard suffix sorts after the bucket start.
+Failed attempts are also kept one by one (status, Azure's error code, x-ms-request-id) in the
+ledger table: PartitionKey = UTC hour ``YYYYMMDDHH``, RowKey ``{ms:015d}-{uuid12}``. Successful
+attempts are only counted: their rows are in Log Analytics, and their request ids in telemetry.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from azure.data.tables import TableClient
 
-from shared.store.tables import (
-    Clock,
-    as_int,
-    delete_keys,
-    guarded,
-    increment_entity,
-)
+from shared.store.counters import HourlyCounters
+from shared.store.tables import Clock, delete_keys, guarded
 
 _LOG = logging.getLogger(__name__)
 
-BUCKETS: Final[str] = "buckets"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MS: Final = timedelta(milliseconds=1)
 
@@ -80,56 +74,60 @@ def bucket_key(moment: datetime, bucket: timedelta) -> str:
     return bucket_start(moment, bucket).strftime("%Y%m%d%H%M")
 
 
-class AttemptLedger:
-    """Repository for delivery attempts and their bucketed counts.
+def _bucket_fields(minute: int) -> tuple[str, str]:
+    return f"attempts_m{minute:02d}", f"failures_m{minute:02d}"
 
-    ``bucket`` must divide an hour into whole minutes (1, 5, 10, 15, 30 or 60 minutes).
-    """
+
+class AttemptLedger:
+    """Repository for delivery attempts. ``bucket`` must divide an hour into whole minutes."""
 
     def __init__(
         self,
         table: TableClient,
         clock: Clock,
+        counters: HourlyCounters,
         bucket: timedelta = timedelta(minutes=10),
-        shards: int = 4,
     ) -> None:
         minutes = bucket / timedelta(minutes=1)
         if minutes < 1 or minutes != int(minutes) or 60 % int(minutes):
             raise ValueError("ledger bucket must be a whole number of minutes dividing an hour")
-        if shards < 1:
-            raise ValueError("shards must be >= 1")
         self._table = table
         self._clock = clock
+        self._counters = counters
         self._bucket = bucket
-        self._shards = shards
+
+    def record(self, outcome: AttemptRecord) -> None:
+        self.record_all([outcome])
 
     @guarded("ledger.record")
-    def record(self, outcome: AttemptRecord) -> None:
-        """Store one attempt and count it in its bucket (no lost increments under concurrency)."""
+    def record_all(self, outcomes: Sequence[AttemptRecord], counts: Mapping[str, int] | None = None) -> None:
+        """Count ``outcomes`` in their bucket together with the caller's other ``counts`` (one
+        ETag-guarded increment: no lost increments under concurrency) and keep each failure."""
         now = self._clock()
+        totals = dict(counts or {})
+        if outcomes:
+            attempts, failures = _bucket_fields(bucket_start(now, self._bucket).minute)
+            totals[attempts] = totals.get(attempts, 0) + len(outcomes)
+            totals[failures] = totals.get(failures, 0) + sum(1 for o in outcomes if not o.ok)
         ms = (now - _EPOCH) // _MS
-        entity: dict[str, Any] = {
-            "PartitionKey": hour_key(now),
-            "RowKey": f"{ms:015d}-{uuid.uuid4().hex[:12]}",
-            "at": now,
-            "ok": outcome.ok,
-            "error": outcome.error,
-            "request_id": outcome.request_id,
-            "rows": outcome.rows,
-            "source": outcome.source,
-            "entry_id": outcome.entry_id,
-        }
-        if outcome.status is not None:
-            entity["status"] = outcome.status
-        self._table.create_entity(entity)
-        shard = random.randrange(self._shards)
-        increment_entity(
-            self._table,
-            BUCKETS,
-            f"{bucket_key(now, self._bucket)}_{shard}",
-            {"attempts": 1, "failures": 0 if outcome.ok else 1},
-            operation="ledger.record",
-        )
+        for outcome in outcomes:
+            if outcome.ok:
+                continue
+            entity: dict[str, Any] = {
+                "PartitionKey": hour_key(now),
+                "RowKey": f"{ms:015d}-{uuid.uuid4().hex[:12]}",
+                "at": now,
+                "ok": outcome.ok,
+                "error": outcome.error,
+                "request_id": outcome.request_id,
+                "rows": outcome.rows,
+                "source": outcome.source,
+                "entry_id": outcome.entry_id,
+            }
+            if outcome.status is not None:
+                entity["status"] = outcome.status
+            self._table.create_entity(entity)
+        self._counters.add(totals, at=now)
 
     @guarded("ledger.failure_window")
     def failure_window(self, window: timedelta = timedelta(hours=12)) -> WindowCounts:
@@ -139,35 +137,35 @@ class AttemptLedger:
         so an attempt at exactly ``now - window`` is IN, and so is anything up to one bucket
         older. Counting a little more history errs towards seeing Wallarm's 60 % rule early.
         """
-        start = bucket_key(self._clock() - window, self._bucket)
+        now = self._clock()
+        start = bucket_start(now - window, self._bucket)
         attempts = failures = 0
-        for entity in self._table.query_entities(
-            "PartitionKey eq @pk and RowKey ge @start",
-            parameters={"pk": BUCKETS, "start": start},
-            select=["attempts", "failures"],
-        ):
-            attempts += as_int(entity.get("attempts"))
-            failures += as_int(entity.get("failures"))
+        for hour, totals in self._counters.read_range(start, now):
+            for name, value in totals.items():
+                if not name.startswith(("attempts_m", "failures_m")):
+                    continue
+                if hour + timedelta(minutes=int(name[-2:])) < start:
+                    continue
+                if name.startswith("attempts_m"):
+                    attempts += value
+                else:
+                    failures += value
         return WindowCounts(attempts=attempts, failures=failures)
 
     @guarded("ledger.purge")
     def purge(self, older_than: timedelta) -> int:
-        """Delete attempts of hours and buckets that ended before ``now - older_than``."""
+        """Delete failed-attempt records of hours that ended before ``now - older_than``.
+
+        The bucket counts live in the hourly counters and go with their retention."""
         cutoff = self._clock() - older_than
-        keys: list[tuple[str, str]] = []
-        # Hour partitions are digits, which sort before "buckets": "lt" never touches buckets.
-        for entity in self._table.query_entities(
-            "PartitionKey lt @hour",
-            parameters={"hour": hour_key(cutoff)},
-            select=["PartitionKey", "RowKey"],
-        ):
-            keys.append((str(entity["PartitionKey"]), str(entity["RowKey"])))
-        for entity in self._table.query_entities(
-            "PartitionKey eq @pk and RowKey lt @start",
-            parameters={"pk": BUCKETS, "start": bucket_key(cutoff, self._bucket)},
-            select=["PartitionKey", "RowKey"],
-        ):
-            keys.append((BUCKETS, str(entity["RowKey"])))
+        keys = [
+            (str(e["PartitionKey"]), str(e["RowKey"]))
+            for e in self._table.query_entities(
+                "PartitionKey lt @hour",
+                parameters={"hour": hour_key(cutoff)},
+                select=["PartitionKey", "RowKey"],
+            )
+        ]
         deleted = delete_keys(self._table, keys)
         if deleted:
             _LOG.info("store: ledger purge removed %d entities", deleted)

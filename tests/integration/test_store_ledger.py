@@ -1,4 +1,5 @@
-"""AttemptLedger against a real Azurite: bucket counts, the 12 h window boundary, races, purge."""
+"""AttemptLedger against a real Azurite: bucket counts (in the hourly counters), the 12 h window
+boundary, races, failed-attempt records, purge."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from azure.data.tables import TableServiceClient
 from store_fixtures import T0, FakeClock, drop_tables, open_tables, own_client
 
 from local.standins.azurite import Azurite
-from shared.store import AttemptLedger, AttemptRecord, StoreTables, WindowCounts
-from shared.store.ledger import bucket_key
+from shared.store import AttemptLedger, AttemptRecord, HourlyCounters, StoreTables, WindowCounts
 
 OK = AttemptRecord(ok=True, status=204, error="", request_id="r-ok", rows=3, source="webhook", entry_id="")
 FAIL = AttemptRecord(
@@ -39,7 +39,7 @@ def tables(table_service: TableServiceClient, unique_prefix: str) -> Iterator[St
 
 @pytest.fixture
 def ledger(tables: StoreTables, clock: FakeClock) -> AttemptLedger:
-    return AttemptLedger(tables.ledger, clock)
+    return AttemptLedger(tables.ledger, clock, HourlyCounters(tables.counters, clock))
 
 
 def test_record_counts_attempts_and_failures(ledger: AttemptLedger, tables: StoreTables) -> None:
@@ -49,9 +49,19 @@ def test_record_counts_attempts_and_failures(ledger: AttemptLedger, tables: Stor
     counts = ledger.failure_window()
     assert counts == WindowCounts(attempts=3, failures=2)
     assert counts.failure_ratio == pytest.approx(2 / 3)
-    attempts = list(tables.ledger.query_entities("PartitionKey eq '2026030112'"))
-    assert len(attempts) == 3
-    assert {a["request_id"] for a in attempts} == {"r-ok", "r-fail"}
+    failed = list(tables.ledger.query_entities("PartitionKey eq '2026030112'"))
+    assert len(failed) == 2  # failures are kept one by one; successes are only counted
+    assert {(a["request_id"], a["status"], a["error"]) for a in failed} == {
+        ("r-fail", 503, "ServiceUnavailable")
+    }
+
+
+def test_attempt_counts_share_the_callers_counter_write(
+    ledger: AttemptLedger, tables: StoreTables, clock: FakeClock
+) -> None:
+    ledger.record_all([OK, FAIL], {"received": 1, "delivered": 3})
+    totals = HourlyCounters(tables.counters, clock).read(T0)
+    assert totals == {"received": 1, "delivered": 3, "attempts_m00": 2, "failures_m00": 1}
 
 
 def test_window_boundary_exactly_12h_ago_is_in(ledger: AttemptLedger, clock: FakeClock) -> None:
@@ -81,7 +91,8 @@ def test_concurrent_records_lose_no_increment(
 
     def worker(slot: int) -> None:
         client = own_client(azurite.connection_string, tables.ledger)
-        mine = AttemptLedger(client, clock)
+        counters_client = own_client(azurite.connection_string, tables.counters)
+        mine = AttemptLedger(client, clock, HourlyCounters(counters_client, clock))
         try:
             start.wait()
             for index in range(50):
@@ -90,6 +101,7 @@ def test_concurrent_records_lose_no_increment(
             errors.append(error)
         finally:
             client.close()
+            counters_client.close()
 
     threads = [threading.Thread(target=worker, args=(slot,)) for slot in range(8)]
     for thread in threads:
@@ -101,27 +113,22 @@ def test_concurrent_records_lose_no_increment(
     assert ledger.failure_window() == WindowCounts(attempts=400, failures=expected_failures)
 
 
-def test_purge_removes_old_hours_and_buckets(
+def test_purge_removes_old_failed_attempts(
     ledger: AttemptLedger, tables: StoreTables, clock: FakeClock
 ) -> None:
     clock.set(T0 - timedelta(days=3))
     ledger.record(FAIL)
-    ledger.record(OK)
+    ledger.record(FAIL)
     clock.set(T0)
-    ledger.record(OK)
-    deleted = ledger.purge(timedelta(days=2))
-    assert deleted >= 3  # 2 attempts + one bucket shard (two if the records hit different shards)
+    ledger.record(FAIL)
+    assert ledger.purge(timedelta(days=2)) == 2
     remaining = list(tables.ledger.list_entities(select=["PartitionKey", "RowKey"]))
-    assert {e["PartitionKey"] for e in remaining} == {"2026030112", "buckets"}
-    assert all(
-        e["RowKey"].startswith(bucket_key(T0, timedelta(minutes=10)))
-        for e in remaining
-        if e["PartitionKey"] == "buckets"
-    )
-    assert ledger.failure_window(timedelta(days=7)) == WindowCounts(attempts=1, failures=0)
+    assert {e["PartitionKey"] for e in remaining} == {"2026030112"}
     assert ledger.purge(timedelta(days=2)) == 0
 
 
 def test_bucket_must_divide_an_hour(tables: StoreTables, clock: FakeClock) -> None:
     with pytest.raises(ValueError, match="bucket"):
-        AttemptLedger(tables.ledger, clock, bucket=timedelta(minutes=7))
+        AttemptLedger(
+            tables.ledger, clock, HourlyCounters(tables.counters, clock), bucket=timedelta(minutes=7)
+        )
