@@ -1030,7 +1030,7 @@ def notes(facts: dict[str, float]) -> str:
                 "met."
                 if facts["ratio_latency"] >= 0.9
                 else f"missed by {(0.9 - facts['ratio_latency']) * 100:.0f} points, the cost of the 4 durable writes "
-                "on local Azurite (real Table Storage in-region is of the same order)."
+                "on local Azurite (whose latency stands in for Table Storage's; this machine cannot measure the real one)."
             )
         )
     out.append(
