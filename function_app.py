@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 
 import azure.functions as func
 
@@ -16,7 +17,7 @@ from shared.services import Services, build_services
 from shared.settings import SettingsError
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-log = logging.getLogger("wallarm_relay")
+log = logging.getLogger("shared.function_app")
 
 
 @functools.cache
@@ -27,41 +28,42 @@ def services() -> Services:
     return build_services()
 
 
-def _misconfigured(err: SettingsError) -> func.HttpResponse:
-    log.error("%s", err)
-    return json_response(500, {"error": {"code": "misconfigured", "problems": err.problems}})
+def _with_services(handle: Callable[[Services], func.HttpResponse]) -> func.HttpResponse:
+    """Invalid settings become a 500 whose body lists each problem and its fix."""
+    try:
+        svc = services()
+    except SettingsError as err:
+        log.error("%s", err)
+        return json_response(500, {"error": {"code": "misconfigured", "problems": err.problems}})
+    return handle(svc)
 
 
 @app.route(route="wallarm", methods=["POST", "PUT"])
 def wallarm_webhook(req: func.HttpRequest) -> func.HttpResponse:
     """Wallarm's webhook URL: https://<app>.azurewebsites.net/api/wallarm?code=<function key>."""
-    try:
-        svc = services()
-    except SettingsError as err:
-        return _misconfigured(err)
-    return to_http_response(svc.webhook.handle(to_webhook_request(req)))
+    return _with_services(lambda svc: to_http_response(svc.webhook.handle(to_webhook_request(req))))
 
 
 @app.route(route="wallarm/test", methods=["GET", "POST"])
 def test_integration(req: func.HttpRequest) -> func.HttpResponse:
     """Like Wallarm's "Test integration": probe the DCR; `?event=true` also writes a test row."""
-    try:
-        svc = services()
-    except SettingsError as err:
-        return _misconfigured(err)
-    status, body = svc.health.run(send_test_event=req.params.get("event", "").lower() in ("1", "true"))
-    return json_response(status, body)
+    send_event = req.params.get("event", "").lower() in ("1", "true")
+    return _with_services(lambda svc: json_response(*svc.health.run(send_test_event=send_event)))
 
 
 @app.route(route="relay/status", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def relay_status(req: func.HttpRequest) -> func.HttpResponse:
-    return json_response(200, services().admin.status())
+    return _with_services(lambda svc: json_response(200, svc.admin.status()))
 
 
 @app.route(route="relay/{action:alpha}", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
 def relay_admin(req: func.HttpRequest) -> func.HttpResponse:
     """POST relay/disable (?reason=…), relay/enable, relay/replay (?id=… to pick entries)."""
-    admin = services().admin
+    return _with_services(lambda svc: _admin_action(svc, req))
+
+
+def _admin_action(svc: Services, req: func.HttpRequest) -> func.HttpResponse:
+    admin = svc.admin
     action = req.route_params.get("action", "")
     by = req.headers.get("x-ms-client-principal-name") or "admin-key"
     if action == "disable":

@@ -29,5 +29,6 @@ def configure_observability() -> bool:
         credential = (
             ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
         )
-    configure_azure_monitor(credential=credential, logger_name="wallarm_relay")
+    # Only the relay's own loggers (shared.*): the host already forwards its own logs.
+    configure_azure_monitor(credential=credential, logger_name="shared")
     return True
