@@ -7,8 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.delivery import Attempt, Deliverer
-from shared.relay_events import SOURCE, iso
-from shared.schema import Row
+from shared.relay_events import test_integration_row
 from shared.settings import Settings
 
 _ADVICE = {
@@ -40,22 +39,6 @@ def advice_for(attempt: Attempt) -> str:
     return "The ingestion endpoint could not be reached: check LOGS_INGESTION_ENDPOINT and outbound network."
 
 
-def test_event_row(at: datetime) -> Row:
-    return {
-        "TimeGenerated": iso(at),
-        "Vendor": "Wallarm",
-        "EventType": "test_integration",
-        "Severity": "info",
-        "ClientName": "",
-        "Summary": "[Relay] Test integration",
-        "Description": "Sent on request by the relay's test endpoint.",
-        "RequestId": "",
-        "RemoteAddr": "",
-        "Url": "",
-        "RawData": f'{{"source":"{SOURCE}","test":true}}',
-    }
-
-
 class IntegrationCheck:
     def __init__(self, settings: Settings, deliverer: Deliverer, clock: Callable[[], datetime]) -> None:
         self.settings = settings
@@ -63,7 +46,7 @@ class IntegrationCheck:
         self.clock = clock
 
     def run(self, *, send_test_event: bool) -> tuple[int, dict[str, Any]]:
-        rows = [test_event_row(self.clock())] if send_test_event else []
+        rows = [test_integration_row(self.clock())] if send_test_event else []
         attempt = self.deliverer.probe(rows)
         body: dict[str, Any] = {
             "ok": attempt.ok,

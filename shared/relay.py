@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.delivery import Attempt, Deliverer, DeliveryReport
+from shared.delivery import Attempt, ChunkFailure, Deliverer, DeliveryReport
 from shared.policy import RetrySchedule, next_due, should_auto_disable
 from shared.relay_events import disable_integration_row, integration_broken_row
 from shared.schema import Row
@@ -43,7 +43,6 @@ class SubmitResult:
     queued: int = 0
     parked: int = 0
     quarantined: int = 0
-    errors: list[str] = field(default_factory=list)
     report: DeliveryReport | None = None
 
 
@@ -121,21 +120,10 @@ class Relay:
                 first_failed_at=now,
             )
             if failure.poison:
-                for entry in entries:
-                    self.queue.quarantine(
-                        entry, status=failure.status, error=failure.error, request_id=failure.request_id
-                    )
+                self._quarantine(entries, failure)
                 result.quarantined += len(failure.rows)
-                log.error(
-                    "Quarantined %d rows: status=%s code=%s x-ms-request-id=%s",
-                    len(failure.rows),
-                    failure.status,
-                    failure.error,
-                    failure.request_id,
-                )
             else:
                 result.queued += len(failure.rows)
-            result.errors.append(f"{failure.status or ''} {failure.error}".strip())
         if report.not_attempted:
             self.queue.enqueue(report.not_attempted, due_at=now, reason="webhook time budget spent")
             result.queued += len(report.not_attempted)
@@ -143,6 +131,20 @@ class Relay:
         if record:
             self.record(report, source=source, entry_id="")
         return result
+
+    def _quarantine(self, entries: Sequence[QueueEntry], failure: ChunkFailure) -> None:
+        """Park rows that can never succeed as sent, with what an operator needs to act."""
+        for entry in entries:
+            self.queue.quarantine(
+                entry, status=failure.status, error=failure.error, request_id=failure.request_id
+            )
+        log.error(
+            "Quarantined %d rows: status=%s code=%s x-ms-request-id=%s",
+            len(failure.rows),
+            failure.status,
+            failure.error,
+            failure.request_id,
+        )
 
     def _enabled(self) -> bool:
         """The state guards delivery, it does not gate it: unreadable state means deliver."""
@@ -167,7 +169,7 @@ class Relay:
             poison = [f for f in report.failures if f.poison]
             for failure in poison:
                 # Only the poison rows go to quarantine; their siblings stay on schedule.
-                for extra in self.queue.enqueue(
+                extra = self.queue.enqueue(
                     failure.rows,
                     due_at=now,
                     attempt=entry.attempt + 1,
@@ -176,10 +178,8 @@ class Relay:
                     error=failure.error,
                     request_id=failure.request_id,
                     first_failed_at=entry.first_failed_at,
-                ):
-                    self.queue.quarantine(
-                        extra, status=failure.status, error=failure.error, request_id=failure.request_id
-                    )
+                )
+                self._quarantine(extra, failure)
             if failed:
                 last = next(f for f in report.failures if not f.poison)
                 self.queue.reschedule(

@@ -61,6 +61,17 @@ def disable_integration_row(at: datetime, by: str, reason: str) -> Row:
     )
 
 
+def test_integration_row(at: datetime) -> Row:
+    return _row(
+        at,
+        "test_integration",
+        "info",
+        "[Relay] Test integration",
+        "Sent on request by the relay's test endpoint.",
+        {"test": True},
+    )
+
+
 def hourly_stats_row(hour_start: datetime, counts: Mapping[str, int]) -> Row:
     """The previous hour's request counts; per-type counts go to RawData only."""
     received = counts.get("received", 0)
