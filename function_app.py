@@ -83,7 +83,8 @@ def retry_worker(timer: func.TimerRequest) -> None:
     """Every minute: deliver what is due, for most of the minute (see shared/retry_worker.py)."""
     svc = services()
     run = svc.worker.run(svc.settings.worker_run_for)
-    log.info("Retry worker: %d attempted, %d delivered", run.attempted, run.delivered)
+    if run.attempted or run.recovered:  # an idle run says nothing: no log line per empty minute
+        log.info("Retry worker: %d attempted, %d delivered", run.attempted, run.delivered)
 
 
 @app.timer_trigger(schedule="%HOURLY_COUNT_SCHEDULE%", arg_name="timer", run_on_startup=False)

@@ -195,7 +195,7 @@ def payloads(count: int, *, seed: int = 20261125, start: int = 1_795_000_000) ->
 def rows_of(payload: Payload, received_at: datetime, selection: Selection | None = None) -> list[Row]:
     """The rows the relay would send for `payload` (parse, select, map: the relay's own code)."""
     chosen = selection or Selection()
-    parsed = parse_body(payload.body, payload.content_type)
+    parsed = parse_body(payload.body)
     rows: list[Row] = []
     for event in parsed.events:
         selected = select(event, chosen)

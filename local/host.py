@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -104,18 +105,28 @@ class LocalHost:
     def start_timer_loop(
         self, name: str, every_seconds: float, *, first_delay: float = 0
     ) -> threading.Thread:
-        """Run a timer function repeatedly; `first_delay` keeps it from firing at start-up."""
+        """Start a timer function every `every_seconds` (at least 1 s apart, like a cron
+        schedule: a run that returns early waits for its next slot); `first_delay` keeps it from
+        firing at start-up. A failing run backs off (doubling up to 5 min) and is logged once per
+        kind of error, not once per run."""
+        period = max(every_seconds, 1.0)
 
         def loop() -> None:
-            if self._stop.wait(first_delay):
-                return
-            while True:
+            next_start = time.monotonic() + first_delay
+            failures = 0
+            last_error = ""
+            while not self._stop.wait(max(next_start - time.monotonic(), 0.0)):
+                started = time.monotonic()
                 try:
                     self.run_timer(name)
-                except Exception:  # noqa: BLE001 - a failing timer run is logged, the host keeps going
-                    log.exception("Timer %s failed", name)
-                if self._stop.wait(every_seconds):
-                    return
+                    failures, last_error = 0, ""
+                except Exception as err:  # noqa: BLE001 - a failing timer run is logged, the host keeps going
+                    failures += 1
+                    if type(err).__name__ != last_error:
+                        last_error = type(err).__name__
+                        log.exception("Timer %s failed (backing off while it keeps failing)", name)
+                backoff = min(period * 2 ** min(failures, 10), 300.0) if failures else period
+                next_start = started + backoff
 
         thread = threading.Thread(target=loop, name=f"timer-{name}", daemon=True)
         thread.start()

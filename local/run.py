@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         host.start()
         stack.callback(host.stop)
         if not args.no_timers:
-            host.start_timer_loop("retry_worker", 0)
+            host.start_timer_loop("retry_worker", 60)  # like the */1 min schedule; a run lasts 50 s
             now = time.time()
             host.start_timer_loop("hourly_count", 3600, first_delay=3600 - now % 3600)
         sample = ROOT / "tests" / "fixtures" / "wallarm" / "new_hits.json"

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from shared.policy import failing_since
 from shared.relay import Relay
 from shared.relay_events import iso
 from shared.store.queue import RetryQueue
@@ -23,7 +24,11 @@ class Admin:
     def status(self) -> dict[str, Any]:
         state = self.relay.state.get()
         stats = self.queue.stats()
-        attempts, failures = self.relay.failure_window()
+        buckets = self.relay.ledger.buckets(self.relay.rule.window)
+        attempts = sum(b.attempts for b in buckets)
+        failures = sum(b.failures for b in buckets)
+        since = failing_since([(b.start, b.attempts, b.failures) for b in buckets])
+        probe = self.relay.state.last_probe()
         oldest = stats.oldest_pending_created_at
         return {
             "state": state.mode,
@@ -46,7 +51,24 @@ class Admin:
                 "failures": failures,
                 "ratio": round(failures / attempts, 4) if attempts else 0.0,
                 "auto_disable_at": self.relay.rule.ratio,
+                "min_attempts": self.relay.rule.min_attempts,
+                "grace_minutes": self.relay.rule.grace.total_seconds() / 60,
+                "failing_since": iso(since) if since else None,
             },
+            "auto_disabled": state.mode == "auto_disabled",
+            "recovery": "probing every minute; re-enables itself on the first success"
+            if state.mode == "auto_disabled"
+            else ("waits for an operator's enable" if state.mode == "disabled" else "not needed"),
+            "last_probe": None
+            if probe is None
+            else {
+                "at": iso(probe.at),
+                "ok": probe.ok,
+                "status": probe.status,
+                "error": probe.error or None,
+                "x_ms_request_id": probe.request_id or None,
+            },
+            "next_probe_at": iso(probe.next_at) if probe and probe.next_at else None,
             "quarantined": [
                 {
                     "id": e.id,

@@ -9,32 +9,29 @@ sample row with a `new_hits` at `high`):
 - hits: `high`, or `medium` when `block_status` is `blocked` (stopped at the node; a
   monitored hit reached the application).
 - vulnerabilities: the threat level (High/Medium/Low); unknown level -> `vuln`, `medium`.
-- security issues: the risk, with `critical` -> `high`; unknown risk -> `info`.
+- security issues: EventType `security_issue` for every risk (as Wallarm's native integration
+  writes it); Severity is the risk, with `critical` -> `high`; unknown risk -> `info`.
 - system: `integration_broken` `high` (Wallarm stopped sending: data loss), integration
   disabling and every `delete_*` `medium`, `update_user` (role change) `low`, the rest `info`.
 - `attacks_exceeded` `medium`; `ip_blocked` `low` (already mitigated);
   `api_structure_changed` and the hourly count `info`; unknown types `info`.
+- an object that is no Wallarm notification: EventType `unrecognized`, `info`, object in RawData.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from shared.raw_data import FIELD_LIMIT_BYTES, cut_utf8, raw_data
 from shared.schema import COLUMNS, Row
 from shared.wallarm.events import WallarmEvent
+from shared.wallarm.parse import UNRECOGNIZED
 
 VENDOR: Final[str] = "Wallarm"
-# Logs Ingestion truncates field values over 64 KB; stay under it with a margin.
-FIELD_LIMIT_BYTES: Final[int] = 65_000
-TRUNCATED_KEY: Final[str] = "_relay_truncated"
-ORIGINAL_BYTES_KEY: Final[str] = "_relay_original_bytes"
-_STRING_MARK: Final[str] = "…[truncated]"
-_SUMMARY_STRING_BYTES: Final[int] = 1024
 
 SECURITY_ISSUE_RISKS: Final[tuple[str, ...]] = ("critical", "high", "medium", "low", "info")
 VULN_LEVELS: Final[tuple[str, ...]] = ("high", "medium", "low")
@@ -167,8 +164,9 @@ def _map_vuln(event: WallarmEvent) -> Fields:
 def _map_security_issue(event: WallarmEvent) -> Fields:
     issue = _obj(event.details.get("security_issue"))
     risk = security_issue_risk(event)
+    # One EventType for every risk, as Wallarm's native integration writes it; the risk is Severity.
     return Fields(
-        event_type=f"security_issue_{risk}",
+        event_type="security_issue",
         severity="high" if risk == "critical" else risk,
         url=_url(issue.get("host") or issue.get("domain"), issue.get("path")),
     )
@@ -220,6 +218,10 @@ def _map_unknown(event: WallarmEvent) -> Fields:
     return Fields(event.notification_type, "info")
 
 
+def _map_unrecognized(event: WallarmEvent) -> Fields:
+    return Fields(UNRECOGNIZED, "info")
+
+
 EVENT_FAMILIES: Final[Mapping[str, Family]] = {
     f.name: f
     for f in (
@@ -235,6 +237,7 @@ EVENT_FAMILIES: Final[Mapping[str, Family]] = {
         Family("attacks_exceeded", frozenset({"attacks_exceeded"}), _map_attacks_exceeded),
         Family("ip_blocked", frozenset({"ip_blocked"}), _map_ip_blocked),
         Family("hourly_count", HOURLY_COUNT_TYPES, _map_hourly_count),
+        Family("unrecognized", frozenset({UNRECOGNIZED}), _map_unrecognized),
     )
 }
 UNKNOWN_FAMILY: Final[Family] = Family("unknown", frozenset(), _map_unknown)
@@ -286,90 +289,3 @@ def _clean(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "replace").decode("utf-8")
     return text
-
-
-def cut_utf8(text: str, limit: int) -> str:
-    """Cut to at most `limit` UTF-8 bytes without splitting a character."""
-    data = text.encode("utf-8")
-    if len(data) <= limit:
-        return text
-    return data[:limit].decode("utf-8", "ignore")
-
-
-def _dump(value: Any) -> bytes:
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates: ASCII escapes keep it valid JSON
-        return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("utf-8")
-
-
-def raw_data(raw: Mapping[str, Any], limit: int = FIELD_LIMIT_BYTES) -> str:
-    """Compact JSON of the event; over `limit` bytes, trimmed to valid JSON that fits.
-
-    Trimming shortens the longest strings (payloads, headers) to a common cap found by
-    bisection; if the structure alone is too big, a summary object of the scalar fields
-    replaces it. Either way `_relay_truncated: true` and the original size are added.
-    """
-    data = _dump(raw)
-    if len(data) <= limit:
-        return data.decode("utf-8")
-    original = len(data)
-    trimmed = _trim_strings(raw, original, limit)
-    if trimmed is None:
-        trimmed = _dump(_summary_object(raw, original))
-    if len(trimmed) > limit:
-        trimmed = _dump({TRUNCATED_KEY: True, ORIGINAL_BYTES_KEY: original})
-    return trimmed.decode("utf-8")
-
-
-def _marked(value: Mapping[str, Any], original: int) -> dict[str, Any]:
-    return {**value, TRUNCATED_KEY: True, ORIGINAL_BYTES_KEY: original}
-
-
-def _cap_strings(value: Any, cap: int) -> Any:
-    if isinstance(value, str):
-        if len(value.encode("utf-8", "surrogatepass")) <= cap:
-            return value
-        head = value.encode("utf-8", "surrogatepass")[:cap].decode("utf-8", "ignore")
-        return head + _STRING_MARK
-    if isinstance(value, Mapping):
-        return {k: _cap_strings(v, cap) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_cap_strings(v, cap) for v in value]
-    return value
-
-
-def _trim_strings(raw: Mapping[str, Any], original: int, limit: int) -> bytes | None:
-    def attempt(cap: int) -> bytes:
-        return _dump(_marked(_cap_strings(raw, cap), original))
-
-    low, high = 0, original
-    best: bytes | None = None
-    while low <= high:
-        cap = (low + high) // 2
-        data = attempt(cap)
-        if len(data) <= limit:
-            best, low = data, cap + 1
-        else:
-            high = cap - 1
-    return best
-
-
-def _scalars(value: Any) -> dict[str, Any]:
-    """The scalar members of an object, strings capped: enough to find the event again."""
-    out: dict[str, Any] = {}
-    for key, item in _obj(value).items():
-        if isinstance(item, str):
-            out[key] = cut_utf8(_clean(item), _SUMMARY_STRING_BYTES)
-        elif item is None or isinstance(item, (bool, int, float)):
-            out[key] = item
-    return out
-
-
-def _summary_object(raw: Mapping[str, Any], original: int) -> dict[str, Any]:
-    summary = _scalars(raw)
-    details = _obj(raw.get("details"))
-    if details:
-        nested = {k: _scalars(v) for k, v in details.items() if isinstance(v, Mapping)}
-        summary["details"] = {**_scalars(details), **nested}
-    return _marked(summary, original)

@@ -14,8 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.delivery import Attempt, ChunkFailure, Deliverer, DeliveryReport
-from shared.policy import RetrySchedule, next_due, should_auto_disable
-from shared.relay_events import disable_integration_row, integration_broken_row
+from shared.policy import RetrySchedule, failing_since, is_sustained, next_due, should_auto_disable
+from shared.relay_events import (
+    disable_integration_row,
+    integration_broken_row,
+    integration_recovered_row,
+    iso,
+)
 from shared.schema import Row
 from shared.store.counters import HourlyCounters
 from shared.store.ledger import AttemptLedger, AttemptRecord
@@ -32,9 +37,14 @@ STATE_MAX_AGE_SECONDS = 5.0
 
 @dataclass(frozen=True)
 class AutoDisableRule:
+    """Wallarm's rule (60 % of attempts failed within 12 h, at least `min_attempts`), plus
+    `grace`: no attempt may have succeeded for that long, so a blip (role propagation after a
+    deploy takes up to 30 min) never disables, while a DCR that stays broken does within the hour."""
+
     ratio: float = 0.6
     window: timedelta = timedelta(hours=12)
     min_attempts: int = 20
+    grace: timedelta = timedelta(minutes=40)
 
 
 @dataclass
@@ -232,17 +242,25 @@ class Relay:
         return window.attempts, window.failures
 
     def check_auto_disable(self) -> bool:
-        attempts, failures = self.failure_window()
+        buckets = self.ledger.buckets(self.rule.window)
+        attempts = sum(b.attempts for b in buckets)
+        failures = sum(b.failures for b in buckets)
         if attempts:
             self.telemetry.gauge("relay.failure_ratio_12h", failures / attempts)
         if not should_auto_disable(
             attempts, failures, ratio=self.rule.ratio, min_attempts=self.rule.min_attempts
         ):
             return False
+        since = failing_since([(b.start, b.attempts, b.failures) for b in buckets])
+        if not is_sustained(since, self.clock(), self.rule.grace):
+            return False
         current = self.state.get()
         if not current.enabled:
             return False
-        reason = f"{failures}/{attempts} delivery attempts failed in {self.rule.window}"
+        reason = (
+            f"{failures}/{attempts} delivery attempts failed in {self.rule.window}, "
+            f"none succeeded since {iso(since) if since else '?'}"
+        )
         if self.state.set(False, "auto_disabled", reason, "relay", expected=current) is None:
             return False  # another instance disabled it first and raised the event
         self.telemetry.disabled.add(1, {"mode": "auto_disabled"})
@@ -258,9 +276,39 @@ class Relay:
         if not report.all_accepted:
             self.queue.park([row], reason="relay event while disabled")
 
-    def record_quietly(self, report: DeliveryReport) -> None:
+    def record_quietly(self, report: DeliveryReport, source: str = "relay") -> None:
         """Ledger records without re-evaluating the rule (avoids recursion while announcing)."""
-        self.ledger.record_all(_records(report.attempts, "relay", ""))
+        self.ledger.record_all(_records(report.attempts, source, ""))
+
+    # -- self-healing -----------------------------------------------------------------------
+    def resume(self, *, pull_limit: int = 1000) -> int:
+        """Make waiting entries due now. Entry ids are time-ordered in both partitions, so with one
+        due time the claims follow arrival order: queued entries, then those parked meanwhile."""
+        pulled = self.queue.pull_forward(pull_limit)
+        parked = self.queue.unpark_all(due_at=self.clock())
+        return pulled + parked
+
+    def recover(self, probe: Attempt) -> bool:
+        """After an automatic disable, the first successful probe re-enables the integration.
+
+        A manual disable is left alone: only an operator's enable ends it."""
+        current = self.state.get()
+        if current.mode != "auto_disabled":
+            return False
+        updated = self.state.set(
+            True, "enabled", "recovered: the Logs Ingestion API accepted a probe", "relay", expected=current
+        )
+        if updated is None:
+            return False  # another instance recovered first (or an operator acted)
+        # The success breaks the failing streak, so the rule cannot re-trip on old failures.
+        self.record_quietly(DeliveryReport(attempts=[probe]), source="probe")
+        resumed = self.resume()
+        self.telemetry.recovered.add(1)
+        log.warning(
+            "integration_recovered: auto-disable lifted after a successful probe; %d entries resumed", resumed
+        )
+        self._announce(integration_recovered_row(self.clock(), current.changed_at, resumed))
+        return True
 
     # -- operator actions -------------------------------------------------------------------
     def set_enabled(self, enabled: bool, *, by: str, reason: str) -> IntegrationState:
@@ -273,8 +321,8 @@ class Relay:
             if updated is None:
                 continue
             if enabled:
-                moved = self.queue.unpark_all(due_at=self.clock())
-                log.warning("Integration re-enabled by %s; %d parked entries replayed", by, moved)
+                moved = self.resume()
+                log.warning("Integration re-enabled by %s; %d entries resumed", by, moved)
             else:
                 self.telemetry.disabled.add(1, {"mode": "disabled"})
                 log.warning("Integration disabled by %s", by)

@@ -45,8 +45,26 @@ def integration_broken_row(at: datetime, attempts: int, failures: int, window_ho
         "high",
         "[Relay] Sentinel integration disabled automatically",
         f"{failures} of {attempts} delivery attempts ({share:.0%}) to the Logs Ingestion API failed in the "
-        f"last {window_hours:g} h. Events are parked until the integration is re-enabled.",
+        f"last {window_hours:g} h and none succeeded for a sustained period. Events are kept and the "
+        "relay probes the API every minute; it re-enables itself on the first success.",
         {"attempts": attempts, "failures": failures, "failure_ratio": round(share, 4)},
+    )
+
+
+def integration_recovered_row(at: datetime, disabled_at: datetime | None, resumed_entries: int) -> Row:
+    down = (at - disabled_at).total_seconds() if disabled_at else None
+    return _row(
+        at,
+        "integration_recovered",
+        "info",
+        "[Relay] Sentinel integration re-enabled automatically",
+        "A probe of the Logs Ingestion API succeeded after an automatic disable; the relay re-enabled "
+        f"itself and is delivering the {resumed_entries} queued or parked entries in arrival order.",
+        {
+            "disabled_at": iso(disabled_at) if disabled_at else None,
+            "disabled_seconds": round(down, 1) if down is not None else None,
+            "resumed_entries": resumed_entries,
+        },
     )
 
 

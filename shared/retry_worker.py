@@ -1,10 +1,20 @@
-"""Delivers what is due from the retry queue.
+"""Delivers what is due from the retry queue, and heals the integration after an outage.
 
 A timer starts it every minute and it works for most of that minute (RETRY_WORKER_RUN_SECONDS),
 polling the queue's due index once per RETRY_POLL_SECONDS and sleeping exactly until the next due
 entry in between. That is how second-level steps (1, 3, 5 s…) happen within about a second of
 their due time without a timer that fires every second. Claims are ETag-guarded, so several
 instances running the worker never deliver one entry twice.
+
+Health probes (an empty upload, every RECOVERY_PROBE_SECONDS) make recovery independent of the
+schedule's long steps:
+- while auto-disabled, the first successful probe re-enables the integration and resumes every
+  queued and parked entry in arrival order (a manual disable waits for an operator);
+- while enabled, with entries waiting for a later step, a successful probe makes them due now,
+  so a backlog on a 30-minute step lands within a minute of the API being healthy again.
+
+Idle is cheap and quiet: a disabled or empty run sleeps, a Table Storage outage backs off
+(1 s doubling to 30 s), and repeated identical warnings are summarised.
 """
 
 from __future__ import annotations
@@ -15,10 +25,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from shared.delivery import Attempt, DeliveryReport
+from shared.log_throttle import RepeatedLog
 from shared.relay import STATE_MAX_AGE_SECONDS, Relay
 from shared.store.queue import RetryQueue
+from shared.store.state import ProbeRecord
+from shared.store.tables import StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+_STORAGE_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 
 
 @dataclass
@@ -26,6 +42,9 @@ class WorkerRun:
     attempted: int = 0
     delivered: int = 0
     skipped_disabled: bool = False
+    probes: int = 0
+    recovered: bool = False
+    storage_errors: int = 0
 
 
 class RetryWorker:
@@ -39,6 +58,7 @@ class RetryWorker:
         clock: Callable[[], datetime],
         sleep: Callable[[float], None] = time.sleep,
         batch: int = 20,
+        probe_every: timedelta = timedelta(seconds=30),
     ) -> None:
         self.relay = relay
         self.queue = queue
@@ -47,28 +67,114 @@ class RetryWorker:
         self.clock = clock
         self.sleep = sleep
         self.batch = batch
+        self.probe_every = probe_every
+        self._next_probe_at: datetime | None = None
+        self._next_sweep_at: datetime | None = None
+        self._quiet = RepeatedLog(log)
 
     def run(self, run_for: timedelta) -> WorkerRun:
         """Work until `run_for` has passed; always does at least one pass."""
         stop_at = self.clock() + run_for
         run = WorkerRun()
+        failures = 0
         while True:
-            if not self.relay.state.get(max_age=STATE_MAX_AGE_SECONDS).enabled:
-                run.skipped_disabled = True
-                break
-            self.run_once(run)
+            try:
+                wait_until = self._step(run)
+                if failures and self._quiet.clear("storage"):
+                    log.warning("Retry worker: Table Storage reachable again")
+                failures = 0
+            except StoreUnavailable as err:
+                run.storage_errors += 1
+                self._quiet.log(
+                    logging.WARNING, "storage", "Retry worker: Table Storage unavailable (%s)", err
+                )
+                wait_until = self.clock() + timedelta(seconds=_STORAGE_BACKOFF[min(failures, 5)])
+                failures += 1
             now = self.clock()
-            if now >= stop_at:
+            if wait_until is None or now >= stop_at:
                 break
-            wait = min(self.poll, stop_at - now)
-            upcoming = self.queue.next_due_at()
-            if upcoming is not None and upcoming <= now:
-                continue
-            if upcoming is not None:
-                wait = min(wait, upcoming - now)
+            wait = min(wait_until, stop_at) - now
             self.sleep(max(wait.total_seconds(), 0.01))
         self.publish_gauges()
         return run
+
+    def _step(self, run: WorkerRun) -> datetime | None:
+        """One pass; returns when the next pass is worth doing (None: end the run)."""
+        state = self.relay.state.get(max_age=STATE_MAX_AGE_SECONDS)
+        now = self.clock()
+        if state.mode == "disabled":  # an operator's choice: only an operator's enable ends it
+            run.skipped_disabled = True
+            return None
+        if state.mode == "auto_disabled":
+            run.skipped_disabled = True
+            if not self._probe_due(now):
+                return self._next_probe_at
+            attempt = self._probe(run)
+            if not attempt.ok:
+                return self._next_probe_at
+            run.recovered = self.relay.recover(attempt)
+            if not (run.recovered or self.relay.state.get().enabled):
+                return self._next_probe_at
+        elif self._sweep_due(now):
+            # Webhooks on other instances act on a state up to STATE_MAX_AGE_SECONDS old, so a
+            # few may park just after a re-enable: nothing acknowledged may stay parked.
+            self._next_sweep_at = now + self.probe_every
+            if self.queue.unpark_all(due_at=now):
+                log.info("Retry worker: parked entries found while enabled were resumed")
+        self.run_once(run)
+        now = self.clock()
+        upcoming = self.queue.next_due_at()
+        if upcoming is not None and upcoming <= now:
+            return now
+        wait_until = now + self.poll
+        if upcoming is not None and upcoming > now + self.probe_every:
+            # Entries wait for a long step: a healthy API should not leave them waiting.
+            if self._probe_due(now) and self._probe(run).ok and self.queue.pull_forward(self.batch * 5):
+                return self.clock()
+            if self._next_probe_at is not None:
+                wait_until = min(wait_until, self._next_probe_at)
+        elif upcoming is not None:
+            wait_until = min(wait_until, upcoming)
+        return wait_until
+
+    def _sweep_due(self, now: datetime) -> bool:
+        return self._next_sweep_at is None or now >= self._next_sweep_at
+
+    def _probe_due(self, now: datetime) -> bool:
+        return self._next_probe_at is None or now >= self._next_probe_at
+
+    def _probe(self, run: WorkerRun) -> Attempt:
+        """An empty upload: proves token, role, DCR and stream without writing a row."""
+        run.probes += 1
+        attempt = self.relay.deliverer.probe()
+        now = self.clock()
+        self._next_probe_at = now + self.probe_every
+        if not attempt.ok:
+            # A failed probe is a failed request to the API: it counts toward the auto-disable rule.
+            self.relay.record(DeliveryReport(attempts=[attempt]), source="probe", entry_id="")
+            self._quiet.log(
+                logging.WARNING,
+                "probe",
+                "Retry worker: health probe failed: status=%s code=%s",
+                attempt.status,
+                attempt.error,
+            )
+        elif self._quiet.clear("probe"):
+            log.warning("Retry worker: health probe succeeded again")
+        try:
+            self.relay.state.record_probe(
+                ProbeRecord(
+                    at=now,
+                    ok=attempt.ok,
+                    status=attempt.status,
+                    error=attempt.error,
+                    request_id=attempt.request_id,
+                    next_at=self._next_probe_at,
+                )
+            )
+        except StoreUnavailable as err:
+            self._quiet.log(logging.WARNING, "probe-record", "Probe outcome not saved: %s", err)
+        return attempt
 
     def run_once(self, run: WorkerRun | None = None) -> WorkerRun:
         run = run or WorkerRun()
@@ -81,10 +187,13 @@ class RetryWorker:
                 if self.relay.retry(entry):
                     run.delivered += 1
                 if not self.relay.state.get(max_age=STATE_MAX_AGE_SECONDS).enabled:
-                    return run  # auto-disabled mid-run: leave the rest pending for re-enable
+                    return run  # disabled mid-run: leave the rest pending
 
     def publish_gauges(self) -> None:
-        stats = self.queue.stats()
+        try:
+            stats = self.queue.stats()
+        except StoreUnavailable:
+            return  # already reported by the run
         self.relay.telemetry.gauge("relay.queue.depth", stats.pending)
         oldest = stats.oldest_pending_created_at
         age = (self.clock() - oldest).total_seconds() if oldest else 0.0

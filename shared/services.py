@@ -85,7 +85,10 @@ def build_services(
     tables = open_store_tables(service, settings.table_prefix)
     queue = RetryQueue(tables.queue, clock)
     rule = AutoDisableRule(
-        settings.auto_disable_ratio, settings.auto_disable_window, settings.auto_disable_min_attempts
+        settings.auto_disable_ratio,
+        settings.auto_disable_window,
+        settings.auto_disable_min_attempts,
+        settings.auto_disable_grace,
     )
 
     # One state repository per worker, so a local enable/disable is seen at once by both relays.
@@ -127,6 +130,7 @@ def build_services(
             queue,
             lease=settings.claim_lease,
             poll=settings.worker_poll,
+            probe_every=settings.recovery_probe,
             clock=clock,
             sleep=sleep,
         ),

@@ -55,6 +55,8 @@ class Settings:
     auto_disable_ratio: float = 0.6
     auto_disable_window: timedelta = timedelta(hours=12)
     auto_disable_min_attempts: int = 20
+    auto_disable_grace: timedelta = timedelta(minutes=40)
+    recovery_probe: timedelta = timedelta(seconds=30)
     dedup_window: timedelta = timedelta(hours=24)
     ledger_retention: timedelta = timedelta(days=7)
     counter_retention: timedelta = timedelta(days=35)
@@ -207,6 +209,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         claim_lease=timedelta(seconds=num("RETRY_CLAIM_LEASE_SECONDS", 180, 10)),
         auto_disable_window=timedelta(hours=num("AUTO_DISABLE_WINDOW_HOURS", 12, 0.01)),
         auto_disable_min_attempts=int(num("AUTO_DISABLE_MIN_ATTEMPTS", 20, 1)),
+        auto_disable_grace=timedelta(minutes=num("AUTO_DISABLE_GRACE_MINUTES", 40, 0)),
+        recovery_probe=timedelta(seconds=num("RECOVERY_PROBE_SECONDS", 30, 1)),
         dedup_window=timedelta(hours=num("DEDUP_WINDOW_HOURS", 24, 0)),
         ledger_retention=timedelta(days=num("LEDGER_RETENTION_DAYS", 7, 1)),
         counter_retention=timedelta(days=num("COUNTER_RETENTION_DAYS", 35, 1)),

@@ -46,6 +46,11 @@ class Telemetry:
         self.disabled = meter.create_counter(
             "relay.integration.disabled", unit="{event}", description="Integration disabled (auto or manual)"
         )
+        self.recovered = meter.create_counter(
+            "relay.integration.recovered",
+            unit="{event}",
+            description="Integration re-enabled automatically after a successful probe",
+        )
         self._gauges: dict[str, float] = {}
         for name, description in (
             ("relay.queue.depth", "Pending retry queue entries"),

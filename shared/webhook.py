@@ -19,21 +19,14 @@ from typing import Any
 
 from shared.mapping import map_event
 from shared.relay import Relay, SubmitResult, types_of
+from shared.schema import Row
 from shared.selection import Selection, select
 from shared.store.dedup import DedupKeys
 from shared.store.tables import StoreUnavailable
-from shared.wallarm.events import ParseError
+from shared.wallarm.events import ParseError, ParseResult, Rejection
 from shared.wallarm.parse import parse_body
 
 log = logging.getLogger(__name__)
-
-JSON_TYPES = (
-    "application/json",
-    "application/x-ndjson",
-    "application/jsonl",
-    "application/jsonlines",
-    "text/plain",
-)
 
 
 @dataclass(frozen=True)
@@ -98,7 +91,7 @@ class WebhookHandler:
             log.warning("Webhook refused: %s", refused.body["error"]["code"])
             return refused
         try:
-            parsed = parse_body(request.body, request.headers.get("content-type"))
+            parsed = parse_body(request.body)
         except ParseError as err:
             self._count({"received": 1, "rejected_requests": 1})
             log.warning("Webhook body rejected: %s (%s)", err.code, err.message)
@@ -114,16 +107,18 @@ class WebhookHandler:
                 409, "in_progress", "the same body is being processed; retry later", retry_after_seconds=5
             )
 
+        try:
+            return self._accept(parsed, key, started)
+        except BaseException:
+            # An unexpected failure must not leave the key "processing": Wallarm's resend would
+            # get 409 until the claim goes stale.
+            self._dedup_abandon(key)
+            raise
+
+    def _accept(self, parsed: ParseResult, key: str, started: float) -> WebhookResponse:
         received_at = self.clock()
-        rows = []
-        filtered: Counter[str] = Counter()
-        for event in parsed.events:
-            chosen = select(event, self.config.selection)
-            if chosen is None:
-                filtered[event.notification_type] += 1
-                continue
-            rows.append(map_event(chosen, received_at))
-        for rejection in parsed.rejected:
+        rows, filtered, rejected = to_rows(parsed, self.config.selection, received_at)
+        for rejection in rejected:
             log.warning("Webhook item %d rejected: %s", rejection.index, rejection.reason)
 
         deadline = started + self.config.budget.total_seconds()
@@ -142,7 +137,7 @@ class WebhookHandler:
             )
         self._dedup_finish(key)
         # The attempts and this webhook's counters go to Table Storage in one write.
-        counts = self._account(rows, result, filtered, len(parsed.rejected))
+        counts = self._account(rows, result, filtered, len(rejected))
         self.relay.record(result.report, source="webhook", entry_id="", counts=counts)
         status = 200 if result.queued == result.parked == result.quarantined == 0 else 202
         body: dict[str, Any] = {
@@ -153,7 +148,7 @@ class WebhookHandler:
             "parked": result.parked,
             "quarantined": result.quarantined,
             "filtered": sum(filtered.values()),
-            "rejected": [{"index": r.index, "reason": r.reason} for r in parsed.rejected],
+            "rejected": [{"index": r.index, "reason": r.reason} for r in rejected],
         }
         return WebhookResponse(status, body)
 
@@ -173,13 +168,6 @@ class WebhookHandler:
                 413,
                 "body_too_large",
                 f"the body is {len(request.body)} bytes; the limit (MAX_BODY_BYTES) is {cfg.max_body_bytes}",
-            )
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type and content_type not in JSON_TYPES:
-            return error(
-                415,
-                "unsupported_content_type",
-                f"content type {content_type!r} is not JSON; use application/json (or application/x-ndjson)",
             )
         return None
 
@@ -240,6 +228,25 @@ class WebhookHandler:
             self.relay.counters.add({k: v for k, v in counts.items() if v})
         except StoreUnavailable as err:
             log.warning("Hourly counters not updated: %s", err)
+
+
+def to_rows(
+    parsed: ParseResult, selection: Selection, received_at: datetime
+) -> tuple[list[Row], Counter[str], list[Rejection]]:
+    """Select and map each event; an item whose mapping fails is rejected alone, never the batch."""
+    rows: list[Row] = []
+    filtered: Counter[str] = Counter()
+    rejected = list(parsed.rejected)
+    for index, event in enumerate(parsed.events):
+        try:
+            chosen = select(event, selection)
+            if chosen is None:
+                filtered[event.notification_type] += 1
+                continue
+            rows.append(map_event(chosen, received_at))
+        except (ValueError, TypeError, RecursionError, MemoryError) as err:
+            rejected.append(Rejection(index, f"mapping_failed: {type(err).__name__}"))
+    return rows, filtered, rejected
 
 
 def _summary(result: SubmitResult) -> str:

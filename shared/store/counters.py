@@ -37,6 +37,12 @@ CLAIM: Final[str] = "claim"
 _PREFIX: Final[str] = "c_"
 _NON_ALNUM: Final = re.compile(r"[^A-Za-z0-9]")
 _MAX_NAME: Final[int] = 200
+# An entity holds at most 255 properties. The fixed counters and the ledger's attempt buckets take
+# about 30; per-type counters (``type_<EventType>``) past this many per entity fold into
+# ``type_other``, so Wallarm sending many types never makes the counter write fail.
+MAX_TYPE_COUNTERS: Final[int] = 150
+_TYPE: Final[str] = _PREFIX + "type_"
+TYPE_OTHER: Final[str] = "type_other"
 
 
 def hour_key(moment: datetime) -> str:
@@ -55,6 +61,23 @@ def sanitize_counter_name(name: str) -> str:
     if clean[0].isdigit():
         clean = f"n{clean}"
     return clean
+
+
+def fold_types(
+    current: Mapping[str, Any], deltas: Mapping[str, int], limit: int = MAX_TYPE_COUNTERS
+) -> dict[str, int]:
+    """Deltas with new ``type_*`` counters beyond ``limit`` per entity added to ``type_other``."""
+    other = _PREFIX + TYPE_OTHER
+    present = sum(1 for name in current if name.startswith(_TYPE) and name != other)
+    out: dict[str, int] = {}
+    for name, delta in deltas.items():
+        if name.startswith(_TYPE) and name != other and name not in current:
+            if present >= limit:
+                out[other] = out.get(other, 0) + delta
+                continue
+            present += 1
+        out[name] = out.get(name, 0) + delta
+    return out
 
 
 class HourlyCounters:
@@ -79,7 +102,7 @@ class HourlyCounters:
             return
         hour = hour_key(at or self._clock())
         shard = f"s{random.randrange(self._shards)}"
-        increment_entity(self._table, hour, shard, deltas, operation="counters.add")
+        increment_entity(self._table, hour, shard, deltas, operation="counters.add", fold=fold_types)
 
     @guarded("counters.read")
     def read(self, hour: datetime) -> dict[str, int]:

@@ -58,6 +58,15 @@ class WindowCounts:
         return self.failures / self.attempts if self.attempts else 0.0
 
 
+@dataclass(frozen=True)
+class Bucket:
+    """Attempts and failures counted in one ledger bucket starting at ``start``."""
+
+    start: datetime
+    attempts: int
+    failures: int
+
+
 def hour_key(moment: datetime) -> str:
     """``YYYYMMDDHH`` of the UTC hour containing ``moment``."""
     return moment.astimezone(UTC).strftime("%Y%m%d%H")
@@ -131,6 +140,13 @@ class AttemptLedger:
 
     @guarded("ledger.failure_window")
     def failure_window(self, window: timedelta = timedelta(hours=12)) -> WindowCounts:
+        buckets = self.buckets(window)
+        return WindowCounts(
+            attempts=sum(b.attempts for b in buckets), failures=sum(b.failures for b in buckets)
+        )
+
+    @guarded("ledger.buckets")
+    def buckets(self, window: timedelta = timedelta(hours=12)) -> list[Bucket]:
         """Attempts and failures of the last ``window``, in whole buckets, by one range query.
 
         Boundary: the window starts at the start of the bucket containing ``now - window``,
@@ -139,18 +155,17 @@ class AttemptLedger:
         """
         now = self._clock()
         start = bucket_start(now - window, self._bucket)
-        attempts = failures = 0
+        counts: dict[datetime, list[int]] = {}
         for hour, totals in self._counters.read_range(start, now):
             for name, value in totals.items():
                 if not name.startswith(("attempts_m", "failures_m")):
                     continue
-                if hour + timedelta(minutes=int(name[-2:])) < start:
+                at = hour + timedelta(minutes=int(name[-2:]))
+                if at < start:
                     continue
-                if name.startswith("attempts_m"):
-                    attempts += value
-                else:
-                    failures += value
-        return WindowCounts(attempts=attempts, failures=failures)
+                pair = counts.setdefault(at, [0, 0])
+                pair[0 if name.startswith("attempts_m") else 1] += value
+        return [Bucket(at, a, f) for at, (a, f) in sorted(counts.items())]
 
     @guarded("ledger.purge")
     def purge(self, older_than: timedelta) -> int:

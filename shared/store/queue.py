@@ -62,6 +62,7 @@ MAX_TXN_PAYLOAD: Final[int] = 2_400_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MS: Final = timedelta(milliseconds=1)
 _FORMAT: Final[int] = 1
+LEASED: Final[str] = "leased"
 _META_FIELDS: Final[list[str]] = [
     "PartitionKey",
     "RowKey",
@@ -480,6 +481,7 @@ class RetryQueue:
                 new_entity["RowKey"] = pending_row_key(lease_until, entry.id)
                 new_entity["due_at"] = lease_until
                 new_entity["claims"] = entry.claims + 1
+                new_entity[LEASED] = True  # in flight: pull_forward must leave it to its worker
                 etag = self._replace_entry(entry, new_entity, None)
                 if etag is None:
                     lost += 1
@@ -489,6 +491,38 @@ class RetryQueue:
                 break
         claimed.sort(key=lambda pair: pair[0])  # due order, also after a shuffle
         return [entry for _key, entry in claimed]
+
+    @guarded("queue.pull_forward")
+    def pull_forward(self, limit: int) -> int:
+        """Make up to ``limit`` pending entries that wait for a later step due now, in arrival order.
+
+        Used once the API is known to be healthy again, so a backlog on a 30-minute step does not
+        wait for it. Leased entries (being delivered by a worker) are left alone; each move is
+        ETag-guarded, so a concurrent claim or reschedule wins and the entry is skipped.
+        """
+        now = self._clock()
+        lower = f"{to_ms(now):015d}_~"
+        candidates = [
+            e
+            for e in itertools.islice(
+                self._table.query_entities(
+                    "PartitionKey eq @pk and RowKey gt @lower",
+                    parameters={"pk": PENDING, "lower": lower},
+                    results_per_page=min(max(limit, 1), 1000),
+                ),
+                limit,
+            )
+            if not e.get(LEASED)
+        ]
+        moved = 0
+        for entity in sorted(candidates, key=lambda e: as_str(e.get("id"))):
+            entry = _entry(entity, with_payload=False)
+            new_entity = _without_metadata(entity)
+            new_entity["RowKey"] = pending_row_key(now, entry.id)
+            new_entity["due_at"] = now
+            if self._replace_entry(entry, new_entity, None) is not None:
+                moved += 1
+        return moved
 
     @guarded("queue.complete")
     def complete(self, entry: QueueEntry) -> bool:

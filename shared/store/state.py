@@ -21,6 +21,7 @@ from shared.store.tables import Clock, as_str, as_utc, etag_of, guarded, log_los
 
 PARTITION: Final[str] = "integration"
 ROW: Final[str] = "state"
+PROBE_ROW: Final[str] = "probe"
 MODES: Final[tuple[str, ...]] = ("enabled", "disabled", "auto_disabled")
 
 
@@ -39,6 +40,18 @@ class IntegrationState:
 DEFAULT_STATE: Final = IntegrationState(
     enabled=True, mode="enabled", reason="", changed_at=None, changed_by="", etag=None
 )
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    """The last health probe of the DCR (an empty upload) and when the next one is planned."""
+
+    at: datetime
+    ok: bool
+    status: int | None
+    error: str
+    request_id: str
+    next_at: datetime | None
 
 
 class IntegrationStateRepo:
@@ -78,6 +91,41 @@ class IntegrationStateRepo:
             changed_at=as_utc(entity.get("changed_at")),
             changed_by=as_str(entity.get("changed_by")),
             etag=etag_of(entity.metadata),
+        )
+
+    @guarded("state.record_probe")
+    def record_probe(self, probe: ProbeRecord) -> None:
+        """Last writer wins: each probe is a fact about the API at that moment."""
+        entity: dict[str, Any] = {
+            "PartitionKey": PARTITION,
+            "RowKey": PROBE_ROW,
+            "at": probe.at,
+            "ok": probe.ok,
+            "error": probe.error,
+            "request_id": probe.request_id,
+            "status": probe.status if probe.status is not None else 0,
+        }
+        if probe.next_at is not None:
+            entity["next_at"] = probe.next_at
+        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    @guarded("state.last_probe")
+    def last_probe(self) -> ProbeRecord | None:
+        try:
+            entity = self._table.get_entity(PARTITION, PROBE_ROW)
+        except ResourceNotFoundError:
+            return None
+        at = as_utc(entity.get("at"))
+        if at is None:
+            return None
+        status = entity.get("status")
+        return ProbeRecord(
+            at=at,
+            ok=bool(entity.get("ok")),
+            status=int(status) if status else None,
+            error=as_str(entity.get("error")),
+            request_id=as_str(entity.get("request_id")),
+            next_at=as_utc(entity.get("next_at")),
         )
 
     @guarded("state.set")

@@ -195,8 +195,12 @@ def increment_entity(
     *,
     operation: str,
     max_tries: int = 40,
+    fold: Callable[[Mapping[str, Any], Mapping[str, int]], Mapping[str, int]] | None = None,
 ) -> None:
     """Add ``deltas`` to integer properties of one entity without losing concurrent increments.
+
+    ``fold(current, deltas)``, if given, may rename deltas against the stored entity (``{}``
+    when there is none yet) before they are added: it keeps property counts within limits.
 
     Read, add, write back with ``IfNotModified`` on the ETag; a 412 means another writer won, so
     re-read and try again (bounded, with jitter). Missing entity: create it; a 409 means another
@@ -207,14 +211,14 @@ def increment_entity(
             current = table.get_entity(partition_key, row_key)
         except ResourceNotFoundError:
             fresh: dict[str, Any] = {"PartitionKey": partition_key, "RowKey": row_key}
-            fresh.update({name: int(delta) for name, delta in deltas.items()})
+            fresh.update({name: int(delta) for name, delta in (fold({}, deltas) if fold else deltas).items()})
             try:
                 table.create_entity(fresh)
                 return
             except ResourceExistsError:
                 continue
         update: dict[str, Any] = {"PartitionKey": partition_key, "RowKey": row_key}
-        for name, delta in deltas.items():
+        for name, delta in (fold(current, deltas) if fold else deltas).items():
             update[name] = as_int(current.get(name)) + int(delta)
         try:
             table.update_entity(

@@ -207,7 +207,8 @@ def test_auto_disable_at_60_percent_parks_and_enable_replays(
     clock: FakeClock,
     ingestion: LogsIngestionStandIn,
 ) -> None:
-    svc = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="10")
+    # Grace 0: Wallarm's bare 60 %/12 h rule (the grace period has its own tests).
+    svc = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="10", AUTO_DISABLE_GRACE_MINUTES="0")
     for n in range(4):  # 4 successes
         post(svc.webhook, hit_body(n))
     ingestion.set_outage(503)
@@ -219,20 +220,26 @@ def test_auto_disable_at_60_percent_parks_and_enable_replays(
     assert status["state"] == "auto_disabled"
     # 6 of 10, plus the failed attempt to announce integration_broken right away.
     assert (status["failure_window"]["attempts"], status["failure_window"]["failures"]) == (11, 7)
-    # While disabled: new events are parked (kept, counted), the worker delivers nothing.
+    # While disabled: new events are parked (kept, counted), the worker only probes.
     parked = post(svc.webhook, hit_body(10))
     assert (parked.status, parked.body["status"]) == (202, "parked")
-    ingestion.set_outage(None)
-    clock.advance(3600)
-    assert svc.worker.run(timedelta(seconds=1)).skipped_disabled
+    clock.advance(60)
+    run = svc.worker.run(timedelta(seconds=1))
+    assert (run.skipped_disabled, run.recovered, run.probes) == (True, False, 1)
     assert request_ids(ingestion) == [f"req-{n:04d}" for n in range(4)]
-    # Re-enabling resumes with the same settings: queued entries, the parked event and the
-    # integration_broken event raised while Azure was unreachable all arrive.
-    svc.admin.enable("test")
-    svc.worker.run_once()
+    assert svc.admin.status()["last_probe"]["ok"] is False
+    # The API heals: the next probe re-enables the integration without anyone pressing a button,
+    # and queued entries, the parked event and the integration_broken event all arrive, once.
+    ingestion.set_outage(None)
+    clock.advance(60)
+    run = svc.worker.run(timedelta(seconds=1))
+    assert run.recovered
+    status = svc.admin.status()
+    assert (status["state"], status["changed_by"], status["last_probe"]["ok"]) == ("enabled", "relay", True)
     types = [r["EventType"] for r in ingestion.accepted]
-    assert types.count("integration_broken") == 1
+    assert (types.count("integration_broken"), types.count("integration_recovered")) == (1, 1)
     assert sorted(r for r in request_ids(ingestion) if r) == [f"req-{n:04d}" for n in range(11)]
+    assert len([r for r in request_ids(ingestion) if r]) == 11
 
 
 def test_window_forgets_failures_older_than_12_hours(

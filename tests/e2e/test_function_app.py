@@ -124,7 +124,7 @@ def test_every_wallarm_event_type_lands_as_its_row(
         (b"[]", "application/json", 422, "empty_batch"),
         (b"42", "application/json", 422, "invalid_shape"),
         (b"\xff\xfe[", "application/json", 400, "invalid_encoding"),
-        (b"<xml/>", "application/xml", 415, "unsupported_content_type"),
+        (b"<xml/>", "application/xml", 400, "invalid_json"),  # the body decides, not the header
     ],
 )
 def test_bad_input_gets_its_status_and_a_json_error(

@@ -100,7 +100,9 @@ def test_auto_disable_is_a_metric_and_an_error_log(
     ingestion: LogsIngestionStandIn,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    svc = make_services(clock, telemetry=captured.telemetry, AUTO_DISABLE_MIN_ATTEMPTS="2")
+    svc = make_services(
+        clock, telemetry=captured.telemetry, AUTO_DISABLE_MIN_ATTEMPTS="2", AUTO_DISABLE_GRACE_MINUTES="0"
+    )
     ingestion.set_outage(503)
     with caplog.at_level(logging.ERROR):
         post(svc, load_fixture("create_user"))

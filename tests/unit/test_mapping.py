@@ -9,16 +9,8 @@ from typing import Any
 import pytest
 from wallarm_fixtures import ALL_FIXTURES, Fixture, fixture_body, load_fixture, oversized_hit_body
 
-from shared.mapping import (
-    EVENT_FAMILIES,
-    FIELD_LIMIT_BYTES,
-    ORIGINAL_BYTES_KEY,
-    TRUNCATED_KEY,
-    cut_utf8,
-    family_of,
-    map_event,
-    raw_data,
-)
+from shared.mapping import EVENT_FAMILIES, family_of, map_event
+from shared.raw_data import FIELD_LIMIT_BYTES, ORIGINAL_BYTES_KEY, TRUNCATED_KEY, cut_utf8, raw_data
 from shared.schema import COLUMNS, SEVERITIES
 from shared.wallarm.events import WallarmEvent
 from shared.wallarm.parse import parse_body
@@ -28,7 +20,7 @@ RECEIVED_ISO = "2026-03-01T12:00:00Z"
 
 
 def rows_of(name: str) -> list[dict[str, str]]:
-    result = parse_body(load_fixture(name), None)
+    result = parse_body(load_fixture(name))
     return [map_event(e, RECEIVED) for e in result.events]
 
 
@@ -156,23 +148,30 @@ def test_vuln_levels(notification_type: str, threat: str | None, expected: str) 
 
 
 @pytest.mark.parametrize(
-    ("notification_type", "risk", "expected"),
+    ("notification_type", "risk", "severity"),
     [
-        ("security_issue", "CRITICAL", "security_issue_critical"),
-        ("security_issue_low", None, "security_issue_low"),
-        ("security_issue", None, "security_issue_info"),
+        ("security_issue", "CRITICAL", "high"),
+        ("security_issue", "High", "high"),
+        ("security_issue", "medium", "medium"),
+        ("security_issue", "Low", "low"),
+        ("security_issue_low", None, "low"),
+        ("security_issue", None, "info"),
+        ("security_issue", "bogus", "info"),
     ],
 )
-def test_security_issue_risks(notification_type: str, risk: str | None, expected: str) -> None:
+def test_security_issue_is_one_event_type_with_severity_from_risk(
+    notification_type: str, risk: str | None, severity: str
+) -> None:
+    # Wallarm's native integration writes EventType `security_issue` for every risk level.
     row = map_event(event(notification_type, security_issue={"risk": risk}), RECEIVED)
-    assert row["EventType"] == expected
+    assert (row["EventType"], row["Severity"]) == ("security_issue", severity)
 
 
 def test_unknown_type_passes_through_with_full_raw() -> None:
     row = rows_of("unknown_type")[0]
     assert row["EventType"] == "future_event_type"
     assert json.loads(row["RawData"]) == fixture_body("unknown_type")[0]
-    assert family_of(parse_body(load_fixture("unknown_type"), None).events[0]).name == "unknown"
+    assert family_of(parse_body(load_fixture("unknown_type")).events[0]).name == "unknown"
 
 
 def test_every_documented_type_has_a_family() -> None:
@@ -182,7 +181,7 @@ def test_every_documented_type_has_a_family() -> None:
 
 
 def test_oversized_hit_raw_data_is_valid_json_under_limit() -> None:
-    e = parse_body(oversized_hit_body(), None).events[0]
+    e = parse_body(oversized_hit_body()).events[0]
     row = map_event(e, RECEIVED)
     raw = row["RawData"]
     assert len(raw.encode()) <= FIELD_LIMIT_BYTES
@@ -218,7 +217,7 @@ def test_raw_data_with_multibyte_strings_stays_under_limit() -> None:
 
 def test_lone_surrogate_does_not_break_mapping() -> None:
     body = b'[{"summary": "bad \\ud800 here", "details": {"notification_type": "x", "p": "\\udc00"}}]'
-    row = map_event(parse_body(body, None).events[0], RECEIVED)
+    row = map_event(parse_body(body).events[0], RECEIVED)
     assert row["Summary"] == "bad ? here"
     assert json.loads(row["RawData"])["details"]["p"] == "\udc00"
     row["RawData"].encode("utf-8")
@@ -228,7 +227,7 @@ def test_lone_surrogate_does_not_break_mapping() -> None:
 def test_long_description_is_cut_on_a_utf8_boundary(char: str) -> None:
     details = {"notification_type": "create_user"}
     raw = {"summary": "s", "description": "a" + char * 40_000, "details": details}
-    row = map_event(parse_body(json.dumps(raw).encode(), None).events[0], RECEIVED)
+    row = map_event(parse_body(json.dumps(raw).encode()).events[0], RECEIVED)
     data = row["Description"].encode("utf-8")
     assert FIELD_LIMIT_BYTES - len(char.encode()) < len(data) <= FIELD_LIMIT_BYTES
     assert row["Description"].endswith(char)

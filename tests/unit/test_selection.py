@@ -16,7 +16,7 @@ from shared.wallarm.parse import parse_body
 
 
 def events_of(name: str) -> list[WallarmEvent]:
-    return parse_body(load_fixture(name), None).events
+    return parse_body(load_fixture(name)).events
 
 
 def one(name: str) -> WallarmEvent:
@@ -101,7 +101,7 @@ def test_hit_without_headers_is_returned_as_is() -> None:
 def test_legacy_flat_hit_headers_stripped() -> None:
     flat: dict[str, Any] = json.loads(load_fixture("new_hits_legacy"))[0]
     flat["headers"] = {"HOST": ["example.com"]}
-    event = parse_body(json.dumps(flat).encode(), None).events[0]
+    event = parse_body(json.dumps(flat).encode()).events[0]
     out = select(event, Selection())
     assert out is not None
     assert "headers" not in out.raw and "headers" not in out.details["hit"]
