@@ -27,7 +27,7 @@ FIELD_LIMIT_BYTES: Final[int] = 65_000
 TRUNCATED_KEY: Final[str] = "_relay_truncated"
 ORIGINAL_BYTES_KEY: Final[str] = "_relay_original_bytes"
 MAX_DEPTH: Final[int] = 128
-MAX_TRIM_NODES: Final[int] = 10_000
+MAX_TRIM_NODES: Final[int] = 5_000
 DEPTH_MARK: Final[str] = "…[nested too deep]"
 _STRING_MARK: Final[str] = "…[truncated]"
 _ID_STRING_BYTES: Final[int] = 1024
@@ -128,9 +128,10 @@ def bounded_copy(root: Mapping[str, Any], *, string_cap: int | None = None) -> t
     return out, changed
 
 
-def _shape(root: Mapping[str, Any], node_limit: int) -> tuple[int, int, int]:
-    """(values counted up to node_limit, max depth seen, longest string in UTF-8 bytes)."""
-    nodes = depth_max = longest = 0
+def _shape(root: Mapping[str, Any], node_limit: int) -> tuple[int, int, list[str]]:
+    """(values counted up to node_limit, max depth seen, the string values seen)."""
+    nodes = depth_max = 0
+    strings: list[str] = []
     stack: list[tuple[Any, int]] = [(root, 1)]
     while stack and nodes < node_limit:
         value, depth = stack.pop()
@@ -142,8 +143,8 @@ def _shape(root: Mapping[str, Any], node_limit: int) -> tuple[int, int, int]:
             depth_max = max(depth_max, depth)
             stack.extend((v, depth + 1) for v in value)
         elif isinstance(value, str):
-            longest = max(longest, len(value.encode("utf-8", "surrogatepass")))
-    return nodes, depth_max, longest
+            strings.append(value)
+    return nodes, depth_max, strings
 
 
 def _marked(value: Mapping[str, Any], original: int) -> dict[str, Any]:
@@ -163,10 +164,10 @@ def raw_data(raw: Mapping[str, Any], limit: int = FIELD_LIMIT_BYTES) -> str:
         if len(data) <= limit:
             return dump(_marked(safe, len(data))).decode("utf-8")
     original = len(data)
-    nodes, depth, longest = _shape(safe, MAX_TRIM_NODES + 1)
+    nodes, depth, strings = _shape(safe, MAX_TRIM_NODES + 1)
     trimmed: bytes | None = None
     if nodes <= MAX_TRIM_NODES and depth <= MAX_DEPTH:
-        trimmed = _trim_strings(safe, original, limit, longest)
+        trimmed = _trim_strings(safe, original, limit, strings)
     if trimmed is None:
         trimmed = dump(identity_summary(safe, original, limit))
     if len(trimmed) > limit:
@@ -174,22 +175,36 @@ def raw_data(raw: Mapping[str, Any], limit: int = FIELD_LIMIT_BYTES) -> str:
     return trimmed.decode("utf-8")
 
 
-def _trim_strings(raw: Mapping[str, Any], original: int, limit: int, longest: int) -> bytes | None:
-    """The largest common string cap that fits, by bisection (at most ~log2(longest) dumps)."""
+def _trim_strings(raw: Mapping[str, Any], original: int, limit: int, strings: list[str]) -> bytes | None:
+    """Shorten the longest strings to one common cap so the event fits.
 
-    def attempt(cap: int) -> bytes:
-        return dump(_marked(bounded_copy(raw, string_cap=cap)[0], original))
-
-    low, high = 0, longest
-    best: bytes | None = None
-    while low <= high:
-        cap = (low + high) // 2
-        data = attempt(cap)
+    The cap comes from the strings' serialised sizes (sorted, with prefix sums: no trial dumps),
+    then one real dump checks it; escapes can make the estimate short, so the cap shrinks and is
+    checked again a few times at most. Linear in the event's size."""
+    sizes = sorted(len(dump(text)) for text in strings)
+    fixed = original - sum(sizes)  # everything that is not a string value
+    budget = limit - fixed - 64 - len(dump({TRUNCATED_KEY: True, ORIGINAL_BYTES_KEY: original}))
+    cap = _largest_cap(sizes, budget, len(dump(_STRING_MARK)))
+    for _ in range(6):
+        if cap <= 0:
+            return None
+        data = dump(_marked(bounded_copy(raw, string_cap=cap)[0], original))
         if len(data) <= limit:
-            best, low = data, cap + 1
-        else:
-            high = cap - 1
-    return best
+            return data
+        cap = int(cap * min(0.9, limit / len(data)))
+    return None
+
+
+def _largest_cap(sizes: list[int], budget: int, mark: int) -> int:
+    """The largest cap c with sum(min(size, c + mark)) <= budget, for sizes sorted ascending."""
+    total = 0
+    for index, size in enumerate(sizes):
+        longer = len(sizes) - index  # these strings get capped if c < size
+        if total + size * longer <= budget:
+            total += size
+            continue
+        return max((budget - total) // longer - mark, 0)
+    return max(sizes, default=0)
 
 
 def _identity_value(value: Any) -> Any | None:

@@ -137,3 +137,17 @@ def test_purge_old_hours(counters: HourlyCounters, clock: FakeClock) -> None:
     assert counters.purge(timedelta(days=2)) == 2
     assert counters.read(old) == {}
     assert counters.read(T0) == {"received": 1}
+
+
+def test_many_event_types_fold_into_type_other_and_lose_no_count(counters: HourlyCounters) -> None:
+    # Wallarm sending hundreds of types must not push an entity past Azure's 255 properties.
+    from shared.store.counters import MAX_TYPE_COUNTERS
+
+    one = HourlyCounters(counters._table, counters._clock, shards=1)  # one entity: the worst case
+    for batch in range(4):
+        one.add({f"type_t{batch}_{i}": 1 for i in range(100)} | {"received": 1})
+    totals = one.read(T0)
+    typed = {k: v for k, v in totals.items() if k.startswith("type_") and k != "type_other"}
+    assert len(typed) == MAX_TYPE_COUNTERS
+    assert sum(typed.values()) + totals["type_other"] == 400
+    assert totals["received"] == 4

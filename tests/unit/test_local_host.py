@@ -246,3 +246,30 @@ def test_real_http_on_port_0(app_and_runs: tuple[func.FunctionApp, list[str]]) -
         assert _call(f"{local.url}/api/open")[0::2] == (200, b"open")
     finally:
         local.stop()
+
+
+def test_timer_loop_keeps_its_period_and_backs_off_on_failure() -> None:
+    """A run that returns at once must not be restarted at once (the old loop spun)."""
+    import time
+
+    calls = {"ok": 0, "fail": 0}
+    quick = LocalHost(build_app()[0], port=0, function_key="f", master_key="m")
+    failing = LocalHost(build_app()[0], port=0, function_key="f", master_key="m")
+
+    def count_ok(name: str) -> None:
+        calls["ok"] += 1
+
+    def count_fail(name: str) -> None:
+        calls["fail"] += 1
+        raise RuntimeError("storage down")
+
+    quick.run_timer = count_ok  # type: ignore[method-assign]
+    failing.run_timer = count_fail  # type: ignore[method-assign]
+    quick.start_timer_loop("t", 0)
+    failing.start_timer_loop("t", 0)
+    time.sleep(2.5)
+    for local in (quick, failing):
+        local._stop.set()
+        local._server.server_close()
+    assert 1 <= calls["ok"] <= 3  # at most one start per second
+    assert 1 <= calls["fail"] <= 2  # 1 s, then 2 s, 4 s … after failures
