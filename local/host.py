@@ -30,6 +30,8 @@ BODY_TIMEOUT_SECONDS = 30.0
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 """The Functions host's own request size limit (100 MB): larger bodies get 413 without being read."""
 _DIGITS = re.compile(r"[0-9]{1,19}")
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9/_.~-]{0,200}")
+_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"})
 
 
 class _Server(ThreadingHTTPServer):
@@ -262,7 +264,10 @@ class LocalHost:
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-                log.debug("%s %s", self.command, urlsplit(self.path).path)  # never the query (keys)
+                # Never the query (keys) nor a path a client could use to forge log lines.
+                path = urlsplit(getattr(self, "path", "") or "").path
+                shown = path if _PLAIN_PATH.fullmatch(path) else "(path not shown)"
+                log.debug("%s %s", self.command if self.command in _METHODS else "-", shown)
 
         return Handler
 

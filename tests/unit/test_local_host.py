@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import select
 import socket
 import threading
@@ -351,3 +352,16 @@ def test_listen_backlog_holds_a_burst_of_200_before_accept(
         for sock in sockets:
             sock.close()
         local._server.server_close()
+
+
+def test_access_log_shows_no_query_and_no_forged_path(
+    served: LocalHost, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="local.host")
+    _call(f"{served.url}/api/items/1?code={FUNCTION_KEY}", "PUT", {}, b"x")
+    _raw(served, b"GET /api/items/\x1b[2J%0aFORGED HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    _raw(served, b"NONSENSE\r\n\r\n")
+    text = caplog.text
+    assert "PUT /api/items/1" in text
+    assert FUNCTION_KEY not in text
+    assert "FORGED" not in text and "\x1b" not in text
