@@ -12,9 +12,12 @@ from collections.abc import Callable
 
 import azure.functions as func
 
+from shared.admin import InvalidInput, parse_ids, parse_reason
+from shared.health import storage_unavailable_body
 from shared.http import json_response, to_http_response, to_webhook_request
 from shared.services import Services, build_services
 from shared.settings import SettingsError
+from shared.store.tables import StoreUnavailable
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("shared.function_app")
@@ -29,13 +32,16 @@ def services() -> Services:
 
 
 def _with_services(handle: Callable[[Services], func.HttpResponse]) -> func.HttpResponse:
-    """Invalid settings become a 500 whose body lists each problem and its fix."""
+    """Invalid settings become a 500 whose body lists each problem and its fix; Table Storage
+    out of reach (at start-up, or for an admin call) a 503 that says so."""
     try:
-        svc = services()
+        return handle(services())
     except SettingsError as err:
         log.error("%s", err)
         return json_response(500, {"error": {"code": "misconfigured", "problems": err.problems}})
-    return handle(svc)
+    except StoreUnavailable as err:  # also while starting: the relay creates its tables then
+        log.error("Answered 503: %s", err)
+        return json_response(503, storage_unavailable_body(err), {"Retry-After": "30"})
 
 
 @app.route(route="wallarm", methods=["POST", "PUT"])
@@ -48,7 +54,15 @@ def wallarm_webhook(req: func.HttpRequest) -> func.HttpResponse:
 def test_integration(req: func.HttpRequest) -> func.HttpResponse:
     """Like Wallarm's "Test integration": probe the DCR; `?event=true` also writes a test row."""
     send_event = req.params.get("event", "").lower() in ("1", "true")
-    return _with_services(lambda svc: json_response(*svc.health.run(send_test_event=send_event)))
+
+    def probe(svc: Services) -> func.HttpResponse:
+        refused = svc.webhook.refuse_caller(to_webhook_request(req))  # the webhook's own guards
+        if refused is not None:
+            log.warning("Probe refused: %s", refused.body["error"]["code"])
+            return to_http_response(refused)
+        return json_response(*svc.health.run(send_test_event=send_event))
+
+    return _with_services(probe)
 
 
 @app.route(route="relay/status", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
@@ -65,14 +79,17 @@ def relay_admin(req: func.HttpRequest) -> func.HttpResponse:
 def _admin_action(svc: Services, req: func.HttpRequest) -> func.HttpResponse:
     admin = svc.admin
     action = req.route_params.get("action", "")
-    by = req.headers.get("x-ms-client-principal-name") or "admin-key"
-    if action == "disable":
-        return json_response(200, admin.disable(by, req.params.get("reason", "")))
-    if action == "enable":
-        return json_response(200, admin.enable(by))
-    if action == "replay":
-        ids = [i for i in req.params.get("id", "").split(",") if i] or None
-        return json_response(200, admin.replay_quarantined(ids))
+    by = admin.caller(req.headers)
+    try:
+        if action == "disable":
+            return json_response(200, admin.disable(by, parse_reason(req.params.get("reason", ""))))
+        if action == "enable":
+            return json_response(200, admin.enable(by))
+        if action == "replay":
+            return json_response(200, admin.replay_quarantined(parse_ids(req.params.get("id", ""))))
+    except InvalidInput as err:
+        log.warning("Admin %s refused: %s", action, err.code)  # the code only, never the value
+        return json_response(400, {"error": {"code": err.code, "message": err.message}})
     return json_response(
         404, {"error": {"code": "unknown_action", "message": "use disable, enable or replay"}}
     )

@@ -8,11 +8,13 @@ Tools cannot be installed here; `func start` works too for those who have it.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +23,31 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.functions as func
 
 log = logging.getLogger("local.host")
+
+LISTEN_BACKLOG = 1024
+"""Connections the kernel holds before accept(): Wallarm and load tests send bursts (stdlib: 5)."""
+BODY_TIMEOUT_SECONDS = 30.0
+"""How long a connection may stay silent (request line, headers or body) before it is answered 408."""
+MAX_REQUEST_BYTES = 100 * 1024 * 1024
+"""The Functions host's own request size limit (100 MB): larger bodies get 413 without being read."""
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9/_.~-]{0,200}")
+_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"})
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
+
+
+class _Refused(Exception):
+    """The front end answers before the function: malformed framing, slow or oversized bodies."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -74,13 +101,21 @@ class LocalHost:
     """Serves HTTP triggers on 127.0.0.1; `function_key` and `master_key` play the host's keys."""
 
     def __init__(
-        self, app: func.FunctionApp, *, port: int = 7071, function_key: str, master_key: str
+        self,
+        app: func.FunctionApp,
+        *,
+        port: int = 7071,
+        function_key: str,
+        master_key: str,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         self.http, self.timers = index(app)
         self.function_key = function_key
         self.master_key = master_key
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._server.daemon_threads = True
+        self.body_timeout = body_timeout
+        self.max_request_bytes = max_request_bytes
+        self._server = _Server(("127.0.0.1", port), self._handler_class())
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -179,10 +214,47 @@ class LocalHost:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = host.body_timeout  # socket timeout: a stalled request line or body ends
+
+            def _read_body(self) -> bytes:
+                """The body as the front end frames it; _Refused for what it would not forward."""
+                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                    raise _Refused(411, "length_required", "send the body with a Content-Length")
+                lengths = {v.strip() for v in self.headers.get_all("Content-Length") or []}
+                if not lengths:
+                    return b""
+                raw = lengths.pop()
+                if lengths or not _DIGITS.fullmatch(raw):
+                    raise _Refused(400, "invalid_content_length", "Content-Length must be one decimal number")
+                length = int(raw)
+                if length > host.max_request_bytes:
+                    raise _Refused(413, "body_too_large", f"the limit is {host.max_request_bytes} bytes")
+                try:
+                    body = self.rfile.read(length)
+                except TimeoutError:
+                    body = b""
+                if len(body) < length:
+                    raise _Refused(408, "body_timeout", "the body was shorter than its Content-Length")
+                return body
+
+            def _refuse(self, refused: _Refused) -> None:
+                payload = json.dumps({"error": {"code": refused.code, "message": refused.message}}).encode()
+                self.close_connection = True  # the rest of the stream cannot be trusted
+                with suppress(OSError):  # a client that gave up has closed its end
+                    self.send_response(refused.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(payload)
 
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                try:
+                    body = self._read_body()
+                except _Refused as refused:
+                    log.warning("Request refused by the local host: %d %s", refused.status, refused.code)
+                    self._refuse(refused)
+                    return
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 # As the App Service front end does: the peer address is appended last.
                 peer = self.client_address[0]
@@ -203,7 +275,10 @@ class LocalHost:
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-                log.debug("%s %s", self.command, urlsplit(self.path).path)  # never the query (keys)
+                # Never the query (keys) nor a path a client could use to forge log lines.
+                path = urlsplit(getattr(self, "path", "") or "").path
+                shown = path if _PLAIN_PATH.fullmatch(path) else "(path not shown)"
+                log.debug("%s %s", self.command if self.command in _METHODS else "-", shown)
 
         return Handler
 

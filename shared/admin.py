@@ -1,25 +1,107 @@
 """The operator's view and actions: status, disable/enable, replay quarantined entries.
 
 Shared by the admin HTTP endpoints (master-key auth) and the CLI (`python -m shared.cli`).
+Everything a caller sends (reason, ids, the principal name) is cleaned or refused here before it
+reaches a row, the state table or a log line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from shared.policy import failing_since
 from shared.relay import Relay
 from shared.relay_events import iso
-from shared.store.queue import RetryQueue
+from shared.store.queue import ENTRY_ID, RetryQueue
+
+KEY_CALLER = "admin-key"
+"""Who acted, when the platform does not say: a caller holding the host's master key."""
+PRINCIPAL_HEADER = "x-ms-client-principal-name"
+MAX_REASON_CHARS = 200
+MAX_PRINCIPAL_CHARS = 128
+MAX_REPLAY_IDS = 100
+ID_EXAMPLE = "001764072000000-0000001a2b3c4d"
+
+
+class InvalidInput(ValueError):
+    """A caller-supplied value the relay refuses: answered 400 with `code` and `message`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def platform_auth_enabled(env: Mapping[str, str]) -> bool:
+    """App Service authentication is on: the platform then sets, and strips from clients, the
+    x-ms-client-principal-* headers. Without it anyone can send them."""
+    return env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() == "true"
+
+
+def clean_text(raw: str) -> str:
+    """One line of printable text: whitespace runs (newlines too) become one space; control,
+    format (bidi overrides, zero-width) and unassigned characters are dropped."""
+    kept = []
+    for ch in raw:
+        if ch.isspace():
+            kept.append(" ")
+        elif unicodedata.category(ch)[0] != "C":
+            kept.append(ch)
+    return " ".join("".join(kept).split())
+
+
+def parse_reason(raw: str) -> str:
+    reason = clean_text(raw)
+    if len(reason) > MAX_REASON_CHARS:
+        raise InvalidInput(
+            "invalid_reason", f"reason is {len(reason)} characters long; at most {MAX_REASON_CHARS}"
+        )
+    return reason
+
+
+def parse_ids(raw: str) -> list[str] | None:
+    """`?id=a,b` as queue entry ids; None (all) when absent. The message never repeats a value."""
+    ids = [part.strip() for part in raw.split(",") if part.strip()]
+    if len(ids) > MAX_REPLAY_IDS:
+        raise InvalidInput("too_many_ids", f"{len(ids)} ids given; at most {MAX_REPLAY_IDS} per call")
+    for number, entry_id in enumerate(ids, start=1):
+        if not ENTRY_ID.match(entry_id):
+            raise InvalidInput(
+                "invalid_id",
+                f"id number {number} is not a queue entry id: ids look like {ID_EXAMPLE} "
+                "(see `quarantined` in the status answer)",
+            )
+    return ids or None
+
+
+def caller_name(headers: Mapping[str, str], *, platform_auth: bool) -> str:
+    """The acting operator, from the platform only: the principal name App Service authentication
+    set, else the fixed label for a master-key caller (the header is then anyone's to forge)."""
+    if not platform_auth:
+        return KEY_CALLER
+    given = next((v for k, v in headers.items() if k.lower() == PRINCIPAL_HEADER), "")
+    return clean_text(given)[:MAX_PRINCIPAL_CHARS] or KEY_CALLER
 
 
 class Admin:
-    def __init__(self, relay: Relay, queue: RetryQueue, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        relay: Relay,
+        queue: RetryQueue,
+        clock: Callable[[], datetime],
+        *,
+        platform_auth: bool = False,
+    ) -> None:
         self.relay = relay
         self.queue = queue
         self.clock = clock
+        self.platform_auth = platform_auth
+
+    def caller(self, headers: Mapping[str, str]) -> str:
+        return caller_name(headers, platform_auth=self.platform_auth)
 
     def status(self) -> dict[str, Any]:
         state = self.relay.state.get()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared.admin import Admin
+from shared.admin import Admin, platform_auth_enabled
 from shared.delivery import Deliverer, build_ingestion_client
 from shared.health import IntegrationCheck
 from shared.hourly import HourlyReporter
@@ -135,8 +135,8 @@ def build_services(
             sleep=sleep,
         ),
         hourly=HourlyReporter(worker_relay, clock=clock, owner=f"{socket.gethostname()}:{os.getpid()}"),
-        health=IntegrationCheck(settings, webhook_relay.deliverer, clock),
-        admin=Admin(worker_relay, queue, clock),
+        health=IntegrationCheck(webhook_relay.deliverer, queue.probe, clock),
+        admin=Admin(worker_relay, queue, clock, platform_auth=platform_auth_enabled(env)),
         relay=worker_relay,
         retention=Retention(
             worker_relay.ledger,

@@ -8,6 +8,7 @@ deployment fails at start-up with one actionable message instead of at the first
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,6 +19,18 @@ from shared.policy import DEFAULT_SCHEDULE, RetrySchedule
 from shared.selection import Selection
 
 SECURITY_ISSUE_RISKS = ("critical", "high", "medium", "low", "info")
+# Names and identifiers among the string settings: one stray byte makes each of them fail later,
+# far from the cause (a 401/404 from Azure, a header that never matches), so they are checked here.
+PLAIN_STRING_SETTINGS = (
+    "LOGS_INGESTION_ENDPOINT",
+    "LOGS_DCR_IMMUTABLE_ID",
+    "LOGS_STREAM_NAME",
+    "AZURE_CLIENT_ID",
+    "RELAY_STORAGE_TABLE_ENDPOINT",
+    "WEBHOOK_SECRET_HEADER",
+)
+_HTTP_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -105,6 +118,51 @@ def _networks(raw: str, problems: list[str]) -> tuple[IpNetwork, ...]:
     return tuple(nets)
 
 
+def _plain_string_problems(env: Mapping[str, str]) -> list[str]:
+    """Whitespace inside, control or non-ASCII characters in a name, ID or URL setting."""
+    problems = []
+    for name in PLAIN_STRING_SETTINGS:
+        value = env.get(name, "").strip()
+        if any(not ("!" <= ch <= "~") for ch in value):
+            problems.append(
+                f"{name}={value!r} contains spaces, control or non-ASCII characters: copy the value "
+                "again from the Azure portal or the deployment outputs (a pasted value often carries them)."
+            )
+    client_id = env.get("AZURE_CLIENT_ID", "").strip()
+    if client_id and not _GUID.match(client_id):
+        problems.append(
+            f"AZURE_CLIENT_ID={client_id!r} is not a GUID: use the identity's client ID "
+            "(xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx), not its name or resource ID."
+        )
+    header = env.get("WEBHOOK_SECRET_HEADER", "").strip()
+    if header and not _HTTP_TOKEN.match(header):
+        problems.append(
+            f"WEBHOOK_SECRET_HEADER={header!r} is not a valid HTTP header name: use letters, digits "
+            "and dashes, e.g. X-Wallarm-Relay-Secret."
+        )
+    return problems
+
+
+def _secret_problems(secret: str) -> list[str]:
+    """Why a shared secret can never match what an HTTP client sends (never echoing it)."""
+    fix = "set a long random ASCII value, e.g. the output of `openssl rand -hex 32`"
+    problems = []
+    if any(not (" " <= ch <= "~") for ch in secret):
+        problems.append(
+            "WEBHOOK_SHARED_SECRET contains control or non-ASCII characters: HTTP clients cannot send "
+            f"them in a header, so a webhook could never match; {fix}."
+        )
+    if secret != secret.strip():
+        problems.append(
+            "WEBHOOK_SHARED_SECRET starts or ends with whitespace: HTTP drops it from header values, so "
+            "a webhook could never match; remove it (a secret copied with its trailing newline is the "
+            "usual cause)."
+        )
+    if len(secret) < 16:
+        problems.append(f"WEBHOOK_SHARED_SECRET is shorter than 16 characters: {fix}.")
+    return problems
+
+
 def _risks(raw: str | None, problems: list[str]) -> frozenset[str]:
     if raw is None or not raw.strip():
         return frozenset(SECURITY_ISSUE_RISKS)
@@ -122,7 +180,7 @@ def _risks(raw: str | None, problems: list[str]) -> frozenset[str]:
 
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build Settings from app settings, raising SettingsError with every problem found."""
-    problems: list[str] = []
+    problems: list[str] = _plain_string_problems(env)
 
     def num(name: str, default: float, minimum: float) -> float:
         return _number(env, name, default, problems, minimum=minimum)
@@ -167,14 +225,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         )
 
     prefix = env.get("RELAY_TABLE_PREFIX", "wallarmrelay").strip()
-    if not prefix.isalnum() or not prefix[:1].isalpha() or len(prefix) > 40:
+    if not (prefix.isascii() and prefix.isalnum()) or not prefix[:1].isalpha() or len(prefix) > 40:
         problems.append(
             f"RELAY_TABLE_PREFIX={prefix!r} must be letters and digits, start with a letter, ≤ 40 chars."
         )
 
     secret = env.get("WEBHOOK_SHARED_SECRET", "") or None
-    if secret is not None and len(secret) < 16:
-        problems.append("WEBHOOK_SHARED_SECRET is shorter than 16 characters: use a long random value.")
+    if secret is not None:
+        problems.extend(_secret_problems(secret))
 
     selection = Selection(
         hits=_bool(env, "SELECT_HITS", True, problems),

@@ -153,7 +153,11 @@ class WebhookHandler:
         return WebhookResponse(status, body)
 
     # -- checks before the body is read ------------------------------------------------------
-    def _refuse(self, request: WebhookRequest) -> WebhookResponse | None:
+    def refuse_caller(self, request: WebhookRequest) -> WebhookResponse | None:
+        """The caller guards after the platform's function key: source allow-list, shared secret.
+
+        The probe (`/api/wallarm/test`) uses them too, so both doors of Wallarm's side are alike.
+        """
         cfg = self.config
         if cfg.allowed_networks and not _ip_allowed(request.source_ip, cfg.allowed_networks):
             return error(403, "source_not_allowed", "the source address is not in ALLOWED_SOURCE_NETWORKS")
@@ -163,6 +167,13 @@ class WebhookHandler:
                 return error(401, "missing_secret", f"the {cfg.secret_header} header is required")
             if not hmac.compare_digest(given.encode("utf-8"), cfg.secret.encode("utf-8")):
                 return error(401, "wrong_secret", f"the {cfg.secret_header} header does not match")
+        return None
+
+    def _refuse(self, request: WebhookRequest) -> WebhookResponse | None:
+        refused = self.refuse_caller(request)
+        if refused is not None:
+            return refused
+        cfg = self.config
         if len(request.body) > cfg.max_body_bytes:
             return error(
                 413,

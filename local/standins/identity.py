@@ -157,6 +157,7 @@ class TokenIssuer:
 class _QuietThreadingServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # Azure takes bursts; the stdlib's backlog of 5 drops SYNs
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (timeouts, dropped TLS) is a normal event for a fault injector.

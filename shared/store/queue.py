@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import random
+import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -53,6 +54,10 @@ _LOG = logging.getLogger(__name__)
 PENDING: Final[str] = "pending"
 PARKED: Final[str] = "parked"
 QUARANTINE: Final[str] = "quarantine"
+PROBE: Final[str] = "probe"
+"""Partition of the probe's write check; no queue query reads it."""
+ENTRY_ID: Final = re.compile(r"^[0-9]{15}-[0-9a-f]{14}$")
+"""The shape of an entry id (``_new_id``): callers validate user-supplied ids against it."""
 
 CHUNK_BYTES: Final[int] = 64 * 1024
 MAX_ENTRY_PAYLOAD: Final[int] = 720_000
@@ -788,6 +793,16 @@ class RetryQueue:
         for start in range(0, len(sources), MAX_BATCH_OPS):
             moved += self._move_to_pending(sources[start : start + MAX_BATCH_OPS], due_at)
         return moved
+
+    # ---- health -------------------------------------------------------------------------------
+
+    @guarded("queue.probe")
+    def probe(self) -> None:
+        """Write one small entity where no queue query looks: proves the relay can queue now."""
+        self._table.upsert_entity(
+            {"PartitionKey": PROBE, "RowKey": "write-check", "checked_at": self._clock()},
+            mode=UpdateMode.REPLACE,
+        )
 
     # ---- reading ------------------------------------------------------------------------------
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import azure.functions as func
 import pytest
 
+import function_app
 from local.standins.azurite import Azurite
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from shared.services import Services, build_services
@@ -71,3 +76,47 @@ def make_services(relay_env: dict[str, str]) -> Iterator[MakeServices]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+Call = Callable[..., func.HttpResponse]
+
+
+@functools.cache
+def functions() -> dict[str, Any]:
+    """Indexed once per process, like the host (a second get_functions() call refuses duplicates)."""
+    return {str(fn.get_function_name()): fn for fn in function_app.app.get_functions()}
+
+
+@pytest.fixture
+def call(relay_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Call]:
+    """Calls a built user function with a real azure.functions.HttpRequest, as the host does."""
+    for key, value in relay_env.items():
+        monkeypatch.setenv(key, value)
+    function_app.services.cache_clear()
+
+    def invoke(
+        name: str,
+        body: bytes = b"",
+        *,
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        route_params: dict[str, str] | None = None,
+    ) -> func.HttpResponse:
+        req = func.HttpRequest(
+            method=method,
+            url=f"https://relay.example/api/{name}",
+            body=body,
+            headers={"Content-Type": "application/json", **(headers or {})},
+            params=params or {},
+            route_params=route_params or {},
+        )
+        response: func.HttpResponse = functions()[name].get_user_function()(req)
+        return response
+
+    yield invoke
+    function_app.services.cache_clear()
+
+
+def body_json(resp: func.HttpResponse) -> Any:
+    return json.loads(resp.get_body())

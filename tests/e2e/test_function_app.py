@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import azure.functions as func
@@ -15,13 +13,7 @@ import function_app
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from shared.schema import COLUMNS
 
-Call = Callable[..., func.HttpResponse]
-
-
-@functools.cache
-def functions() -> dict[str, Any]:
-    """Indexed once per process, like the host (a second get_functions() call refuses duplicates)."""
-    return {str(fn.get_function_name()): fn for fn in function_app.app.get_functions()}
+from .conftest import Call, body_json, functions
 
 
 def test_import_registers_every_function() -> None:
@@ -61,41 +53,6 @@ def test_timers_read_schedule_from_settings_and_never_run_on_startup(name: str, 
     assert binding["type"] == "timerTrigger"
     assert binding["schedule"] == setting
     assert binding["runOnStartup"] is False
-
-
-@pytest.fixture
-def call(relay_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Call]:
-    """Calls a built user function with a real azure.functions.HttpRequest, as the host does."""
-    for key, value in relay_env.items():
-        monkeypatch.setenv(key, value)
-    function_app.services.cache_clear()
-
-    def invoke(
-        name: str,
-        body: bytes = b"",
-        *,
-        method: str = "POST",
-        headers: dict[str, str] | None = None,
-        params: dict[str, str] | None = None,
-        route_params: dict[str, str] | None = None,
-    ) -> func.HttpResponse:
-        req = func.HttpRequest(
-            method=method,
-            url=f"https://relay.example/api/{name}",
-            body=body,
-            headers={"Content-Type": "application/json", **(headers or {})},
-            params=params or {},
-            route_params=route_params or {},
-        )
-        response: func.HttpResponse = functions()[name].get_user_function()(req)
-        return response
-
-    yield invoke
-    function_app.services.cache_clear()
-
-
-def body_json(resp: func.HttpResponse) -> Any:
-    return json.loads(resp.get_body())
 
 
 @pytest.mark.parametrize("fixture", ALL_FIXTURES, ids=lambda f: f.name)
@@ -210,7 +167,7 @@ def test_test_integration_explains_failures(
     ingestion.inject(status)
     resp = call("test_integration", method="GET")
     assert resp.status_code == 502
-    body = body_json(resp)
+    body = body_json(resp)["ingestion"]
     assert body["status"] == status
     assert phrase in body["advice"]
     assert body["x_ms_request_id"]

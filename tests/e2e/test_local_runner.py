@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -9,9 +10,12 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -29,15 +33,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def runner() -> Iterator[dict[str, str]]:
+@contextlib.contextmanager
+def local_runner(*args: str, **settings: str) -> Iterator[dict[str, str]]:
+    """`python -m local.run` in a subprocess with its own stand-ins; its URL and rows URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGS_", "RELAY_", "IDENTITY_"))}
     env.update(
         {"RELAY_LOCAL_FUNCTION_KEY": "fn-key-for-tests", "RELAY_LOCAL_MASTER_KEY": "master-key-for-tests"}
     )
+    env.update(settings)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "local.run", "--port", str(port), "--no-timers"],
+        [sys.executable, "-m", "local.run", "--port", str(port), *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -56,11 +62,19 @@ def runner() -> Iterator[dict[str, str]]:
     assert "Relay listening" in output, output
     rows_url = re.search(r"rows: (https://\S+)\)", output)
     assert rows_url, output
+    # Keep reading its output, so a chatty run never blocks on a full pipe.
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
     try:
         yield {"url": f"http://127.0.0.1:{port}", "rows": rows_url.group(1)}
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[dict[str, str]]:
+    with local_runner("--no-timers") as started:
+        yield started
 
 
 def landed(rows_url: str) -> list[dict[str, str]]:
@@ -101,3 +115,43 @@ def test_relayctl_status_disable_enable(runner: dict[str, str], capsys: pytest.C
     assert (
         relayctl(["--url", runner["url"], "--key", "fn-key-for-tests", "status"]) == 1
     )  # not the master key
+
+
+def test_burst_of_200_parallel_posts_every_one_answered_every_row_landed_once() -> None:
+    """What a load test (or Wallarm after an outage) sends `scripts/run`: 200 posts at once."""
+    n = 200
+    # Generous API timeouts: on a loaded 2-core machine a slow-but-successful upload must not be
+    # mistaken for a failure (its retry would be a legitimate at-least-once duplicate).
+    with local_runner(WEBHOOK_READ_TIMEOUT_SECONDS="20", WEBHOOK_DELIVERY_BUDGET_SECONDS="25") as run:
+        url = f"{run['url']}/api/wallarm?code=fn-key-for-tests"
+        start = threading.Barrier(n)
+
+        def post(i: int) -> int:
+            body = json.dumps(
+                [{"summary": f"burst-{i:03d}", "details": {"notification_type": "create_user"}}]
+            )
+            req = urllib.request.Request(
+                url, data=body.encode(), method="POST", headers={"Content-Type": "application/json"}
+            )
+            start.wait()
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    return int(resp.status)
+            except urllib.error.HTTPError as err:
+                return err.code
+
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            statuses = list(pool.map(post, range(n)))
+        assert len(statuses) == n
+        assert set(statuses) <= {200, 202}, Counter(statuses)
+        deadline = time.monotonic() + 90  # 202s (queued) land through the retry worker timer
+        summaries: Counter[str] = Counter()
+        while time.monotonic() < deadline:
+            summaries = Counter(
+                r["Summary"] for r in landed(run["rows"]) if r["Summary"].startswith("burst-")
+            )
+            if len(summaries) == n:
+                break
+            time.sleep(1)
+        assert sorted(summaries) == [f"burst-{i:03d}" for i in range(n)]
+        assert set(summaries.values()) == {1}, "a row landed twice"

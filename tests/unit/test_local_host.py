@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import select
+import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -273,3 +278,117 @@ def test_timer_loop_keeps_its_period_and_backs_off_on_failure() -> None:
         local._server.server_close()
     assert 1 <= calls["ok"] <= 3  # at most one start per second
     assert 1 <= calls["fail"] <= 2  # 1 s, then 2 s, 4 s … after failures
+
+
+# -- like a real front end: bursts, slow or malformed bodies --------------------------------------
+
+
+def _raw(local: LocalHost, request: bytes, *, timeout: float = 5) -> bytes:
+    """Send raw bytes, return what the server answers until it closes (or the timeout)."""
+    port = int(local.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        with contextlib.suppress(TimeoutError):
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.fixture
+def served(app_and_runs: tuple[func.FunctionApp, list[str]]) -> Iterator[LocalHost]:
+    local = LocalHost(
+        app_and_runs[0],
+        port=0,
+        function_key=FUNCTION_KEY,
+        master_key=MASTER_KEY,
+        body_timeout=0.5,
+        max_request_bytes=4096,
+    )
+    local.start()
+    yield local
+    local.stop()
+
+
+def _put(headers: str, body: bytes = b"") -> bytes:
+    return (
+        f"PUT /api/items/1 HTTP/1.1\r\nHost: x\r\nx-functions-key: {FUNCTION_KEY}\r\n{headers}\r\n".encode()
+        + body
+    )
+
+
+def _status_and_code(answer: bytes) -> tuple[int, str]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head else 0
+    return status, json.loads(body)["error"]["code"] if body.startswith(b"{") else ""
+
+
+def test_body_shorter_than_its_content_length_is_408_after_the_timeout(served: LocalHost) -> None:
+    answer = _raw(served, _put("Content-Length: 100\r\n", b"only a part"))
+    assert _status_and_code(answer) == (408, "body_timeout")
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "+5", "0x10", "1e3", "", "5 5", "99999999999999999999"])
+def test_malformed_content_length_is_400(served: LocalHost, value: str) -> None:
+    answer = _raw(served, _put(f"Content-Length: {value}\r\n", b"hello"))
+    assert _status_and_code(answer) == (400, "invalid_content_length")
+
+
+def test_conflicting_content_lengths_are_400(served: LocalHost) -> None:
+    answer = _raw(served, _put("Content-Length: 5\r\nContent-Length: 6\r\n", b"hello!"))
+    assert _status_and_code(answer) == (400, "invalid_content_length")
+
+
+def test_chunked_body_is_411(served: LocalHost) -> None:
+    answer = _raw(served, _put("Transfer-Encoding: chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n"))
+    assert _status_and_code(answer) == (411, "length_required")
+
+
+def test_body_over_the_request_limit_is_413_unread(served: LocalHost) -> None:
+    answer = _raw(served, _put("Content-Length: 5000\r\n"))  # nothing sent: it is not waited for
+    assert _status_and_code(answer) == (413, "body_too_large")
+
+
+def test_the_connection_still_serves_well_formed_requests(served: LocalHost) -> None:
+    status, _, body = _call(f"{served.url}/api/items/9", "PUT", fkey(), b"x" * 4096)
+    assert status == 201
+    assert json.loads(body)["body"] == "x" * 4096
+
+
+def test_listen_backlog_holds_a_burst_of_200_before_accept(
+    app_and_runs: tuple[func.FunctionApp, list[str]],
+) -> None:
+    """The kernel completes 200 handshakes while no thread accepts (the stdlib's 5 drops SYNs)."""
+    local = LocalHost(app_and_runs[0], port=0, function_key=FUNCTION_KEY, master_key=MASTER_KEY)
+    port = int(local.url.rsplit(":", 1)[1])
+    sockets = [socket.socket() for _ in range(200)]
+    try:
+        for sock in sockets:
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+        pending = set(sockets)
+        deadline = time.monotonic() + 0.8  # a dropped SYN is resent only after 1 s
+        while pending and time.monotonic() < deadline:
+            _, writable, _ = select.select([], list(pending), [], 0.1)
+            pending -= set(writable)
+        connected = [
+            s for s in sockets if s not in pending and not s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        ]
+        assert len(connected) == 200
+    finally:
+        for sock in sockets:
+            sock.close()
+        local._server.server_close()
+
+
+def test_access_log_shows_no_query_and_no_forged_path(
+    served: LocalHost, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="local.host")
+    _call(f"{served.url}/api/items/1?code={FUNCTION_KEY}", "PUT", {}, b"x")
+    _raw(served, b"GET /api/items/\x1b[2J%0aFORGED HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    _raw(served, b"NONSENSE\r\n\r\n")
+    text = caplog.text
+    assert "PUT /api/items/1" in text
+    assert FUNCTION_KEY not in text
+    assert "FORGED" not in text and "\x1b" not in text

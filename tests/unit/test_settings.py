@@ -94,7 +94,7 @@ def test_values_are_read() -> None:
         RETRY_SCHEDULE="5s; every 1h",
         AUTO_DISABLE_FAILURE_RATIO="1",
         MAX_BODY_BYTES="2048",
-        AZURE_CLIENT_ID=" 1111-2222 ",
+        AZURE_CLIENT_ID=" 11111111-2222-4333-8444-555555555555 ",
     )
     assert settings.stream_name == "Custom-Other_CL"
     assert settings.table_prefix == "relay2"
@@ -110,7 +110,7 @@ def test_values_are_read() -> None:
     assert settings.retry_schedule == RetrySchedule.parse("5s; every 1h")
     assert settings.auto_disable_ratio == 1.0
     assert settings.max_body_bytes == 2048
-    assert settings.azure_client_id == "1111-2222"
+    assert settings.azure_client_id == "11111111-2222-4333-8444-555555555555"
 
 
 def test_risks_none_selects_no_security_issues() -> None:
@@ -190,6 +190,54 @@ def test_short_secret_without_echoing_it() -> None:
 
 def test_secret_of_16_chars_is_fine() -> None:
     assert load(WEBHOOK_SHARED_SECRET="x" * 16).webhook_secret == "x" * 16
+
+
+@pytest.mark.parametrize(
+    ("secret", "why"),
+    [
+        ("pässwörd-0123456789abcdef", "non-ASCII"),
+        ("secret-with\tcontrol-chars-0123", "control"),
+        (" s3cr3t-value-0123456789abcdef", "whitespace"),
+        ("s3cr3t-value-0123456789abcdef\n", "whitespace"),
+        ("s3cr3t-value-0123456789abcdef ", "whitespace"),
+    ],
+)
+def test_secret_that_no_http_client_can_send_is_refused_without_echoing_it(secret: str, why: str) -> None:
+    problems = problems_of({**MINIMAL, "WEBHOOK_SHARED_SECRET": secret})
+    assert any(p.startswith("WEBHOOK_SHARED_SECRET") and why in p for p in problems), problems
+    assert all("never match" in p for p in problems)
+    assert not any(secret.strip() in p for p in problems)
+
+
+def test_secret_with_an_inner_space_is_fine() -> None:
+    assert load(WEBHOOK_SHARED_SECRET="correct horse battery staple").webhook_secret
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["LOGS_INGESTION_ENDPOINT", "LOGS_DCR_IMMUTABLE_ID", "LOGS_STREAM_NAME", "RELAY_STORAGE_TABLE_ENDPOINT"],
+)
+@pytest.mark.parametrize("stray", ["\u200b", " ", "\x07", "é"])
+def test_names_ids_and_urls_with_stray_characters_are_refused(name: str, stray: str) -> None:
+    value = {**MINIMAL, "LOGS_STREAM_NAME": "Custom-WallarmSentinel_CL"}[name]
+    problems = problems_of({**MINIMAL, name: value[:12] + stray + value[12:]})
+    assert any(p.startswith(f"{name}=") and "non-ASCII" in p for p in problems), problems
+
+
+def test_client_id_must_be_a_guid() -> None:
+    assert one_problem(AZURE_CLIENT_ID="relay-identity").startswith(
+        "AZURE_CLIENT_ID='relay-identity' is not a GUID"
+    )
+
+
+@pytest.mark.parametrize("header", ["X Wallarm Secret", "X-Secret:", "X-Sécret"])
+def test_secret_header_must_be_an_http_header_name(header: str) -> None:
+    problems = problems_of({**MINIMAL, "WEBHOOK_SECRET_HEADER": header})
+    assert any(p.startswith("WEBHOOK_SECRET_HEADER=") and "header name" in p for p in problems)
+
+
+def test_table_prefix_must_be_ascii() -> None:
+    assert one_problem(RELAY_TABLE_PREFIX="relayé").startswith("RELAY_TABLE_PREFIX='relayé' must be letters")
 
 
 def test_bad_cidr_names_the_entry_and_shows_an_example() -> None:
