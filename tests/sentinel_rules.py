@@ -24,6 +24,7 @@ from sentinel_schema import RULES_DIR, duration, load_yaml
 from wallarm_fixtures import fixture_body
 
 from shared.mapping import map_event
+from shared.relay_events import hourly_stats_row
 from shared.schema import Row
 from shared.wallarm.parse import parse_body
 
@@ -65,6 +66,38 @@ def fixture_rows(
 
 def epoch(when: datetime) -> int:
     return int(when.timestamp())
+
+
+def hits_from(addr: str, count: int, at: datetime, *, fixture: str = "new_hits") -> list[KqlRow]:
+    """`count` copies of the fixture's first hit from `addr`, hit time `at`, ingested a minute later."""
+
+    def edit(body: Any) -> Any:
+        event = body[0]
+        copies = []
+        for i in range(count):
+            clone = {**event, "details": {**event["details"], "hit": dict(event["details"]["hit"])}}
+            clone["details"]["hit"].update(
+                remote_addr4=addr, request_time=epoch(at), request_id=f"req-{addr}-{i}"
+            )
+            copies.append(clone)
+        return copies
+
+    return fixture_rows(fixture, received_at=at, ingested_at=at + timedelta(minutes=1), edit=edit)
+
+
+def firing_rows(now: datetime) -> list[KqlRow]:
+    """One workspace in which every rule fires at `now` (built from the fixtures and relay rows)."""
+    minute = timedelta(minutes=1)
+    rows = hits_from("8.8.8.8", 100, now - 10 * minute)
+    rows += fixture_rows("ip_blocked", received_at=now - 50 * minute, ingested_at=now - 49 * minute)
+    rows += hits_from("1.1.1.1", 3, now - 30 * minute)
+    names = ["attacks_exceeded", "vuln_high", "security_issue_critical", "api_structure_changed"]
+    names += ["create_user", "update_user", "delete_integration", "integration_broken"]
+    for name in names:
+        rows += fixture_rows(name, received_at=now - 10 * minute, ingested_at=now - 9 * minute)
+    hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    rows.append(kql_row(hourly_stats_row(hour, {"received": 1}), hour + timedelta(hours=1)))
+    return rows
 
 
 # ---- KQL helpers -------------------------------------------------------------------------------

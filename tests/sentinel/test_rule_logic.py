@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sentinel_rules import MODELS, MODELS_BY_FILE, NOW, KqlRow, epoch, fixture_rows, kql_row
+from sentinel_rules import MODELS, MODELS_BY_FILE, NOW, KqlRow, firing_rows, fixture_rows, hits_from, kql_row
 from sentinel_schema import duration, rule_files
 from wallarm_fixtures import ALL_FIXTURES
 
@@ -30,27 +30,20 @@ def rows_of(*names: str, at: datetime = NOW - 10 * MIN) -> list[KqlRow]:
     return [r for n in names for r in fixture_rows(n, received_at=at, ingested_at=at + MIN)]
 
 
-def hits_from(addr: str, count: int, at: datetime, *, fixture: str = "new_hits") -> list[KqlRow]:
-    """`count` copies of the fixture's first hit from `addr`, hit time `at`, ingested a minute later."""
-
-    def edit(body: Any) -> Any:
-        event = body[0]
-        copies = []
-        for i in range(count):
-            clone = {**event, "details": {**event["details"], "hit": dict(event["details"]["hit"])}}
-            h = clone["details"]["hit"]
-            h.update(remote_addr4=addr, request_time=epoch(at), request_id=f"req-{addr}-{i}")
-            copies.append(clone)
-        return copies
-
-    return fixture_rows(fixture, received_at=at, ingested_at=at + MIN, edit=edit)
-
-
 # ---- every rule is modelled, and the model is tied to the YAML -----------------------------------
 
 
 def test_every_rule_has_a_model() -> None:
     assert sorted(MODELS_BY_FILE) == sorted(p.name for p in rule_files())
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.path.stem)
+def test_every_rule_fires_once_in_the_firing_workspace(model: Any) -> None:
+    rows = firing_rows(NOW)
+    frequency = duration(model.yaml()["queryFrequency"])
+    assert frequency is not None
+    assert len(model.run(rows, NOW)) >= 1
+    assert model.run(rows, NOW + frequency) == []
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.path.stem)
