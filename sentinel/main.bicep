@@ -118,10 +118,16 @@ var huntingQueries = [
   loadYamlContent('Hunting Queries/WallarmUnblockedHitsByTarget.yaml')
 ]
 
+// Hunting queries deployed before the Content Hub layout keep their saved-search names (updated in place).
+var earlierHuntingNames = {
+  'ae4d26b2-48c7-471f-8cd8-76b583e03d8c': 'wallarm-hunting-hits-by-source-ip'
+  'c0102117-fb7e-4556-99c1-dc944ec595f8': 'wallarm-hunting-high-severity-7d'
+}
+
 resource hunting 'Microsoft.OperationalInsights/workspaces/savedSearches@2025-02-01' = [
   for q in huntingQueries: {
     parent: workspace
-    name: q.id
+    name: contains(earlierHuntingNames, q.id) ? earlierHuntingNames[q.id] : q.id
     properties: {
       category: 'Hunting Queries'
       displayName: q.name
@@ -229,6 +235,8 @@ resource dataConnectorPage 'Microsoft.SecurityInsights/dataConnectorDefinitions@
       publisher: connector.publisher
       descriptionMarkdown: connector.descriptionMarkdown
       graphQueries: connector.graphQueries
+      // Not in the published type, but read by the portal (Azure-Sentinel's own CCF definitions set it).
+      #disable-next-line BCP037
       sampleQueries: connector.sampleQueries
       dataTypes: connector.dataTypes
       connectivityCriteria: connector.connectivityCriterias

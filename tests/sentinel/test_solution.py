@@ -287,3 +287,39 @@ def test_data_connector_page_maps_the_connector_json() -> None:
         assert accessor(ui[key]) == f"connector.{key}"
     for key in ("availability", "permissions", "instructionSteps", "id"):
         assert accessor(ui[key]) == f"connector.{key}"
+
+
+ASIM_WEB_SESSION_PARAMETERS = (
+    "starttime",
+    "endtime",
+    "srcipaddr_has_any_prefix",
+    "ipaddr_has_any_prefix",
+    "url_has_any",
+    "httpuseragent_has_any",
+    "eventresultdetails_in",
+    "eventresult",
+    "disabled",
+)
+
+
+def test_asim_parsers_take_the_standard_parameters_and_are_registered() -> None:
+    """_Im_WebSession calls Im_WebSessionCustom with these names; it must pass them all to ours."""
+    vim = load_yaml(SENTINEL / "Parsers" / "vimWebSessionWallarm.yaml")
+    names = [p["Name"] for p in vim["FunctionParams"]]
+    assert set(ASIM_WEB_SESSION_PARAMETERS) <= set(names) and "pack" in names
+    assert [
+        p["Name"] for p in load_yaml(SENTINEL / "Parsers" / "ASimWebSessionWallarm.yaml")["FunctionParams"]
+    ] == [
+        "disabled",
+        "pack",
+    ]
+    custom = load_yaml(SENTINEL / "asim" / "Im_WebSessionCustom.yaml")
+    assert {p["Name"] for p in custom["FunctionParams"]} >= set(ASIM_WEB_SESSION_PARAMETERS)
+    call = custom["FunctionQuery"].split("vimWebSessionWallarm(", 1)[1].split(")", 1)[0]
+    assert set(re.findall(r"(\w+)=\1\b", call)) >= set(ASIM_WEB_SESSION_PARAMETERS)
+    assert (
+        "ASimWebSessionWallarm("
+        in load_yaml(SENTINEL / "asim" / "ASim_WebSessionCustom.yaml")["FunctionQuery"]
+    )
+    text = MAIN_BICEP.read_text(encoding="utf-8")
+    assert "param registerAsimCustomParsers bool" in text
