@@ -1,38 +1,60 @@
 // Sentinel content for Wallarm, deployed into the workspace's resource group:
 //   az deployment group create -g <workspace-rg> -f sentinel/main.bicep -p workspaceName=<ws>
 // (infra/main.bicep deploys it too when deploySentinelContent is true.)
-// Every query lives in a .kql file under kql/ and is loaded here, so the .kql files are the
-// single source (and tests/infra checks their column list against shared/schema.json).
+//
+// One source: this folder is a Content Hub solution (Analytic Rules/, Hunting Queries/, Parsers/,
+// Workbooks/, Data Connectors/, Data/Solution_Wallarm.json). This file loads those YAML/JSON files
+// and maps them to ARM resources; it spells out no query, frequency, severity, tactic or entity.
+// tests/sentinel/test_solution.py fails when a content file is not deployed here, or when the only
+// literals kept here (the parsers' parameter lists) drift from the YAML.
 param workspaceName string
 param location string = resourceGroup().location
 @description('Deploy the analytics rules (need Microsoft Sentinel onboarded on the workspace).')
 param deployAnalyticsRules bool = true
-var burstThresholdNote = '100 hits / 10 min'
+@description('Deploy the data connector page (Data connectors gallery). Needs Microsoft Sentinel onboarded.')
+param deployDataConnector bool = true
+@description('Create Im_WebSessionCustom and ASim_WebSessionCustom so _Im_WebSession includes Wallarm hits. A workspace has one of each: leave false if you keep your own and add the Wallarm parsers to it (README).')
+param registerAsimCustomParsers bool = false
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2025-02-01' existing = {
   name: workspaceName
 }
 
+// ---- parsers (Parsers/*.yaml, Function schema) ------------------------------------------------
+
+var wallarmEventsParser = loadYamlContent('Parsers/WallarmEvents.yaml')
+var vimWebSessionParser = loadYamlContent('Parsers/vimWebSessionWallarm.yaml')
+var asimWebSessionParser = loadYamlContent('Parsers/ASimWebSessionWallarm.yaml')
+var imWebSessionCustom = loadYamlContent('asim/Im_WebSessionCustom.yaml')
+var asimWebSessionCustom = loadYamlContent('asim/ASim_WebSessionCustom.yaml')
+// The FunctionParams of the YAML, rendered as savedSearches wants them (Bicep lambdas would do this,
+// but checkov's parser cannot read them); tests/sentinel/test_solution.py checks both agree.
+var asimFilterParameters = 'starttime:datetime=datetime(null), endtime:datetime=datetime(null), srcipaddr_has_any_prefix:dynamic=dynamic([]), ipaddr_has_any_prefix:dynamic=dynamic([]), url_has_any:dynamic=dynamic([]), httpuseragent_has_any:dynamic=dynamic([]), eventresultdetails_in:dynamic=dynamic([]), eventresult:string=\'*\', eventresultdetails_has_any:dynamic=dynamic([]), disabled:bool=false'
+var vimWebSessionParameters = '${asimFilterParameters}, pack:bool=false'
+var asimWebSessionParameters = 'disabled:bool=false, pack:bool=false'
+var asimCustomParameters = 'disabled:bool=false'
+
 resource wallarmEventsFunction 'Microsoft.OperationalInsights/workspaces/savedSearches@2025-02-01' = {
   parent: workspace
-  name: 'WallarmEvents'
+  name: wallarmEventsParser.FunctionName
   properties: {
     category: 'Wallarm'
-    displayName: 'WallarmEvents: Wallarm events (relay table and legacy Data Collector tables)'
-    functionAlias: 'WallarmEvents'
-    query: loadTextContent('kql/WallarmEvents.kql')
+    displayName: wallarmEventsParser.Function.Title
+    functionAlias: wallarmEventsParser.FunctionAlias
+    query: wallarmEventsParser.FunctionQuery
     version: 2
   }
 }
 
-resource asimWebSessionParser 'Microsoft.OperationalInsights/workspaces/savedSearches@2025-02-01' = {
+resource vimWebSessionFunction 'Microsoft.OperationalInsights/workspaces/savedSearches@2025-02-01' = {
   parent: workspace
-  name: 'ASimWebSessionWallarm'
+  name: vimWebSessionParser.FunctionName
   properties: {
     category: 'ASIM'
-    displayName: 'Web Session ASIM parser for Wallarm hits'
-    functionAlias: 'ASimWebSessionWallarm'
-    query: loadTextContent('kql/ASimWebSessionWallarm.kql')
+    displayName: vimWebSessionParser.Function.Title
+    functionAlias: vimWebSessionParser.FunctionAlias
+    functionParameters: vimWebSessionParameters
+    query: vimWebSessionParser.FunctionQuery
     version: 2
   }
   dependsOn: [
@@ -40,186 +62,192 @@ resource asimWebSessionParser 'Microsoft.OperationalInsights/workspaces/savedSea
   ]
 }
 
-resource huntingHitsByIp 'Microsoft.OperationalInsights/workspaces/savedSearches@2025-02-01' = {
+resource asimWebSessionFunction 'Microsoft.OperationalInsights/workspaces/savedSearches@2025-02-01' = {
   parent: workspace
-  name: 'wallarm-hunting-hits-by-source-ip'
+  name: asimWebSessionParser.FunctionName
   properties: {
-    category: 'Hunting Queries'
-    displayName: 'Wallarm hits by source IP'
-    query: loadTextContent('kql/hunting-hits-by-source-ip.kql')
+    category: 'ASIM'
+    displayName: asimWebSessionParser.Function.Title
+    functionAlias: asimWebSessionParser.FunctionAlias
+    functionParameters: asimWebSessionParameters
+    query: asimWebSessionParser.FunctionQuery
     version: 2
-    tags: [
-      {
-        name: 'description'
-        value: 'Source addresses with the most Wallarm hits in the last 7 days, with attack types and targets.'
-      }
-      {
-        name: 'tactics'
-        value: 'Reconnaissance,InitialAccess'
-      }
-    ]
   }
   dependsOn: [
-    wallarmEventsFunction
+    vimWebSessionFunction
   ]
 }
 
-resource huntingHighSeverity 'Microsoft.OperationalInsights/workspaces/savedSearches@2025-02-01' = {
+resource imWebSessionCustomFunction 'Microsoft.OperationalInsights/workspaces/savedSearches@2025-02-01' = if (registerAsimCustomParsers) {
   parent: workspace
-  name: 'wallarm-hunting-high-severity-7d'
+  name: imWebSessionCustom.FunctionName
   properties: {
-    category: 'Hunting Queries'
-    displayName: 'Wallarm high-severity events in the last 7 days'
-    query: loadTextContent('kql/hunting-high-severity-7d.kql')
+    category: 'ASIM'
+    displayName: imWebSessionCustom.Function.Title
+    functionAlias: imWebSessionCustom.FunctionAlias
+    functionParameters: asimFilterParameters
+    query: imWebSessionCustom.FunctionQuery
     version: 2
-    tags: [
-      {
-        name: 'description'
-        value: 'High-severity Wallarm events (vulnerabilities, security issues) of the last 7 days.'
-      }
-      {
-        name: 'tactics'
-        value: 'InitialAccess'
-      }
-    ]
   }
   dependsOn: [
-    wallarmEventsFunction
+    vimWebSessionFunction
   ]
 }
 
-resource ruleAttackBurst 'Microsoft.SecurityInsights/alertRules@2024-09-01' = if (deployAnalyticsRules) {
-  scope: workspace
-  name: guid(workspace.id, 'wallarm-attack-burst')
-  kind: 'Scheduled'
+resource asimWebSessionCustomFunction 'Microsoft.OperationalInsights/workspaces/savedSearches@2025-02-01' = if (registerAsimCustomParsers) {
+  parent: workspace
+  name: asimWebSessionCustom.FunctionName
   properties: {
-    displayName: 'Wallarm: attack burst from one IP'
-    description: 'Many Wallarm hits from one source address within 10 minutes (${burstThresholdNote}).'
-    severity: 'Medium'
-    enabled: true
-    query: loadTextContent('kql/rule-attack-burst.kql')
-    queryFrequency: 'PT15M'
-    queryPeriod: 'PT1H'
-    triggerOperator: 'GreaterThan'
-    triggerThreshold: 0
-    suppressionEnabled: false
-    suppressionDuration: 'PT1H'
-    tactics: [
-      'InitialAccess'
-    ]
-    entityMappings: [
-      {
-        entityType: 'IP'
-        fieldMappings: [
-          {
-            identifier: 'Address'
-            columnName: 'RemoteAddr'
-          }
-        ]
-      }
-    ]
-    eventGroupingSettings: {
-      aggregationKind: 'AlertPerResult'
-    }
-    incidentConfiguration: {
-      createIncident: true
-      groupingConfiguration: {
-        enabled: true
-        reopenClosedIncident: false
-        lookbackDuration: 'PT6H'
-        matchingMethod: 'AllEntities'
-      }
-    }
+    category: 'ASIM'
+    displayName: asimWebSessionCustom.Function.Title
+    functionAlias: asimWebSessionCustom.FunctionAlias
+    functionParameters: asimCustomParameters
+    query: asimWebSessionCustom.FunctionQuery
+    version: 2
   }
   dependsOn: [
-    wallarmEventsFunction
+    asimWebSessionFunction
   ]
 }
 
-resource ruleHighRiskFinding 'Microsoft.SecurityInsights/alertRules@2024-09-01' = if (deployAnalyticsRules) {
-  scope: workspace
-  name: guid(workspace.id, 'wallarm-new-high-risk-finding')
-  kind: 'Scheduled'
-  properties: {
-    displayName: 'Wallarm: new high-risk vulnerability or security issue'
-    description: 'Wallarm reported a new high-risk vulnerability (vuln_high) or a critical/high security issue.'
-    severity: 'High'
-    enabled: true
-    query: loadTextContent('kql/rule-new-high-risk-finding.kql')
-    queryFrequency: 'PT1H'
-    queryPeriod: 'PT1H'
-    triggerOperator: 'GreaterThan'
-    triggerThreshold: 0
-    suppressionEnabled: false
-    suppressionDuration: 'PT1H'
-    tactics: [
-      'InitialAccess'
-    ]
-    entityMappings: [
-      {
-        entityType: 'URL'
-        fieldMappings: [
-          {
-            identifier: 'Url'
-            columnName: 'Url'
-          }
-        ]
-      }
-    ]
-    eventGroupingSettings: {
-      aggregationKind: 'AlertPerResult'
-    }
-    incidentConfiguration: {
-      createIncident: true
-      groupingConfiguration: {
-        enabled: false
-        reopenClosedIncident: false
-        lookbackDuration: 'PT5H'
-        matchingMethod: 'AllEntities'
-      }
-    }
-  }
-  dependsOn: [
-    wallarmEventsFunction
-  ]
+// ---- hunting queries (Hunting Queries/*.yaml) -------------------------------------------------
+
+var huntingQueries = [
+  loadYamlContent('Hunting Queries/WallarmHighSeverityEvents.yaml')
+  loadYamlContent('Hunting Queries/WallarmHitsBySourceIp.yaml')
+  loadYamlContent('Hunting Queries/WallarmUnblockedHitsByTarget.yaml')
+]
+
+// Hunting queries deployed before the Content Hub layout keep their saved-search names (updated in place).
+var earlierHuntingNames = {
+  'ae4d26b2-48c7-471f-8cd8-76b583e03d8c': 'wallarm-hunting-hits-by-source-ip'
+  'c0102117-fb7e-4556-99c1-dc944ec595f8': 'wallarm-hunting-high-severity-7d'
 }
 
-resource ruleIntegrationBroken 'Microsoft.SecurityInsights/alertRules@2024-09-01' = if (deployAnalyticsRules) {
-  scope: workspace
-  name: guid(workspace.id, 'wallarm-integration-broken')
-  kind: 'Scheduled'
-  properties: {
-    displayName: 'Wallarm: integration broken or disabled'
-    description: 'Wallarm disabled an integration (integration_broken after repeated failures, or disable_integration).'
-    severity: 'Medium'
-    enabled: true
-    query: loadTextContent('kql/rule-integration-broken.kql')
-    queryFrequency: 'PT1H'
-    queryPeriod: 'PT1H'
-    triggerOperator: 'GreaterThan'
-    triggerThreshold: 0
-    suppressionEnabled: false
-    suppressionDuration: 'PT1H'
-    tactics: [
-      'DefenseEvasion'
-    ]
-    eventGroupingSettings: {
-      aggregationKind: 'SingleAlert'
+resource hunting 'Microsoft.OperationalInsights/workspaces/savedSearches@2025-02-01' = [
+  for q in huntingQueries: {
+    parent: workspace
+    name: contains(earlierHuntingNames, q.id) ? earlierHuntingNames[q.id] : q.id
+    properties: {
+      category: 'Hunting Queries'
+      displayName: q.name
+      query: q.query
+      version: 2
+      tags: [
+        {
+          name: 'description'
+          value: q.description
+        }
+        {
+          name: 'tactics'
+          value: join(q.tactics, ',')
+        }
+        {
+          name: 'techniques'
+          value: join(q.relevantTechniques, ',')
+        }
+      ]
     }
-    incidentConfiguration: {
-      createIncident: true
-      groupingConfiguration: {
-        enabled: false
-        reopenClosedIncident: false
-        lookbackDuration: 'PT5H'
-        matchingMethod: 'AllEntities'
+    dependsOn: [
+      wallarmEventsFunction
+    ]
+  }
+]
+
+// ---- analytic rules (Analytic Rules/*.yaml) ---------------------------------------------------
+
+var analyticRules = [
+  loadYamlContent('Analytic Rules/WallarmApiChangeOnSensitiveEndpoint.yaml')
+  loadYamlContent('Analytic Rules/WallarmAttacksExceeded.yaml')
+  loadYamlContent('Analytic Rules/WallarmDenylistedIpKeepsAttacking.yaml')
+  loadYamlContent('Analytic Rules/WallarmHitBurstFromOneSource.yaml')
+  loadYamlContent('Analytic Rules/WallarmHourlyCountMissing.yaml')
+  loadYamlContent('Analytic Rules/WallarmIntegrationBroken.yaml')
+  loadYamlContent('Analytic Rules/WallarmNewHighRiskFinding.yaml')
+  loadYamlContent('Analytic Rules/WallarmUserOrIntegrationChange.yaml')
+]
+// Content Hub YAML spells the operator `gt`; ARM wants `GreaterThan`.
+var triggerOperators = {
+  gt: 'GreaterThan'
+  lt: 'LessThan'
+  eq: 'Equal'
+  ne: 'NotEqual'
+}
+// Rules deployed before the Content Hub layout keep their resource names, so a redeploy updates
+// them in place instead of adding a second copy.
+var earlierRuleNames = {
+  '9c78a903-4459-4b27-bded-b27201e1bf05': 'wallarm-attack-burst'
+  '6880bebf-159c-46ed-afec-f1cfda08fc5a': 'wallarm-new-high-risk-finding'
+  '9bb15bca-8d56-41e4-b4a8-efe66abc7aa3': 'wallarm-integration-broken'
+}
+
+// YAML durations are `15m`, `1h`, `1d`; ARM wants ISO 8601 (`PT15M`, `PT1H`, `P1D`).
+resource rules 'Microsoft.SecurityInsights/alertRules@2024-09-01' = [
+  for rule in (deployAnalyticsRules ? analyticRules : []): {
+    scope: workspace
+    name: guid(workspace.id, contains(earlierRuleNames, rule.id) ? earlierRuleNames[rule.id] : rule.id)
+    kind: 'Scheduled'
+    properties: {
+      displayName: rule.name
+      description: rule.description
+      severity: rule.severity
+      enabled: true
+      query: rule.query
+      queryFrequency: endsWith(rule.queryFrequency, 'd') ? 'P${toUpper(rule.queryFrequency)}' : 'PT${toUpper(rule.queryFrequency)}'
+      queryPeriod: endsWith(rule.queryPeriod, 'd') ? 'P${toUpper(rule.queryPeriod)}' : 'PT${toUpper(rule.queryPeriod)}'
+      triggerOperator: triggerOperators[rule.triggerOperator]
+      triggerThreshold: rule.triggerThreshold
+      suppressionEnabled: false
+      suppressionDuration: 'PT1H'
+      tactics: rule.tactics
+      techniques: rule.relevantTechniques
+      entityMappings: rule.entityMappings
+      eventGroupingSettings: rule.eventGroupingSettings
+      templateVersion: rule.version
+      incidentConfiguration: {
+        createIncident: true
+        groupingConfiguration: {
+          enabled: true
+          reopenClosedIncident: false
+          lookbackDuration: 'PT5H'
+          matchingMethod: 'AllEntities'
+        }
       }
     }
+    dependsOn: [
+      wallarmEventsFunction
+    ]
   }
-  dependsOn: [
-    wallarmEventsFunction
-  ]
+]
+
+// ---- data connector page (Data Connectors/*.json, the Function-App connector schema) -----------
+
+var connector = loadJsonContent('Data Connectors/WallarmSentinelRelay_API_FunctionApp.json')
+
+resource dataConnectorPage 'Microsoft.SecurityInsights/dataConnectorDefinitions@2024-09-01' = if (deployDataConnector) {
+  scope: workspace
+  name: connector.id
+  kind: 'Customizable'
+  properties: {
+    connectorUiConfig: {
+      id: connector.id
+      title: connector.title
+      publisher: connector.publisher
+      descriptionMarkdown: connector.descriptionMarkdown
+      graphQueries: connector.graphQueries
+      // Not in the published type, but read by the portal (Azure-Sentinel's own CCF definitions set it).
+      #disable-next-line BCP037
+      sampleQueries: connector.sampleQueries
+      dataTypes: connector.dataTypes
+      connectivityCriteria: connector.connectivityCriterias
+      availability: connector.availability
+      permissions: connector.permissions
+      instructionSteps: connector.instructionSteps
+    }
+  }
 }
+
+// ---- workbook (Workbooks/*.json) ----------------------------------------------------------------
 
 resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
   name: guid(workspace.id, 'wallarm-overview-workbook')
@@ -229,7 +257,7 @@ resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
     displayName: 'Wallarm overview'
     category: 'sentinel'
     sourceId: workspace.id
-    serializedData: loadTextContent('workbooks/wallarm-overview.json')
+    serializedData: loadTextContent('Workbooks/WallarmOverview.json')
     version: '1.0'
   }
   dependsOn: [

@@ -26,7 +26,8 @@ INFRA = ROOT / "infra"
 SENTINEL = ROOT / "sentinel"
 SCHEMA_JSON = ROOT / "shared" / "schema.json"
 BICEP_FILES = sorted([*INFRA.rglob("*.bicep"), *SENTINEL.rglob("*.bicep")])
-KQL_FILES = sorted(SENTINEL.rglob("*.kql"))
+# KQL sources: .kql files and the Content Hub parser YAML (FunctionQuery) of sentinel/.
+KQL_FILES = sorted([*SENTINEL.rglob("*.kql"), *(SENTINEL / "Parsers").glob("*.yaml")])
 
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
@@ -48,6 +49,7 @@ MIN_API_VERSION: dict[str, date] = {
     "Microsoft.OperationalInsights/workspaces/savedSearches": date(2020, 8, 1),
     "Microsoft.OperationalInsights/workspaces/tables": date(2023, 9, 1),
     "Microsoft.SecurityInsights/alertRules": date(2024, 3, 1),
+    "Microsoft.SecurityInsights/dataConnectorDefinitions": date(2024, 9, 1),
     "Microsoft.SecurityInsights/onboardingStates": date(2024, 3, 1),
     "Microsoft.Storage/storageAccounts": date(2023, 5, 1),
     "Microsoft.Storage/storageAccounts/blobServices": date(2023, 5, 1),
@@ -239,7 +241,7 @@ def test_schema_agrees_everywhere() -> None:
 
 
 def test_wallarm_events_function_enumerates_the_columns() -> None:
-    listed = kql_schema_columns((SENTINEL / "kql" / "WallarmEvents.kql").read_text(encoding="utf-8"))
+    listed = kql_schema_columns((SENTINEL / "Parsers" / "WallarmEvents.yaml").read_text(encoding="utf-8"))
     assert listed == list(py_schema.COLUMNS)
 
 
@@ -264,15 +266,15 @@ def test_drift_detected_when_only_schema_json_changes(copies: tuple[Path, list[P
     schema_copy.write_text(json.dumps(doc), encoding="utf-8")
     problems = column_drift(schema_copy, py_schema.COLUMNS, kql_copies)
     assert any("shared.schema.COLUMNS" in p for p in problems)
-    assert any("WallarmEvents.kql" in p for p in problems)
+    assert any("WallarmEvents.yaml" in p for p in problems)
 
 
 def test_drift_detected_when_only_kql_changes(copies: tuple[Path, list[Path]]) -> None:
     schema_copy, kql_copies = copies
-    (kql,) = [p for p in kql_copies if p.name == "WallarmEvents.kql"]
+    (kql,) = [p for p in kql_copies if p.name == "WallarmEvents.yaml"]
     kql.write_text(kql.read_text(encoding="utf-8").replace("    Url,\n", "    Uri,\n", 1), encoding="utf-8")
     problems = column_drift(schema_copy, py_schema.COLUMNS, kql_copies)
-    assert len(problems) == 1 and "WallarmEvents.kql" in problems[0]
+    assert len(problems) == 1 and "WallarmEvents.yaml" in problems[0]
 
 
 def test_drift_detected_when_only_python_changes(copies: tuple[Path, list[Path]]) -> None:
@@ -283,14 +285,17 @@ def test_drift_detected_when_only_python_changes(copies: tuple[Path, list[Path]]
 
 
 def test_sentinel_entity_mappings_use_schema_columns() -> None:
-    text = (SENTINEL / "main.bicep").read_text(encoding="utf-8")
-    mapped = re.findall(r"columnName: '([^']+)'", text)
+    """Entities map the table's own columns or columns the rule's query computes (tests/sentinel)."""
+    rules = sorted((SENTINEL / "Analytic Rules").glob("*.yaml"))
+    text = "".join(p.read_text(encoding="utf-8") for p in rules)
+    mapped = set(re.findall(r"columnName: (\w+)", text))
     assert mapped, "analytics rules map no entities"
-    assert set(mapped) <= set(py_schema.COLUMNS)
+    assert {"RemoteAddr", "Url"} <= mapped
+    assert all(c in py_schema.COLUMNS or re.search(rf"\b{c} = ", text) for c in mapped)
 
 
 def test_workbook_is_valid_serialized_data() -> None:
-    workbook = json.loads((SENTINEL / "workbooks" / "wallarm-overview.json").read_text(encoding="utf-8"))
+    workbook = json.loads((SENTINEL / "Workbooks" / "WallarmOverview.json").read_text(encoding="utf-8"))
     assert workbook["version"] == "Notebook/1.0"
     queries = [i["content"]["query"] for i in workbook["items"] if i["type"] == 3]
     assert queries and all(q.startswith("WallarmEvents") for q in queries)
@@ -298,16 +303,10 @@ def test_workbook_is_valid_serialized_data() -> None:
 
 def test_sentinel_content_present() -> None:
     text = (SENTINEL / "main.bicep").read_text(encoding="utf-8")
-    for title in (
-        "Wallarm hits by source IP",
-        "Wallarm high-severity events in the last 7 days",
-        "Wallarm: attack burst from one IP",
-        "Wallarm: new high-risk vulnerability or security issue",
-        "Wallarm: integration broken or disabled",
-    ):
-        assert f"'{title}'" in text
-    assert "functionAlias: 'WallarmEvents'" in text
-    assert "union isfuzzy=true" in (SENTINEL / "kql" / "WallarmEvents.kql").read_text(encoding="utf-8")
+    for loaded in ("Parsers/WallarmEvents.yaml", "Analytic Rules/", "Hunting Queries/", "Workbooks/"):
+        assert f"('{loaded}" in text
+    assert "functionAlias: wallarmEventsParser.FunctionAlias" in text
+    assert "union isfuzzy=true" in (SENTINEL / "Parsers" / "WallarmEvents.yaml").read_text(encoding="utf-8")
 
 
 # ---- identity, roles, settings ---------------------------------------------------------------
