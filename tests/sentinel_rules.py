@@ -60,7 +60,7 @@ def fixture_rows(
     body = copy.deepcopy(fixture_body(name))
     if edit is not None:
         body = edit(body)
-    result = parse_body(json.dumps(body).encode("utf-8"), None)
+    result = parse_body(json.dumps(body).encode("utf-8"))
     return [kql_row(map_event(event, received_at), ingested_at) for event in result.events]
 
 
