@@ -46,6 +46,11 @@ class Telemetry:
         self.disabled = meter.create_counter(
             "relay.integration.disabled", unit="{event}", description="Integration disabled (auto or manual)"
         )
+        self.watchdog = meter.create_counter(
+            "relay.watchdog.alerts",
+            unit="{alert}",
+            description="Wallarm integration disabled/changed or pipe quiet, by problem",
+        )
         self._gauges: dict[str, float] = {}
         for name, description in (
             ("relay.queue.depth", "Pending retry queue entries"),
