@@ -120,7 +120,9 @@ class Watchdog:
         if ours is None:
             problems = ["missing"]
         else:
-            problems = integration_problems(ours, self.settings.integration_url, state.snapshot)
+            # Changes are measured from the last healthy settings, so fixing a problem is no alert.
+            baseline = state.snapshot if not state.problem else {}
+            problems = integration_problems(ours, self.settings.integration_url, baseline)
         problem = ", ".join(problems)
         detail: dict[str, Any] = {"integration_id": ours.id if ours else None, "problems": problems}
         self._transition("integration", state, problem, detail)

@@ -77,11 +77,12 @@ class Integration:
         )
 
     def snapshot(self) -> dict[str, Any]:
-        """What the watchdog compares between runs (no secrets: headers are left out)."""
+        """What the watchdog compares between runs. No secrets: headers are left out, and so is
+        the URL's query (`?code=<function key>`), which may rotate without breaking anything."""
         return {
             "id": self.id,
             "active": self.active,
-            "url": self.url,
+            "url": self.url.split("?", 1)[0],
             "http_method": self.http_method,
             "format": self.format,
             "events": dict(sorted(self.events.items())),

@@ -301,3 +301,45 @@ def test_relayctl_reconcile_posts_the_range_with_the_key_in_a_header() -> None:
         server.shutdown()
         server.server_close()
     assert seen == [("/api/relay/reconcile?from=2026-11-25T10%3A00Z&to=2026-11-25T12%3A00Z", "k")]
+
+
+def test_a_changed_integration_is_reported_once(
+    make_services: MakeServices,
+    clock: FakeClock,
+    wallarm: WallarmApiStandIn,
+    integration: WebhookIntegration,
+    ingestion: LogsIngestionStandIn,
+    completeness_env: dict[str, str],
+) -> None:
+    svc = relay(make_services, clock, wallarm, completeness_env)
+    assert svc.completeness is not None
+    watchdog = svc.completeness.watchdog
+    assert watchdog.run()["integration"]["problem"] is None
+    integration.events = {"siem": False, "system": True}  # someone unticked the hits
+    integration.format = "jsonl"
+    assert watchdog.run()["integration"]["problems"] == ["events", "format"]
+    assert watchdog.run()["integration"]["problems"] == ["events"]  # jsonl is fine once seen
+    changed = [
+        json.loads(r["RawData"]) for r in ingestion.accepted if r["EventType"] == "relay_integration_changed"
+    ]
+    assert [c["problem"] for c in changed] == ["events, format", "events"]
+    integration.events = {"siem": True, "system": True}
+    assert watchdog.run()["integration"]["problem"] is None
+
+
+def test_fresh_webhook_hits_cost_no_extra_table_request(
+    make_services: MakeServices,
+    clock: FakeClock,
+    wallarm: WallarmApiStandIn,
+    integration: WebhookIntegration,
+    ingestion: LogsIngestionStandIn,
+    completeness_env: dict[str, str],
+) -> None:
+    svc = relay(make_services, clock, wallarm, completeness_env)
+    assert svc.webhook.dedup is not None
+    wallarm.add_hit(Hit(INDEX, "fresh", "req-f", int(clock().timestamp()) - 60))
+    wallarm.add_hit(Hit(INDEX, "old", "req-o", int(clock().timestamp()) - 3600))
+    assert wallarm.deliver() == (2, 0)
+    keys = list(svc.webhook.dedup._table.list_entities())
+    assert len(keys) == 3  # two bodies, and only the hour-old hit claimed its id
+    assert len(hit_rows(ingestion)) == 2
