@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -86,21 +86,35 @@ def outage(clock: FakeClock, wallarm: WallarmApiStandIn, integration: WebhookInt
     return lost
 
 
+Start = Callable[..., Services]
+
+
+@pytest.fixture
+def start(
+    make_services: MakeServices,
+    clock: FakeClock,
+    wallarm: WallarmApiStandIn,
+    log_query: LogQueryStandIn,
+    completeness_env: dict[str, str],
+) -> Start:
+    """Starts the relay with reconciliation on, as the stand-in Wallarm's webhook target."""
+    return lambda **extra: relay(make_services, clock, wallarm, completeness_env, **extra)
+
+
 @pytest.fixture
 def integration(wallarm: WallarmApiStandIn) -> WebhookIntegration:
     return wallarm.add_integration(HOOK_URL, {"X-Wallarm-Relay-Secret": SECRET})
 
 
 def test_outage_is_reported_and_reconciled_exactly_once(
-    make_services: MakeServices,
+    start: Start,
     clock: FakeClock,
     wallarm: WallarmApiStandIn,
     integration: WebhookIntegration,
     ingestion: LogsIngestionStandIn,
     log_query: LogQueryStandIn,
-    completeness_env: dict[str, str],
 ) -> None:
-    svc = relay(make_services, clock, wallarm, completeness_env)
+    svc = start()
     assert svc.completeness is not None
     assert svc.completeness.watchdog.run()["integration"]["problem"] is None  # baseline
     lost = outage(clock, wallarm, integration)
@@ -161,15 +175,14 @@ def test_outage_is_reported_and_reconciled_exactly_once(
 
 
 def test_reenable_is_opt_in_needs_a_healthy_relay_and_then_reconciles_the_gap(
-    make_services: MakeServices,
+    start: Start,
     clock: FakeClock,
     wallarm: WallarmApiStandIn,
     integration: WebhookIntegration,
     ingestion: LogsIngestionStandIn,
     log_query: LogQueryStandIn,
-    completeness_env: dict[str, str],
 ) -> None:
-    svc = relay(make_services, clock, wallarm, completeness_env, WATCHDOG_REENABLE="true")
+    svc = start(WATCHDOG_REENABLE="true")
     assert svc.completeness is not None
     outage(clock, wallarm, integration)
     clock.now = clock().replace(hour=13, minute=40)
@@ -208,15 +221,14 @@ def test_without_an_integration_token_a_quiet_pipe_is_reported_once(
 
 
 def test_reconciliation_waits_for_the_relays_own_backlog(
-    make_services: MakeServices,
+    start: Start,
     clock: FakeClock,
     wallarm: WallarmApiStandIn,
     integration: WebhookIntegration,
     ingestion: LogsIngestionStandIn,
     log_query: LogQueryStandIn,
-    completeness_env: dict[str, str],
 ) -> None:
-    svc = relay(make_services, clock, wallarm, completeness_env)
+    svc = start()
     assert svc.completeness is not None and svc.completeness.reconciler is not None
     ingestion.set_outage(503)
     wallarm.add_hit(Hit(INDEX, "queued", "req-q", at(clock, 12, 1)))
@@ -228,14 +240,13 @@ def test_reconciliation_waits_for_the_relays_own_backlog(
 
 
 def test_a_workspace_the_relay_may_not_read_fails_the_window_visibly(
-    make_services: MakeServices,
+    start: Start,
     clock: FakeClock,
     wallarm: WallarmApiStandIn,
     integration: WebhookIntegration,
     log_query: LogQueryStandIn,
-    completeness_env: dict[str, str],
 ) -> None:
-    svc = relay(make_services, clock, wallarm, completeness_env)
+    svc = start()
     assert svc.completeness is not None and svc.completeness.reconciler is not None
     log_query.deny(True)
     clock.now = clock().replace(hour=13, minute=40)
@@ -304,14 +315,13 @@ def test_relayctl_reconcile_posts_the_range_with_the_key_in_a_header() -> None:
 
 
 def test_a_changed_integration_is_reported_once(
-    make_services: MakeServices,
+    start: Start,
     clock: FakeClock,
     wallarm: WallarmApiStandIn,
     integration: WebhookIntegration,
     ingestion: LogsIngestionStandIn,
-    completeness_env: dict[str, str],
 ) -> None:
-    svc = relay(make_services, clock, wallarm, completeness_env)
+    svc = start()
     assert svc.completeness is not None
     watchdog = svc.completeness.watchdog
     assert watchdog.run()["integration"]["problem"] is None
@@ -328,14 +338,13 @@ def test_a_changed_integration_is_reported_once(
 
 
 def test_fresh_webhook_hits_cost_no_extra_table_request(
-    make_services: MakeServices,
+    start: Start,
     clock: FakeClock,
     wallarm: WallarmApiStandIn,
     integration: WebhookIntegration,
     ingestion: LogsIngestionStandIn,
-    completeness_env: dict[str, str],
 ) -> None:
-    svc = relay(make_services, clock, wallarm, completeness_env)
+    svc = start()
     assert svc.webhook.dedup is not None
     wallarm.add_hit(Hit(INDEX, "fresh", "req-f", int(clock().timestamp()) - 60))
     wallarm.add_hit(Hit(INDEX, "old", "req-o", int(clock().timestamp()) - 3600))
