@@ -152,6 +152,11 @@ def _completeness(env: Mapping[str, str], problems: list[str]) -> CompletenessSe
     cloud = env.get("WALLARM_API_CLOUD", "").strip().lower()
     url = env.get("WALLARM_API_URL", "").strip().rstrip("/")
     workspace = env.get("LOGS_WORKSPACE_ID", "").strip() or None
+    if token is not None and token.startswith("@Microsoft.KeyVault("):
+        problems.append(
+            "WALLARM_API_TOKEN is an unresolved Key Vault reference: give the relay's identity "
+            "'Key Vault Secrets User' on the vault and check the SecretUri."
+        )
     if token is not None:
         if not url and cloud not in CLOUD_URLS:
             problems.append(

@@ -436,3 +436,38 @@ class WallarmApiStandIn(_Lifecycle):
                     )
             return 200, {"status": 200, "body": {"result": "success", "object": integration.api_view()}}, {}
         return 404, {"status": 404, "body": "Not found"}, {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the Wallarm Cloud stand-in until Ctrl-C, with `--hits` sample hits of the last hour.
+
+    Point the relay at it with WALLARM_API_URL=<url> and WALLARM_API_TOKEN=<token> (an admin
+    token, so the watchdog may read integrations)."""
+    import argparse
+    import contextlib
+    import secrets
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", default=None, help="admin token (default: random, printed)")
+    parser.add_argument("--hits", type=int, default=10)
+    parser.add_argument("--integration-url", default="http://127.0.0.1:7071/api/wallarm")
+    args = parser.parse_args(argv)
+    token = args.token or secrets.token_urlsafe(48)[:64]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with WallarmApiStandIn(port=args.port) as standin:
+        standin.add_token(token, "admin")
+        standin.add_integration(args.integration_url)
+        now = int(time.time())
+        for i in range(args.hits):
+            standin.add_hit(Hit("hits_local_4242_v_1", f"doc{i:05d}", f"req{i // 2}", now - 3600 + 60 * i))
+        print(json.dumps({"url": standin.url, "token": token, "client_id": standin.client_id}), flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

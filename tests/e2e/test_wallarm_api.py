@@ -121,3 +121,40 @@ def test_integration_turns_inactive_after_failures_and_put_reenables_it(wallarm:
     assert seen.active is False and seen.format == "json" and seen.events["siem"] is True
     admin.enable_integration(seen.id)
     assert integration.active and wallarm.activity_log[-1]["source"] == "API token"
+
+
+def test_notifications_go_over_http_with_the_integrations_headers(wallarm: WallarmApiStandIn) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[tuple[str | None, list[dict[str, object]]]] = []
+
+    class Relay(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append((self.headers.get("X-Wallarm-Relay-Secret"), body))
+            ok = self.headers.get("X-Wallarm-Relay-Secret") == "right"
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        integration = wallarm.add_integration(f"http://127.0.0.1:{server.server_address[1]}/api/wallarm")
+        integration.headers = {"X-Wallarm-Relay-Secret": "wrong"}
+        add_hits(wallarm, 1)
+        assert wallarm.deliver() == (0, 1)
+        integration.headers = {"X-Wallarm-Relay-Secret": "right"}
+        assert wallarm.deliver() == (1, 0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    secret, body = received[-1]
+    assert secret == "right"
+    details = body[0]["details"]
+    assert isinstance(details, dict) and details["notification_type"] == "new_hits"
+    assert details["hit"]["id"] == ["hits_prod_4242_202511_v_1", "doc00000"]

@@ -66,3 +66,9 @@ def test_api_url_must_be_https_except_a_loopback_stand_in() -> None:
 
 def test_delay_has_a_floor_so_the_webhook_guard_keeps_a_margin() -> None:
     assert problems(RECONCILE_DELAY_MINUTES="5") == ["RECONCILE_DELAY_MINUTES='5' must be at least 10."]
+
+
+def test_an_unresolved_key_vault_reference_is_named() -> None:
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/wallarm-api-token)"
+    (problem,) = problems(WALLARM_API_TOKEN=reference, WALLARM_API_CLOUD="eu", LOGS_WORKSPACE_ID=WORKSPACE)
+    assert "unresolved Key Vault reference" in problem and "Key Vault Secrets User" in problem
