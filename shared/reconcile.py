@@ -162,6 +162,7 @@ class Reconciler:
         added = len(rows)
         if added:
             self.relay.telemetry.count_events("backfilled", Counter(r["EventType"] for r in rows))
+            self._count_backfilled(added)
             log.warning(
                 "Reconciliation %s..%s: %d hits were missing from the table and were added",
                 iso(start),
@@ -203,6 +204,13 @@ class Reconciler:
             rows.append(map_event(chosen, now))
             claimed.append(dkey)
         return rows, claimed, already
+
+    def _count_backfilled(self, added: int) -> None:
+        """Into the hour's counters, so `relay_hourly_stats` shows `backfilled` too."""
+        try:
+            self.relay.counters.add({"backfilled": added})
+        except StoreUnavailable as err:
+            log.warning("Hourly counters not updated: %s", err)
 
     def _client(self) -> int:
         if self._client_id is None:

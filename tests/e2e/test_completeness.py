@@ -352,3 +352,23 @@ def test_fresh_webhook_hits_cost_no_extra_table_request(
     keys = list(svc.webhook.dedup._table.list_entities())
     assert len(keys) == 3  # two bodies, and only the hour-old hit claimed its id
     assert len(hit_rows(ingestion)) == 2
+
+
+def test_a_hit_reaching_the_cloud_after_its_window_ran_is_caught_by_the_next_windows_overlap(
+    start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, ingestion: LogsIngestionStandIn
+) -> None:
+    svc = start()
+    assert svc.completeness is not None and svc.completeness.reconciler is not None
+    wallarm.add_hit(Hit(INDEX, "very-late", "req-vl", at(clock, 12, 50), visible_after=70 * 60), notify=False)
+    clock.now = clock().replace(hour=13, minute=40)
+    runs = svc.completeness.reconciler.run_due()
+    assert runs[-1].start.hour == 12 and (runs[-1].in_wallarm, runs[-1].added) == (
+        0,
+        0,
+    )  # not in the cloud yet
+    clock.now = clock().replace(hour=14, minute=40)
+    (next_window,) = svc.completeness.reconciler.run_due()
+    assert (next_window.start.hour, next_window.in_wallarm, next_window.added) == (13, 1, 1)
+    assert ids(hit_rows(ingestion)) == Counter({"very-late": 1})
+    hour = svc.relay.counters.read(clock().replace(minute=0))
+    assert hour["backfilled"] == 1  # shown in the next relay_hourly_stats row
