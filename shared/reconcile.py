@@ -29,7 +29,7 @@ from shared.selection import Selection, select
 from shared.store.completeness import CompletenessLog, WindowRecord
 from shared.store.dedup import DedupKeys
 from shared.store.tables import StoreUnavailable
-from shared.table_hits import QueryFailed
+from shared.table_hits import Presence, QueryFailed
 from shared.wallarm.api import WallarmApi, WallarmApiError
 from shared.wallarm.api_hits import dedup_key, hit_key, notification_from_api_hit
 from shared.wallarm.parse import to_event
@@ -40,7 +40,7 @@ HOUR = timedelta(hours=1)
 
 
 class HitIndex(Protocol):
-    def hit_keys(self, start: datetime, end: datetime, now: datetime) -> set[str]: ...
+    def hit_keys(self, start: datetime, end: datetime, now: datetime) -> Presence: ...
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,9 @@ class Reconciler:
         unkeyed = sum(1 for key, _ in keyed if key is None)
         if unkeyed:
             log.warning("Reconciliation: %d API hits without an id pair were skipped", unkeyed)
-        missing = [(key, h) for key, h in keyed if key is not None and key not in present]
+        missing = [
+            (key, h) for key, h in keyed if key is not None and not present.holds(key, h.get("request_id"))
+        ]
         rows, claimed, already = self._claim_and_map(missing, now)
         try:
             if rows:

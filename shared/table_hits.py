@@ -9,6 +9,7 @@ TimeGenerated older than two days with the receive time.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -19,16 +20,28 @@ if TYPE_CHECKING:
     from azure.monitor.query import LogsQueryClient
 
 AUDIENCE: Final[str] = "https://api.loganalytics.io"
-# One column, one row per distinct hit id pair (a JSON array string, e.g. ["hits_…","Vr0…"]).
+# One row per distinct (hit id pair as a JSON array string, e.g. ["hits_…","Vr0…"], RequestId).
+# A row whose RawData lost the id (trimmed to a summary over 64 KB, or a 2.x flat hit) still
+# has its RequestId: every API hit of that request then counts as present (never a duplicate).
 HIT_IDS_QUERY: Final[str] = (
     "WallarmSentinel_CL"
     ' | where EventType == "new_hits"'
     " | extend HitId = tostring(parse_json(RawData).details.hit.id)"
-    " | where isnotempty(HitId)"
-    " | distinct HitId"
+    " | distinct HitId, RequestId"
 )
 MARGIN: Final[timedelta] = timedelta(minutes=5)
 INGESTION_TIME_LIMIT: Final[timedelta] = timedelta(days=2)
+
+
+@dataclass
+class Presence:
+    """What the table holds: hit id keys, and request ids of hit rows whose id was lost."""
+
+    keys: set[str] = field(default_factory=set)
+    request_ids: set[str] = field(default_factory=set)
+
+    def holds(self, key: str, request_id: object) -> bool:
+        return key in self.keys or (isinstance(request_id, str) and request_id in self.request_ids)
 
 
 class QueryFailed(Exception):
@@ -51,8 +64,8 @@ class TableHits:
         self.client = client
         self.workspace_id = workspace_id
 
-    def hit_keys(self, start: datetime, end: datetime, now: datetime) -> set[str]:
-        """The id keys (shared.wallarm.api_hits.hit_key) of new_hits rows timed in [start, end]."""
+    def hit_keys(self, start: datetime, end: datetime, now: datetime) -> Presence:
+        """The hits of new_hits rows timed in [start, end]: id keys, and bare request ids."""
         from azure.core.exceptions import AzureError
         from azure.monitor.query import LogsQueryStatus
 
@@ -69,13 +82,15 @@ class TableHits:
         if result.status != LogsQueryStatus.SUCCESS:
             # A partial result could hide present rows, and then hits would be added twice.
             raise QueryFailed("Log Analytics query returned a partial result")
-        keys: set[str] = set()
+        presence = Presence()
         for table in result.tables:
             for row in table.rows:
                 key = _key_of(row[0])
                 if key:
-                    keys.add(key)
-        return keys
+                    presence.keys.add(key)
+                elif isinstance(row[1], str) and row[1]:
+                    presence.request_ids.add(row[1])
+        return presence
 
 
 def _key_of(value: Any) -> str | None:

@@ -372,3 +372,21 @@ def test_a_hit_reaching_the_cloud_after_its_window_ran_is_caught_by_the_next_win
     assert ids(hit_rows(ingestion)) == Counter({"very-late": 1})
     hour = svc.relay.counters.read(clock().replace(minute=0))
     assert hour["backfilled"] == 1  # shown in the next relay_hourly_stats row
+
+
+def test_a_row_whose_raw_data_lost_the_hit_id_still_counts_as_present_by_its_request(
+    start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, ingestion: LogsIngestionStandIn
+) -> None:
+    svc = start()
+    assert svc.completeness is not None and svc.completeness.reconciler is not None
+    hit = wallarm.add_hit(Hit(INDEX, "flat", "req-flat", at(clock, 12, 5)), notify=False)
+    flat = {k: v for k, v in hit.webhook_view().items() if k != "id"}  # a Wallarm 2.x flat hit
+    body = json.dumps([flat]).encode()
+    answer = svc.webhook.handle(
+        WebhookRequest(body, {"content-type": "application/json", "x-wallarm-relay-secret": SECRET}, None)
+    )
+    assert answer.status == 200 and len(hit_rows(ingestion)) == 1
+    clock.now = clock().replace(hour=13, minute=40)
+    window = svc.completeness.reconciler.run_due()[-1]
+    assert (window.in_wallarm, window.present, window.added) == (1, 1, 0)
+    assert len(hit_rows(ingestion)) == 1

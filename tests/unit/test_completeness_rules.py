@@ -76,8 +76,10 @@ def test_the_relays_hit_query_on_the_stand_in() -> None:
         row("create_user", {"details": {"hit": {"id": ["i", "c"]}}}),
     ]
     columns, result = run_query(HIT_IDS_QUERY, rows)
-    assert columns == [{"name": "HitId", "type": "string"}]
-    assert result == [['["i","a"]'], ['["i","b"]']]
+    assert columns == [{"name": "HitId", "type": "string"}, {"name": "RequestId", "type": "string"}]
+    assert result == [['["i","a"]', None], ['["i","b"]', None], ["", None]]
+    where = run_query("WallarmSentinel_CL | where isnotempty(RawData) | distinct EventType", rows)[1]
+    assert where == [["new_hits"], ["create_user"]]
     assert run_query("WallarmSentinel_CL | count", rows)[1] == [[5]]
 
 
