@@ -67,12 +67,19 @@ def test_integration(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="relay/status", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def relay_status(req: func.HttpRequest) -> func.HttpResponse:
-    return _with_services(lambda svc: json_response(200, svc.admin.status()))
+    return _with_services(lambda svc: json_response(200, _status(svc)))
+
+
+def _status(svc: Services) -> dict[str, object]:
+    status = svc.admin.status()
+    if svc.completeness is not None:
+        status["completeness"] = svc.completeness.status()
+    return status
 
 
 @app.route(route="relay/{action:alpha}", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
 def relay_admin(req: func.HttpRequest) -> func.HttpResponse:
-    """POST relay/disable (?reason=…), relay/enable, relay/replay (?id=… to pick entries)."""
+    """POST relay/disable (?reason=…), relay/enable, relay/replay (?id=…), relay/reconcile (?from=…&to=…)."""
     return _with_services(lambda svc: _admin_action(svc, req))
 
 
@@ -87,11 +94,14 @@ def _admin_action(svc: Services, req: func.HttpRequest) -> func.HttpResponse:
             return json_response(200, admin.enable(by))
         if action == "replay":
             return json_response(200, admin.replay_quarantined(parse_ids(req.params.get("id", ""))))
+        if action == "reconcile" and svc.completeness is not None:
+            p = req.params
+            return json_response(*svc.completeness.reconcile_range(p.get("from", ""), p.get("to", ""), by))
     except InvalidInput as err:
         log.warning("Admin %s refused: %s", action, err.code)  # the code only, never the value
         return json_response(400, {"error": {"code": err.code, "message": err.message}})
     return json_response(
-        404, {"error": {"code": "unknown_action", "message": "use disable, enable or replay"}}
+        404, {"error": {"code": "unknown_action", "message": "use disable, enable, replay or reconcile"}}
     )
 
 
@@ -110,3 +120,11 @@ def hourly_count(timer: func.TimerRequest) -> None:
     svc = services()
     svc.hourly.report_previous_hour()
     svc.retention.purge()
+
+
+@app.timer_trigger(schedule="%COMPLETENESS_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def completeness(timer: func.TimerRequest) -> None:
+    """Hourly: the watchdog, then reconciliation of closed windows (see shared/completeness.py)."""
+    svc = services()
+    if svc.completeness is not None:
+        svc.completeness.run_timer()

@@ -34,7 +34,7 @@ from typing import Any
 from local.standins import tls
 
 ROOT = Path(__file__).resolve().parent.parent
-HIT = json.loads((ROOT / "tests" / "fixtures" / "wallarm" / "new_hits.json").read_text())[0]
+HIT = json.loads((ROOT / "tests" / "fixtures" / "wallarm" / "new_hits.json").read_text())["body"][0]
 
 
 def _free_port() -> int:

@@ -62,6 +62,9 @@ param hourlyCountSchedule string = '0 0 * * * *'
 @description('NCRONTAB (6 fields) of the retry worker.')
 param retryWorkerSchedule string = '0 * * * * *'
 
+@description('NCRONTAB of the completeness timer: watchdog, then reconciliation with Wallarm\'s API (off without WALLARM_API_TOKEN).')
+param completenessSchedule string = '0 20 * * * *'
+
 @minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
@@ -191,7 +194,19 @@ module functionApp 'modules/functionapp.bicep' = {
       ALLOWED_SOURCE_NETWORKS: allowedSourceNetworks
       HOURLY_COUNT_SCHEDULE: hourlyCountSchedule
       RETRY_WORKER_SCHEDULE: retryWorkerSchedule
+      COMPLETENESS_SCHEDULE: completenessSchedule
+      LOGS_WORKSPACE_ID: workspace.outputs.customerId
     }
+  }
+}
+
+// Reconciliation reads the table (README "Completeness"): Log Analytics Reader on the workspace.
+module readerRole 'modules/reader-role.bicep' = {
+  name: 'reader-role'
+  scope: resourceGroup(effectiveWorkspaceRg)
+  params: {
+    workspaceName: workspace.outputs.name
+    relayPrincipalId: identity.outputs.principalId
   }
 }
 

@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(env)
         os.environ.setdefault("RETRY_WORKER_SCHEDULE", "0 * * * * *")
         os.environ.setdefault("HOURLY_COUNT_SCHEDULE", "0 0 * * * *")
+        os.environ.setdefault("COMPLETENESS_SCHEDULE", "0 20 * * * *")
         os.environ.setdefault("RELAY_TABLE_PREFIX", "wallarmrelay")
 
         from function_app import app, services
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             host.start_timer_loop("retry_worker", 60)  # like the */1 min schedule; a run lasts 50 s
             now = time.time()
             host.start_timer_loop("hourly_count", 3600, first_delay=3600 - now % 3600)
+            # Like its schedule: minute 20 of each hour (watchdog, then reconciliation if configured).
+            host.start_timer_loop("completeness", 3600, first_delay=(1200 - now % 3600) % 3600)
         sample = ROOT / "tests" / "fixtures" / "wallarm" / "new_hits.json"
         print(f"\nRelay listening on {host.url}/api/wallarm  (function key: {function_key})")
         print("Send it an event:")

@@ -4,6 +4,7 @@
     python -m shared.cli ... disable --reason "DCR migration"
     python -m shared.cli ... enable
     python -m shared.cli ... replay [--id ENTRY_ID ...]
+    python -m shared.cli ... reconcile --from 2026-11-25T10:00Z --to 2026-11-25T12:00Z
 
 URL and key may come from RELAY_URL and RELAY_ADMIN_KEY (the host's master key:
 `az functionapp keys list -g <rg> -n <app> --query masterKey -o tsv`). The key travels in the
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("enable", help="re-enable and replay parked events in order")
     replay = sub.add_parser("replay", help="replay quarantined entries once the cause is fixed")
     replay.add_argument("--id", action="append", default=[], help="only these entry ids")
+    reconcile = sub.add_parser("reconcile", help="re-run reconciliation with Wallarm's API for a time range")
+    reconcile.add_argument("--from", dest="start", required=True, help="ISO 8601 start (UTC if no offset)")
+    reconcile.add_argument("--to", dest="end", required=True, help="ISO 8601 end (UTC if no offset)")
     args = parser.parse_args(argv)
     if not args.url or not args.key:
         parser.error("--url and --key (or RELAY_URL and RELAY_ADMIN_KEY) are required")
@@ -56,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         status, text = call(args.url, args.key, "POST", "relay/disable", {"reason": args.reason})
     elif args.command == "enable":
         status, text = call(args.url, args.key, "POST", "relay/enable")
+    elif args.command == "reconcile":
+        status, text = call(
+            args.url, args.key, "POST", "relay/reconcile", {"from": args.start, "to": args.end}
+        )
     else:
         status, text = call(
             args.url, args.key, "POST", "relay/replay", {"id": ",".join(args.id)} if args.id else None

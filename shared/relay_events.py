@@ -101,3 +101,38 @@ def hourly_stats_row(hour_start: datetime, counts: Mapping[str, int]) -> Row:
         ", ".join(f"{k}={counts.get(k, 0)}" for k in ("received", "delivered", "queued", "rejected")),
         {"hour_start": iso(hour_start), "counts": dict(sorted(counts.items()))},
     )
+
+
+def watchdog_row(at: datetime, problem: str, detail: Mapping[str, Any]) -> Row:
+    """The watchdog's alert: Wallarm's integration is disabled or changed, or the pipe is quiet.
+
+    A disabled integration is written as `integration_broken` (the notification Wallarm cannot
+    send us while its integration to us is broken), so the same Sentinel rules fire."""
+    if problem == "disabled":
+        return _row(
+            at,
+            "integration_broken",
+            "high",
+            "[Relay] Wallarm's webhook integration to this relay is disabled",
+            "Wallarm stopped sending events (it disables an integration after 60 % failed requests in "
+            "12 h). Re-enable it in Wallarm Console; reconciliation backfills hits from Wallarm's API.",
+            {"detected_by": "watchdog", "problem": problem, **detail},
+        )
+    if problem == "quiet":
+        return _row(
+            at,
+            "relay_pipe_quiet",
+            "medium",
+            "[Relay] No request from Wallarm for longer than expected",
+            "Neither a webhook nor Wallarm's hourly count arrived; check the integration in Wallarm "
+            "Console (disabled, URL, secret, function key).",
+            {"detected_by": "watchdog", "problem": problem, **detail},
+        )
+    return _row(
+        at,
+        "relay_integration_changed",
+        "medium",
+        "[Relay] Wallarm's webhook integration to this relay changed",
+        f"The integration is {problem}.",
+        {"detected_by": "watchdog", "problem": problem, **detail},
+    )

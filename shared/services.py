@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared.admin import Admin, platform_auth_enabled
+from shared.completeness import Completeness, build_completeness
 from shared.delivery import Deliverer, build_ingestion_client
 from shared.health import IntegrationCheck
+from shared.hit_guard import GuardedRelay
 from shared.hourly import HourlyReporter
 from shared.identity import build_credential
 from shared.relay import AutoDisableRule, Relay
@@ -46,6 +48,7 @@ class Services:
     admin: Admin
     relay: Relay
     retention: Retention
+    completeness: Completeness | None = None
 
 
 def build_services(
@@ -96,8 +99,8 @@ def build_services(
     counters = HourlyCounters(tables.counters, clock)
     ledger = AttemptLedger(tables.ledger, clock, counters)
 
-    def relay_with(d: Deliverer) -> Relay:
-        return Relay(
+    def relay_with(d: Deliverer, cls: type[Relay] = Relay) -> Relay:
+        return cls(
             d,
             queue,
             ledger,
@@ -111,8 +114,15 @@ def build_services(
 
     # Two clients: the webhook's must answer inside Wallarm's 15 s; the worker's waits long enough
     # that a slow-but-successful request is rarely mistaken for a failure (a duplicate risk).
-    webhook_relay = relay_with(deliverer(settings.webhook_read_timeout))
+    webhook_relay = relay_with(deliverer(settings.webhook_read_timeout), GuardedRelay)
     worker_relay = relay_with(deliverer(settings.worker_read_timeout))
+    health = IntegrationCheck(webhook_relay.deliverer, queue.probe, clock)
+    dedup = DedupKeys(tables.dedup, clock)
+    completeness, guard = build_completeness(
+        settings, service, dedup, worker_relay, health, credential, clock=clock, sleep=sleep
+    )
+    assert isinstance(webhook_relay, GuardedRelay)
+    webhook_relay.guard = guard  # None unless reconciliation is on: then late hits claim their id
     config = WebhookConfig(
         secret=settings.webhook_secret,
         secret_header=settings.webhook_secret_header,
@@ -124,7 +134,7 @@ def build_services(
     )
     return Services(
         settings=settings,
-        webhook=WebhookHandler(config, webhook_relay, DedupKeys(tables.dedup, clock), clock=clock),
+        webhook=WebhookHandler(config, webhook_relay, dedup, clock=clock),
         worker=RetryWorker(
             worker_relay,
             queue,
@@ -135,7 +145,7 @@ def build_services(
             sleep=sleep,
         ),
         hourly=HourlyReporter(worker_relay, clock=clock, owner=f"{socket.gethostname()}:{os.getpid()}"),
-        health=IntegrationCheck(webhook_relay.deliverer, queue.probe, clock),
+        health=health,
         admin=Admin(worker_relay, queue, clock, platform_auth=platform_auth_enabled(env)),
         relay=worker_relay,
         retention=Retention(
@@ -145,4 +155,5 @@ def build_services(
             settings.ledger_retention,
             settings.counter_retention,
         ),
+        completeness=completeness,
     )

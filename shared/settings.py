@@ -43,6 +43,29 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class CompletenessSettings:
+    """Reconciliation from Wallarm's API and the integration watchdog (README "Completeness")."""
+
+    wallarm_api_token: str | None = field(default=None, repr=False)
+    wallarm_api_url: str = "https://api.wallarm.com"
+    wallarm_cloud: str = "eu"
+    wallarm_client_id: int | None = None
+    workspace_id: str | None = None
+    query_endpoint: str = "https://api.loganalytics.io"
+    reconcile_delay: timedelta = timedelta(minutes=30)
+    reconcile_overlap: timedelta = timedelta(hours=1)
+    reconcile_catch_up: timedelta = timedelta(hours=6)
+    watch_integration: bool = False
+    integration_url: str | None = None
+    reenable: bool = False
+    quiet_after: timedelta = timedelta(hours=3)
+
+    @property
+    def reconcile_enabled(self) -> bool:
+        return self.wallarm_api_token is not None
+
+
+@dataclass(frozen=True)
 class Settings:
     logs_endpoint: str
     dcr_immutable_id: str
@@ -73,6 +96,7 @@ class Settings:
     dedup_window: timedelta = timedelta(hours=24)
     ledger_retention: timedelta = timedelta(days=7)
     counter_retention: timedelta = timedelta(days=35)
+    completeness: CompletenessSettings = field(default_factory=CompletenessSettings)
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool, problems: list[str]) -> bool:
@@ -178,6 +202,59 @@ def _risks(raw: str | None, problems: list[str]) -> frozenset[str]:
     return frozenset(risks & set(SECURITY_ISSUE_RISKS))
 
 
+def _completeness(env: Mapping[str, str], problems: list[str]) -> CompletenessSettings:
+    from shared.wallarm.api import CLOUD_URLS
+
+    def minutes(name: str, default: float, minimum: float) -> timedelta:
+        return timedelta(minutes=_number(env, name, default, problems, minimum=minimum))
+
+    token = env.get("WALLARM_API_TOKEN", "").strip() or None
+    cloud = env.get("WALLARM_API_CLOUD", "").strip().lower()
+    url = env.get("WALLARM_API_URL", "").strip().rstrip("/")
+    workspace = env.get("LOGS_WORKSPACE_ID", "").strip() or None
+    if token is not None and token.startswith("@Microsoft.KeyVault("):
+        problems.append(
+            "WALLARM_API_TOKEN is an unresolved Key Vault reference: give the relay's identity "
+            "'Key Vault Secrets User' on the vault and check the SecretUri."
+        )
+    if token is not None:
+        if not url and cloud not in CLOUD_URLS:
+            problems.append(
+                f"WALLARM_API_CLOUD={cloud!r}: set us or eu (the Wallarm Cloud of WALLARM_API_TOKEN), "
+                "or WALLARM_API_URL."
+            )
+        if workspace is None:
+            problems.append(
+                "LOGS_WORKSPACE_ID is missing: reconciliation reads the table; set the workspace ID "
+                "(a GUID, the infra output of the same name)."
+            )
+    if url and not (url.startswith(("https://", "http://127.0.0.1"))):
+        problems.append(f"WALLARM_API_URL={url!r} must be an https:// URL.")
+    client = env.get("WALLARM_CLIENT_ID", "").strip()
+    if client and not client.isdigit():
+        problems.append(f"WALLARM_CLIENT_ID={client!r} must be a number (Wallarm's client id).")
+    host = env.get("WEBSITE_HOSTNAME", "").strip()
+    integration_url = env.get("WALLARM_INTEGRATION_URL", "").strip() or (
+        f"https://{host}/api/wallarm" if host else None
+    )
+    return CompletenessSettings(
+        wallarm_api_token=token,
+        wallarm_api_url=url or CLOUD_URLS.get(cloud, CLOUD_URLS["eu"]),
+        wallarm_cloud=cloud or "eu",
+        wallarm_client_id=int(client) if client.isdigit() else None,
+        workspace_id=workspace,
+        query_endpoint=env.get("LOGS_QUERY_ENDPOINT", "").strip().rstrip("/")
+        or "https://api.loganalytics.io",
+        reconcile_delay=minutes("RECONCILE_DELAY_MINUTES", 30, 10),
+        reconcile_overlap=minutes("RECONCILE_OVERLAP_MINUTES", 60, 0),
+        reconcile_catch_up=timedelta(hours=_number(env, "RECONCILE_CATCH_UP_HOURS", 6, problems, minimum=1)),
+        watch_integration=_bool(env, "WATCHDOG_CHECK_INTEGRATION", False, problems),
+        integration_url=integration_url,
+        reenable=_bool(env, "WATCHDOG_REENABLE", False, problems),
+        quiet_after=timedelta(hours=_number(env, "WATCHDOG_QUIET_HOURS", 3, problems, minimum=0)),
+    )
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build Settings from app settings, raising SettingsError with every problem found."""
     problems: list[str] = _plain_string_problems(env)
@@ -272,6 +349,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         dedup_window=timedelta(hours=num("DEDUP_WINDOW_HOURS", 24, 0)),
         ledger_retention=timedelta(days=num("LEDGER_RETENTION_DAYS", 7, 1)),
         counter_retention=timedelta(days=num("COUNTER_RETENTION_DAYS", 35, 1)),
+        completeness=_completeness(env, problems),
     )
     if problems:
         raise SettingsError(problems)

@@ -51,6 +51,11 @@ class Telemetry:
             unit="{event}",
             description="Integration re-enabled automatically after a successful probe",
         )
+        self.watchdog = meter.create_counter(
+            "relay.watchdog.alerts",
+            unit="{alert}",
+            description="Wallarm integration disabled/changed or pipe quiet, by problem",
+        )
         self._gauges: dict[str, float] = {}
         for name, description in (
             ("relay.queue.depth", "Pending retry queue entries"),

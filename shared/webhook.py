@@ -118,8 +118,14 @@ class WebhookHandler:
     def _accept(self, parsed: ParseResult, key: str, started: float) -> WebhookResponse:
         received_at = self.clock()
         rows, filtered, rejected = to_rows(parsed, self.config.selection, received_at)
-        for rejection in rejected:
-            log.warning("Webhook item %d rejected: %s", rejection.index, rejection.reason)
+        if rejected:
+            # One line per webhook, not per item: a body can hold thousands of non-objects.
+            reasons = Counter(r.reason.split(":", 1)[0] for r in rejected)
+            log.warning(
+                "Webhook items rejected: %d (%s)",
+                len(rejected),
+                ", ".join(f"{code} x{n}" for code, n in sorted(reasons.items())),
+            )
 
         deadline = started + self.config.budget.total_seconds()
         try:

@@ -35,4 +35,5 @@ resource existingWorkspace 'Microsoft.OperationalInsights/workspaces@2025-02-01'
 
 output id string = createNew ? newWorkspace.id : existingWorkspace.id
 output name string = name
+output customerId string = createNew ? newWorkspace.properties.customerId : existingWorkspace.properties.customerId
 output location string = createNew ? newWorkspace.location : existingWorkspace.location

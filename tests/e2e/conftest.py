@@ -13,7 +13,10 @@ import pytest
 
 import function_app
 from local.standins.azurite import Azurite
+from local.standins.identity import TokenIssuer
+from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
+from local.standins.wallarm_api import WallarmApiStandIn
 from shared.services import Services, build_services
 from shared.telemetry import Telemetry
 
@@ -120,3 +123,49 @@ def call(relay_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 def body_json(resp: func.HttpResponse) -> Any:
     return json.loads(resp.get_body())
+
+
+# --- completeness (issue 14): Wallarm API and Log Analytics query stand-ins ----------------------
+ADMIN_TOKEN = "a" * 64
+READER_TOKEN = "r" * 64
+WORKSPACE_ID = "00000000-0000-0000-0000-0000000000aa"
+
+
+@pytest.fixture
+def wallarm(clock: FakeClock) -> Iterator[WallarmApiStandIn]:
+    """A Wallarm Cloud stand-in on the test's fake clock (admin and read-only tokens)."""
+    with WallarmApiStandIn(clock=lambda: clock().timestamp()) as standin:
+        standin.add_token(ADMIN_TOKEN, "admin")
+        standin.add_token(READER_TOKEN, "read_only")
+        yield standin
+
+
+@pytest.fixture(scope="session")
+def log_query_standin(
+    token_issuer: TokenIssuer, ingestion_standin: LogsIngestionStandIn
+) -> Iterator[LogQueryStandIn]:
+    """The query API over the rows the ingestion stand-in accepted."""
+    with LogQueryStandIn(
+        token_issuer, lambda: ingestion_standin.accepted, workspace_id=WORKSPACE_ID
+    ) as standin:
+        yield standin
+
+
+@pytest.fixture
+def log_query(log_query_standin: LogQueryStandIn) -> Iterator[LogQueryStandIn]:
+    log_query_standin.reset()
+    yield log_query_standin
+    log_query_standin.reset()
+
+
+@pytest.fixture
+def completeness_env(wallarm: WallarmApiStandIn, log_query: LogQueryStandIn) -> dict[str, str]:
+    """Settings that turn reconciliation and the integration check on, against the stand-ins."""
+    return {
+        "WALLARM_API_TOKEN": ADMIN_TOKEN,
+        "WALLARM_API_URL": wallarm.url,
+        "LOGS_WORKSPACE_ID": WORKSPACE_ID,
+        "LOGS_QUERY_ENDPOINT": log_query.endpoint,
+        "WATCHDOG_CHECK_INTEGRATION": "true",
+        "WALLARM_INTEGRATION_URL": "https://relay.example.net/api/wallarm",
+    }

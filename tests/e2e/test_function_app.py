@@ -24,6 +24,7 @@ def test_import_registers_every_function() -> None:
         "relay_admin",
         "retry_worker",
         "hourly_count",
+        "completeness",
     }
 
 
@@ -46,7 +47,11 @@ def test_http_routes_and_auth_levels(name: str, route: str, methods: set[str], a
 
 @pytest.mark.parametrize(
     ("name", "setting"),
-    [("retry_worker", "%RETRY_WORKER_SCHEDULE%"), ("hourly_count", "%HOURLY_COUNT_SCHEDULE%")],
+    [
+        ("retry_worker", "%RETRY_WORKER_SCHEDULE%"),
+        ("hourly_count", "%HOURLY_COUNT_SCHEDULE%"),
+        ("completeness", "%COMPLETENESS_SCHEDULE%"),
+    ],
 )
 def test_timers_read_schedule_from_settings_and_never_run_on_startup(name: str, setting: str) -> None:
     binding = json.loads(functions()[name].get_function_json())["bindings"][0]
@@ -225,3 +230,23 @@ def test_client_secret_app_registration_works(
         assert status == 200, body
         assert entra.token_requests == 1
     assert ingestion.requests[-1].client_id == client_id
+
+
+def test_reconcile_route_status_and_timer(
+    call: Call,
+    monkeypatch: pytest.MonkeyPatch,
+    completeness_env: dict[str, str],
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    for key, value in completeness_env.items():
+        monkeypatch.setenv(key, value)
+    function_app.services.cache_clear()
+    window = {"from": "2026-11-25T10:00:00Z", "to": "2026-11-25T11:00:00Z"}
+    resp = call("relay_admin", route_params={"action": "reconcile"}, params=window)
+    assert resp.status_code == 200
+    assert [w["in_wallarm"] for w in body_json(resp)["windows"]] == [0]
+    bad = call("relay_admin", route_params={"action": "reconcile"}, params={"from": "x", "to": "y"})
+    assert bad.status_code == 400 and body_json(bad)["error"]["code"] == "invalid_range"
+    status = body_json(call("relay_status", method="GET"))
+    assert status["completeness"]["windows"][0]["start"] == "2026-11-25T10:00:00.000Z"
+    functions()["completeness"].get_user_function()(func.TimerRequest)

@@ -16,7 +16,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from wallarm_fixtures import load_fixture
 
+from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
+from local.standins.wallarm_api import Hit, WallarmApiStandIn
 from shared.telemetry import Telemetry
 from shared.webhook import WebhookRequest
 
@@ -187,3 +189,22 @@ def test_sdk_calls_are_traced_under_the_webhook(make_services: MakeServices, clo
     names = {s.name for s in spans if under_root(s)}
     assert any("upload" in n for n in names), names
     assert any(n.startswith("TableClient.") for n in names), names
+
+
+def test_watchdog_alerts_and_backfilled_hits_are_measured(
+    make_services: MakeServices,
+    clock: FakeClock,
+    captured: Captured,
+    wallarm: WallarmApiStandIn,
+    log_query: LogQueryStandIn,
+    completeness_env: dict[str, str],
+) -> None:
+    wallarm.add_integration("https://relay.example.net/api/wallarm?code=k", active=False)
+    wallarm.add_hit(
+        Hit("hits_p_4242_202611_v_1", "d1", "r1", int(clock().timestamp()) - 3 * 3600), notify=False
+    )
+    svc = make_services(clock, telemetry=captured.telemetry, **completeness_env)
+    assert svc.completeness is not None
+    svc.completeness.run_timer()
+    assert ({"problem": "disabled"}, 1.0) in captured.points("relay.watchdog.alerts")
+    assert ({"outcome": "backfilled", "event_type": "new_hits"}, 1.0) in captured.points("relay.events")

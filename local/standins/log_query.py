@@ -1,0 +1,184 @@
+"""Log Analytics query API stand-in (HTTPS, 127.0.0.1) over the ingestion stand-in's rows.
+
+Speaks `POST /v1/workspaces/{workspaceId}/query` with `{"query", "timespan", "workspaces"}` and
+answers `{"tables":[{"name":"PrimaryResult","columns":[{"name","type"}],"rows":[[…]]}]}`, as
+the Log Analytics API reference documents, so the real `LogsQueryClient` runs against it:
+
+* bearer token from the shared `TokenIssuer`, audience `https://api.loganalytics.io`: 401
+  (`InvalidAuthenticationToken`) otherwise; unknown workspace: 404 (`WorkspaceNotFoundError`);
+  a role assignment can be withdrawn with `deny(True)`: 403 (`InsufficientAccessError`);
+* `timespan` (`start/end`, ISO 8601) filters rows on `TimeGenerated`, as the service does;
+* the query language is a small KQL subset, enough for the relay's queries: `<table>`, then
+  `| where Col == "text"`, `| extend Name = tostring(parse_json(Col).a.b)`,
+  `| where isnotempty(Name)`, `| distinct A[, B]`, `| project A[, B]`, `| count`. Anything
+  else is a 400 `BadArgumentError` (a test then shows the query needs a real workspace).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from local.standins.identity import (
+    StandInHandler,
+    ThreadedServer,
+    TokenError,
+    TokenIssuer,
+    _Lifecycle,
+    owner_of,
+)
+
+AUDIENCE = "https://api.loganalytics.io"
+DEFAULT_WORKSPACE_ID = "00000000-0000-0000-0000-0000000000aa"
+TABLE = "WallarmSentinel_CL"
+
+_WHERE_EQ = re.compile(r'^where\s+(\w+)\s*==\s*"([^"]*)"$')
+_WHERE_NOT_EMPTY = re.compile(r"^where\s+isnotempty\((\w+)\)$")
+_EXTEND_JSON = re.compile(r"^extend\s+(\w+)\s*=\s*tostring\(parse_json\((\w+)\)((?:\.\w+)+)\)$")
+_COLUMNS = re.compile(r"^(distinct|project)\s+(\w+(?:\s*,\s*\w+)*)$")
+
+
+class QueryError(ValueError):
+    pass
+
+
+def _tostring(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _path(value: Any, names: list[str]) -> Any:
+    for name in names:
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
+
+
+def run_query(query: str, rows: list[dict[str, Any]]) -> tuple[list[dict[str, str]], list[list[Any]]]:
+    """Evaluate the supported KQL subset; returns (columns, rows) of the primary result."""
+    stages = [s.strip() for s in query.strip().split("|")]
+    if stages[0] != TABLE:
+        raise QueryError(f"'{stages[0]}' is not a table of this workspace")
+    current: list[dict[str, Any]] = [dict(r) for r in rows]
+    columns = list(rows[0]) if rows else []
+    for stage in stages[1:]:
+        if m := _WHERE_EQ.match(stage):
+            current = [r for r in current if _tostring(r.get(m[1])) == m[2]]
+        elif m := _WHERE_NOT_EMPTY.match(stage):
+            current = [r for r in current if _tostring(r.get(m[1]))]
+        elif m := _EXTEND_JSON.match(stage):
+            names = m[3].strip(".").split(".")
+            for r in current:
+                try:
+                    parsed = json.loads(r.get(m[2]) or "null")
+                except ValueError:
+                    parsed = None
+                r[m[1]] = _tostring(_path(parsed, names))
+            columns.append(m[1])
+        elif m := _COLUMNS.match(stage):
+            columns = [c.strip() for c in m[2].split(",")]
+            projected = [{c: r.get(c) for c in columns} for r in current]
+            if m[1] == "distinct":
+                seen: dict[str, dict[str, Any]] = {}
+                for r in projected:
+                    seen.setdefault(json.dumps(r, sort_keys=True), r)
+                projected = list(seen.values())
+            current = projected
+        elif stage == "count":
+            return [{"name": "Count", "type": "long"}], [[len(current)]]
+        else:
+            raise QueryError(f"the stand-in does not support '{stage.split()[0] if stage else stage}'")
+    types = [{"name": c, "type": "datetime" if c == "TimeGenerated" else "string"} for c in columns]
+    return types, [[r.get(c) for c in columns] for r in current]
+
+
+def _in_timespan(row: dict[str, Any], timespan: str | None) -> bool:
+    if not timespan:
+        return True
+    start_s, _, end_s = timespan.partition("/")
+    try:
+        start = datetime.fromisoformat(start_s.replace("Z", "+00:00"))
+        end = datetime.fromisoformat(end_s.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(str(row.get("TimeGenerated")).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return start <= when < end
+
+
+class _Handler(StandInHandler):
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        owner_of(self)._post(self)
+
+
+class LogQueryStandIn(_Lifecycle):
+    def __init__(
+        self,
+        issuer: TokenIssuer,
+        rows: Callable[[], list[dict[str, Any]]],
+        *,
+        workspace_id: str = DEFAULT_WORKSPACE_ID,
+        port: int = 0,
+    ) -> None:
+        self.issuer = issuer
+        self.rows = rows
+        self.workspace_id = workspace_id
+        self.queries: list[str] = []
+        self._denied = False
+        self._lock = threading.Lock()
+        self._server = ThreadedServer(_Handler, self, port=port, use_tls=True)
+
+    @property
+    def endpoint(self) -> str:
+        return self._server.base_url
+
+    def deny(self, denied: bool) -> None:
+        """Answer 403, as when the identity lacks Log Analytics Reader on the workspace."""
+        self._denied = denied
+
+    def reset(self) -> None:
+        with self._lock:
+            self.queries.clear()
+            self._denied = False
+
+    def _post(self, h: StandInHandler) -> None:
+        headers = {"x-ms-request-id": str(uuid.uuid4())}
+        body = h.read_body()
+        path = urlsplit(h.path).path
+        auth = h.headers.get("Authorization", "")
+        try:
+            if not auth.startswith("Bearer "):
+                raise TokenError("InvalidAuthenticationToken", "Authentication required.")
+            self.issuer.verify(auth[len("Bearer ") :], AUDIENCE)
+        except TokenError as err:
+            h.send_json(401, {"error": {"code": err.code, "message": str(err)}}, headers)
+            return
+        if path != f"/v1/workspaces/{self.workspace_id}/query":
+            h.send_json(
+                404, {"error": {"code": "WorkspaceNotFoundError", "message": "Workspace not found."}}, headers
+            )
+            return
+        if self._denied:
+            message = "The provided credentials have insufficient access to perform the requested operation"
+            h.send_json(403, {"error": {"code": "InsufficientAccessError", "message": message}}, headers)
+            return
+        try:
+            request = json.loads(body or b"{}")
+            query = str(request["query"])
+            with self._lock:
+                self.queries.append(query)
+            rows = [r for r in self.rows() if _in_timespan(r, request.get("timespan"))]
+            columns, result = run_query(query, rows)
+        except (ValueError, KeyError, TypeError) as err:
+            h.send_json(400, {"error": {"code": "BadArgumentError", "message": str(err)[:200]}}, headers)
+            return
+        h.send_json(200, {"tables": [{"name": "PrimaryResult", "columns": columns, "rows": result}]}, headers)

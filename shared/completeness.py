@@ -1,0 +1,137 @@
+"""Completeness: reconciliation + watchdog behind one timer, the status view and the operator's re-run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from shared.hit_guard import HitGuard
+from shared.reconcile import ReconcileConfig, Reconciler
+from shared.relay import Relay
+from shared.relay_events import iso
+from shared.settings import CompletenessSettings, Settings
+from shared.store.completeness import CompletenessLog
+from shared.store.dedup import DedupKeys
+from shared.store.tables import StoreUnavailable
+from shared.table_hits import TableHits, build_query_client
+from shared.wallarm.api import WallarmApi
+from shared.watchdog import Probe, Watchdog
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.data.tables import TableServiceClient
+
+log = logging.getLogger(__name__)
+
+# Hit keys outlive the webhook's body keys: a late webhook can come hours after a backfill.
+DEDUP_TTL = timedelta(hours=48)
+
+
+class Completeness:
+    def __init__(
+        self,
+        settings: CompletenessSettings,
+        log_store: CompletenessLog,
+        reconciler: Reconciler | None,
+        watchdog: Watchdog,
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings = settings
+        self.log = log_store
+        self.reconciler = reconciler
+        self.watchdog = watchdog
+        self.clock = clock
+
+    def run_timer(self) -> dict[str, Any]:
+        """The hourly timer: watchdog first (so a re-enable reconciles its gap), then due windows."""
+        out: dict[str, Any] = {"watchdog": self.watchdog.run()}
+        if self.reconciler is not None:
+            out["reconciled"] = [r.as_dict() for r in self.reconciler.run_due()]
+        return out
+
+    def reconcile_range(self, start_text: str, end_text: str, by: str) -> tuple[int, dict[str, Any]]:
+        """`relayctl reconcile --from --to` (ISO 8601, UTC when no offset)."""
+        if self.reconciler is None:
+            return 409, _error(
+                "not_configured", "reconciliation needs WALLARM_API_TOKEN and LOGS_WORKSPACE_ID"
+            )
+        try:
+            start, end = _when(start_text, "from"), _when(end_text, "to")
+            records = self.reconciler.run_range(start, end, by=by)
+        except ValueError as err:
+            return 400, _error("invalid_range", str(err))
+        failed = any(r.status != "ok" for r in records)
+        return (502 if failed else 200), {"windows": [r.as_dict() for r in records]}
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "reconciliation": "on" if self.reconciler is not None else "off (no WALLARM_API_TOKEN)",
+            "watchdog": {
+                "integration_check": self.settings.watch_integration and self.reconciler is not None,
+                "reenable": self.settings.reenable,
+                "quiet_hours": self.settings.quiet_after.total_seconds() / 3600,
+            },
+        }
+        try:
+            out["windows"] = [r.as_dict() for r in self.log.recent_windows(24)]
+            for name in ("integration", "quiet"):
+                state = self.log.get_watch(name)
+                out["watchdog"][name] = {
+                    "problem": state.problem or None,
+                    "since": iso(state.since) if state.since else None,
+                    "reenabled_at": iso(state.reenabled_at) if state.reenabled_at else None,
+                }
+        except StoreUnavailable as err:
+            out["error"] = str(err)
+        return out
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _when(text: str, name: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{name} is not an ISO 8601 time (e.g. 2026-11-25T10:00:00Z)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def build_completeness(
+    settings: Settings,
+    service: TableServiceClient,
+    dedup: DedupKeys,
+    relay: Relay,
+    probe: Probe,
+    credential: TokenCredential,
+    *,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], None],
+) -> tuple[Completeness, HitGuard | None]:
+    """The completeness services, and the webhook's hit guard when reconciliation is on."""
+    cs = settings.completeness
+    log_store = CompletenessLog.open(service, settings.table_prefix, clock)
+    api = WallarmApi(cs.wallarm_api_url, cs.wallarm_api_token, sleep=sleep) if cs.wallarm_api_token else None
+    reconciler: Reconciler | None = None
+    guard: HitGuard | None = None
+    if api is not None and cs.workspace_id:
+        query = build_query_client(cs.query_endpoint, credential, ca_bundle=settings.ca_bundle)
+        config = ReconcileConfig(
+            delay=cs.reconcile_delay,
+            overlap=cs.reconcile_overlap,
+            catch_up=cs.reconcile_catch_up,
+            dedup_ttl=max(settings.dedup_window, DEDUP_TTL),
+            cloud=cs.wallarm_cloud.upper(),
+            client_id=cs.wallarm_client_id,
+            selection=settings.selection,
+        )
+        reconciler = Reconciler(
+            api, TableHits(query, cs.workspace_id), dedup, relay, log_store, config, clock=clock
+        )
+        guard = HitGuard(dedup, ttl=config.dedup_ttl, min_age=cs.reconcile_delay / 2, clock=clock)
+    watchdog = Watchdog(cs, api, relay, probe, log_store, reconciler, clock=clock)
+    return Completeness(cs, log_store, reconciler, watchdog, clock=clock), guard

@@ -1,0 +1,112 @@
+"""Keeps a late webhook from writing a hit that reconciliation already added (and vice versa).
+
+Only hits older than `min_age` (half of RECONCILE_DELAY) can be in a window reconciliation has
+already looked at; only those claim their id pair in the dedup store (the one the reconciler
+uses), so a healthy webhook carrying fresh hits costs no extra Table request. A hit whose key is
+taken is dropped from the webhook's rows; a Table Storage outage keeps the row (a possible
+duplicate is better than a lost hit).
+
+`GuardedRelay` applies the guard to the webhook's `submit` only, so the webhook handler itself is
+unchanged; it is used only when reconciliation is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from shared.relay import Relay, SubmitResult
+from shared.schema import Row
+from shared.store.dedup import DedupKeys
+from shared.store.tables import StoreUnavailable
+from shared.wallarm.api_hits import dedup_key, hit_key
+
+log = logging.getLogger(__name__)
+
+
+def _row_hit_key(row: Row) -> str | None:
+    try:
+        raw = json.loads(row.get("RawData") or "{}")
+    except ValueError:
+        return None
+    details = raw.get("details") if isinstance(raw, dict) else None
+    hit = details.get("hit") if isinstance(details, dict) else None
+    return hit_key(hit.get("id")) if isinstance(hit, dict) else None
+
+
+def _time_of(row: Row) -> datetime | None:
+    try:
+        return datetime.fromisoformat(row.get("TimeGenerated", "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class HitGuard:
+    def __init__(
+        self, dedup: DedupKeys, *, ttl: timedelta, min_age: timedelta, clock: Callable[[], datetime]
+    ) -> None:
+        self.dedup = dedup
+        self.ttl = ttl
+        self.min_age = min_age
+        self.clock = clock
+
+    def claim(self, rows: Sequence[Row]) -> tuple[list[Row], list[str], int]:
+        """(rows to deliver, keys claimed for them, rows dropped as already written)."""
+        cutoff = self.clock() - self.min_age
+        kept: list[Row] = []
+        claimed: list[str] = []
+        dropped = 0
+        for row in rows:
+            when = _time_of(row) if row.get("EventType") == "new_hits" else None
+            key = _row_hit_key(row) if when is not None and when < cutoff else None
+            if key is None:
+                kept.append(row)
+                continue
+            try:
+                outcome = self.dedup.begin(dedup_key(key), ttl=self.ttl, stale_after=timedelta(minutes=10))
+            except StoreUnavailable as err:
+                log.warning("Hit guard skipped, Table Storage unavailable: %s", err)
+                kept.append(row)
+                continue
+            if outcome == "new":
+                kept.append(row)
+                claimed.append(dedup_key(key))
+            else:
+                dropped += 1
+        if dropped:
+            log.warning(
+                "Webhook: %d late hits were already added by reconciliation and were skipped", dropped
+            )
+        return kept, claimed, dropped
+
+    def settle(self, keys: Sequence[str], *, durable: bool) -> None:
+        for key in keys:
+            try:
+                if durable:
+                    self.dedup.finish(key, ttl=self.ttl)
+                else:
+                    self.dedup.abandon(key)
+            except StoreUnavailable as err:
+                log.warning("Hit guard key not settled: %s", err)
+
+
+class GuardedRelay(Relay):
+    """The webhook's Relay with the hit guard in front of `submit` (webhook rows only)."""
+
+    guard: HitGuard | None = None
+
+    def submit(
+        self, rows: Sequence[Row], *, source: str, deadline: float | None, record: bool = True
+    ) -> SubmitResult:
+        if self.guard is None or source != "webhook":
+            return super().submit(rows, source=source, deadline=deadline, record=record)
+        kept, claimed, _ = self.guard.claim(rows)
+        try:
+            result = super().submit(kept, source=source, deadline=deadline, record=record)
+        except StoreUnavailable:
+            self.guard.settle(claimed, durable=False)
+            raise
+        self.guard.settle(claimed, durable=True)
+        return result
