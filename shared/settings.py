@@ -18,6 +18,12 @@ from shared.policy import DEFAULT_SCHEDULE, RetrySchedule
 from shared.selection import Selection
 
 SECURITY_ISSUE_RISKS = ("critical", "high", "medium", "low", "info")
+# Entra audience of the Logs Ingestion API per cloud (LOGS_INGESTION_AUDIENCE takes a name or a URL).
+INGESTION_AUDIENCES = {
+    "public": "https://monitor.azure.com",
+    "usgov": "https://monitor.azure.us",
+    "china": "https://monitor.azure.cn",
+}
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -37,6 +43,7 @@ class Settings:
     storage_connection_string: str | None
     storage_table_endpoint: str | None
     table_prefix: str = "wallarmrelay"
+    ingestion_audience: str = INGESTION_AUDIENCES["public"]
     azure_client_id: str | None = None
     ca_bundle: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
@@ -101,6 +108,21 @@ def _networks(raw: str, problems: list[str]) -> tuple[IpNetwork, ...]:
                 f"ALLOWED_SOURCE_NETWORKS: {part!r} is not an IP address or CIDR (e.g. 34.94.16.0/24)."
             )
     return tuple(nets)
+
+
+def _audience(raw: str, problems: list[str]) -> str:
+    value = raw.strip().rstrip("/")
+    if not value:
+        return INGESTION_AUDIENCES["public"]
+    if value.lower() in INGESTION_AUDIENCES:
+        return INGESTION_AUDIENCES[value.lower()]
+    if urlparse(value).scheme != "https" or not urlparse(value).netloc:
+        problems.append(
+            f"LOGS_INGESTION_AUDIENCE={value!r} must be public, usgov, china or an https:// audience "
+            "(e.g. https://monitor.azure.us), the infra output of the same name."
+        )
+        return INGESTION_AUDIENCES["public"]
+    return value
 
 
 def _risks(raw: str | None, problems: list[str]) -> frozenset[str]:
@@ -197,6 +219,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 
     # Everything that can add a problem is read before the check, so all problems are reported at once.
     values: dict[str, Any] = dict(
+        ingestion_audience=_audience(env.get("LOGS_INGESTION_AUDIENCE", ""), problems),
         allowed_networks=_networks(env.get("ALLOWED_SOURCE_NETWORKS", ""), problems),
         max_body_bytes=int(num("MAX_BODY_BYTES", 5 * 1024 * 1024, 1024)),
         webhook_budget=timedelta(seconds=num("WEBHOOK_DELIVERY_BUDGET_SECONDS", 6, 0)),

@@ -72,6 +72,9 @@ RELAY_APP_SETTINGS = (
     "RETRY_WORKER_SCHEDULE",
 )
 
+# Types whose newest API version is a preview (no GA version has the properties used).
+PREVIEW_ONLY: dict[str, str] = {"Microsoft.Insights/diagnosticSettings": "2021-05-01-preview"}
+
 SECRET_LIKE = re.compile(r"key|secret|password|connectionstring|sas|token|credential", re.IGNORECASE)
 MARKER_BEGIN = "// <schema-columns>"
 MARKER_END = "// </schema-columns>"
@@ -416,6 +419,9 @@ def test_api_versions_not_older_than_floor() -> None:
     found = _all_resource_versions()
     assert len(found) > 20
     for where, rtype, version in found:
+        if rtype in PREVIEW_ONLY:
+            assert version == PREVIEW_ONLY[rtype], f"{where}: {rtype}@{version}"
+            continue
         assert rtype in MIN_API_VERSION, f"{where}: add {rtype} to MIN_API_VERSION"
         assert api_date(version) >= MIN_API_VERSION[rtype], f"{where}: {rtype}@{version} is too old"
 
@@ -425,3 +431,29 @@ def test_api_version_floor_rejects_old_and_preview() -> None:
     assert api_date("2021-09-01") < MIN_API_VERSION["Microsoft.Insights/dataCollectionRules"]
     with pytest.raises(AssertionError):
         api_date("2023-02-01-preview")
+
+
+# Site config keys a Flex Consumption app accepts (Microsoft's Flex samples set only these); ARM
+# rejects others (ftpsState, remoteDebuggingEnabled, ...) with error 51021 in enforcing regions.
+FLEX_SITE_CONFIG = {"minTlsVersion", "cors", "ipSecurityRestrictions", "ipSecurityRestrictionsDefaultAction"}
+
+
+def test_flex_site_config_sets_only_flex_supported_keys() -> None:
+    from infra.checks.bicep_model import Obj, bodies, parse_file
+
+    app = parse_file(INFRA / "modules" / "functionapp.bicep")
+    (site,) = [r for r in app.resources if r.type == "Microsoft.Web/sites"]
+    (body,) = bodies(site.body)
+    properties = body.get("properties")
+    assert isinstance(properties, Obj)
+    site_config = properties.get("siteConfig")
+    assert isinstance(site_config, Obj)
+    keys = {pair.key or "" for pair in site_config.pairs}
+    assert keys <= FLEX_SITE_CONFIG, f"not supported on Flex Consumption: {sorted(keys - FLEX_SITE_CONFIG)}"
+
+
+def test_developer_role_assignments_take_the_principal_type_from_a_parameter() -> None:
+    for name in ("dcr.bicep", "storage.bicep"):
+        text = (INFRA / "modules" / name).read_text()
+        assert "principalType: 'User'" not in text, name
+        assert "principalType: developerPrincipalType" in text, name
