@@ -1,0 +1,146 @@
+"""Both offline checkers pass on the repository and catch errors planted in copies of its files.
+
+The Bicep check (infra/checks/bicep_types.py) reads Microsoft's generated types; the KQL check
+(infra/checks/kql_check.py) runs Microsoft's Kusto.Language under node. Each planted error is a
+one-line edit of a copy; the test asserts the checker names that file and line.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.checks.bicep_types import Report, check_bicep
+from infra.checks.kql_check import KqlReport, check_kql
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def copy_repo(dest: Path) -> Path:
+    for folder in ("infra", "sentinel"):
+        shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("types", "__pycache__"))
+    (dest / "shared").mkdir()
+    shutil.copy(ROOT / "shared" / "schema.json", dest / "shared" / "schema.json")
+    return dest
+
+
+def plant(path: Path, old: str, new: str) -> int:
+    """Replace the first `old` in `path` with `new`; return the line it is on."""
+    text = path.read_text()
+    assert old in text, f"{path.name}: {old!r} not found"
+    index = text.index(old)
+    path.write_text(text[:index] + new + text[index + len(old) :])
+    return text.count("\n", 0, index) + 1
+
+
+def at(report: Report | KqlReport, file: str, line: int) -> list[str]:
+    items = report.findings if isinstance(report, Report) else report.problems
+    return [str(i) for i in items if i.file == file and i.line == line]
+
+
+@pytest.fixture(scope="module")
+def bicep_report() -> Report:
+    return check_bicep()
+
+
+@pytest.fixture(scope="module")
+def kql_report() -> KqlReport:
+    return check_kql()
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Iterator[Path]:
+    yield copy_repo(tmp_path)
+
+
+def test_bicep_check_passes_on_the_repository(bicep_report: Report) -> None:
+    assert [str(f) for f in bicep_report.findings] == []
+    assert bicep_report.resources >= 39
+    assert bicep_report.properties >= 450
+
+
+def test_kql_check_passes_on_the_repository(kql_report: KqlReport) -> None:
+    assert [str(p) for p in kql_report.problems] == []
+    assert kql_report.queries >= 16
+
+
+def test_bicep_check_catches_planted_errors(repo_copy: Path) -> None:
+    storage = repo_copy / "infra" / "modules" / "storage.bicep"
+    alerts = repo_copy / "infra" / "modules" / "alerts.bicep"
+    sentinel = repo_copy / "sentinel" / "main.bicep"
+    main = repo_copy / "infra" / "main.bicep"
+    params = repo_copy / "infra" / "main.parameters.json"
+    misspelled = plant(storage, "allowBlobPublicAccess: false", "allowBlobPublicAcess: false")
+    wrong_enum = plant(storage, "publicAccess: 'None'", "publicAccess: 'Private'")
+    read_only = plant(storage, "accessTier: 'Hot'", "primaryEndpoints: {}")
+    wrong_case = plant(alerts, "autoMitigate: false", "AutoMitigate: false")
+    rule_enum = plant(sentinel, "triggerOperator: 'GreaterThan'", "triggerOperator: 'Above'")
+    nesting = plant(alerts, "windowSize: 'PT15M'", "failingPeriods: 'PT15M'")
+    fixed_name = plant(main, "name: 'identity-${resourceToken}'", "name: 'identity'")
+    unknown_param = plant(
+        main, "    tags: tags\n    deploymentContainerName", "    tag: tags\n    deploymentContainerName"
+    )
+    unknown_output = plant(main, "storage.outputs.tableEndpoint", "storage.outputs.tableUrl")
+    stray_param = plant(params, '"alertEmail"', '"alertMail"')
+    monitoring = repo_copy / "infra" / "modules" / "monitoring.bicep"
+    missing_required = plant(monitoring, "    principalId: relayPrincipalId\n", "")
+
+    report = check_bicep(root=repo_copy)
+
+    expected = {
+        ("infra/modules/storage.bicep", misspelled): "did you mean 'allowBlobPublicAccess'",
+        ("infra/modules/storage.bicep", wrong_enum): "'Private' is not one of",
+        ("infra/modules/storage.bicep", read_only): "primaryEndpoints is read-only",
+        ("infra/modules/alerts.bicep", wrong_case): "wrong case, the property is 'autoMitigate'",
+        ("sentinel/main.bicep", rule_enum): "'Above' is not one of",
+        (
+            "infra/modules/alerts.bicep",
+            nesting,
+        ): "failingPeriods is not a property of ScheduledQueryRuleProperties",
+        ("infra/main.bicep", fixed_name - 1): "fixed deployment name 'identity'",
+        ("infra/main.bicep", unknown_param): "has no parameter 'tag'",
+        ("infra/main.bicep", unknown_output): "has no output 'tableUrl'",
+        ("infra/main.parameters.json", stray_param): "'alertMail' is not a parameter",
+    }
+    for (file, line), message in expected.items():
+        found = at(report, file, line)
+        assert any(message in f for f in found), f"{file}:{line} expected {message!r}, got {found}"
+    missing = [str(f) for f in report.findings if f.file == "infra/modules/monitoring.bicep"]
+    assert missing == [
+        f"infra/modules/monitoring.bicep:{missing_required - 2}: "
+        "relayPublisher.properties: required property 'principalId' is missing"
+    ]
+
+
+@pytest.mark.slow
+def test_kql_check_catches_planted_errors(repo_copy: Path) -> None:
+    hunting = repo_copy / "sentinel" / "kql" / "hunting-high-severity-7d.kql"
+    parser = repo_copy / "sentinel" / "kql" / "ASimWebSessionWallarm.kql"
+    workbook = repo_copy / "sentinel" / "workbooks" / "wallarm-overview.json"
+    alerts = repo_copy / "infra" / "modules" / "alerts.bicep"
+    column = plant(hunting, "RemoteAddr, RequestId", "RemoteAddress, RequestId")
+    function = plant(parser, "toupper(tostring(Hit.method))", "upper(tostring(Hit.method))")
+    syntax = plant(hunting, "| order by TimeGenerated desc", "| order TimeGenerated desc")
+    workbook_column = plant(workbook, "count() by Severity", "count() by Severty")
+    alert_column = plant(alerts, "(traces | where message has", "(traces | where mesage has")
+    # AppMetrics is a workspace table; this alert is scoped to Application Insights (customMetrics).
+    app_table = plant(
+        alerts, 'customMetrics\n| where name == "relay.queue', 'AppMetrics\n| where name == "relay.queue'
+    )
+
+    report = check_kql(root=repo_copy)
+
+    expected = {
+        ("sentinel/kql/hunting-high-severity-7d.kql", column): "'RemoteAddress' does not refer",
+        ("sentinel/kql/ASimWebSessionWallarm.kql", function): "'upper' does not refer to any known function",
+        ("sentinel/kql/hunting-high-severity-7d.kql", syntax): "KS",
+        ("sentinel/workbooks/wallarm-overview.json", workbook_column): "'Severty' does not refer",
+        ("infra/modules/alerts.bicep", alert_column): "'mesage' does not refer",
+        ("infra/modules/alerts.bicep", app_table): "'AppMetrics' does not refer",
+    }
+    for (file, line), message in expected.items():
+        found = at(report, file, line)
+        assert any(message in f for f in found), f"{file}:{line} expected {message!r}, got {found}"
