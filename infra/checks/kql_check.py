@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from infra.checks.bicep_model import Arr, BicepFile, Cond, Expr, Lit, Node, Obj, Ref, bodies, parse_file
+from infra.checks.bicep_types import Finding
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -65,21 +66,10 @@ class Function:
     path: Path
 
 
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int
-    code: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.code} {self.message}"
-
-
 @dataclass
 class KqlReport:
-    problems: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
+    problems: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
     queries: int = 0
     files: int = 0
     functions: int = 0
@@ -409,7 +399,7 @@ def check_kql(files: Iterable[Path] | None = None, root: Path = ROOT) -> KqlRepo
                 rel = str(query.path.relative_to(root))
             except ValueError:
                 rel = str(query.path)
-            problem = Problem(rel, line, d["code"], d["message"])
+            problem = Finding(rel, line, f"{d['code']} {d['message']}")
             (report.problems if d["severity"] == "Error" else report.warnings).append(problem)
     return report
 

@@ -36,9 +36,12 @@ def plant(path: Path, old: str, new: str) -> int:
     return text.count("\n", 0, index) + 1
 
 
-def at(report: Report | KqlReport, file: str, line: int) -> list[str]:
+def assert_reported(report: Report | KqlReport, expected: dict[tuple[str, int], str]) -> None:
+    """Each (file, line) has a finding containing its message."""
     items = report.findings if isinstance(report, Report) else report.problems
-    return [str(i) for i in items if i.file == file and i.line == line]
+    for (file, line), message in expected.items():
+        found = [str(i) for i in items if i.file == file and i.line == line]
+        assert any(message in f for f in found), f"{file}:{line} expected {message!r}, got {found}"
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +108,7 @@ def test_bicep_check_catches_planted_errors(repo_copy: Path) -> None:
         ("infra/main.bicep", unknown_output): "has no output 'tableUrl'",
         ("infra/main.parameters.json", stray_param): "'alertMail' is not a parameter",
     }
-    for (file, line), message in expected.items():
-        found = at(report, file, line)
-        assert any(message in f for f in found), f"{file}:{line} expected {message!r}, got {found}"
+    assert_reported(report, expected)
     missing = [str(f) for f in report.findings if f.file == "infra/modules/monitoring.bicep"]
     assert missing == [
         f"infra/modules/monitoring.bicep:{missing_required - 2}: "
@@ -141,6 +142,4 @@ def test_kql_check_catches_planted_errors(repo_copy: Path) -> None:
         ("infra/modules/alerts.bicep", alert_column): "'mesage' does not refer",
         ("infra/modules/alerts.bicep", app_table): "'AppMetrics' does not refer",
     }
-    for (file, line), message in expected.items():
-        found = at(report, file, line)
-        assert any(message in f for f in found), f"{file}:{line} expected {message!r}, got {found}"
+    assert_reported(report, expected)
