@@ -278,7 +278,8 @@ class Checker:
             )
         return "one of " + ", ".join(names) if len(names) > 1 else names[0]
 
-    def _properties(self, obj: Obj, t: dict[str, Any], tf: TypeFile, path: str) -> dict[str, Any]:
+    def _properties(self, obj: Obj, t: dict[str, Any], tf: TypeFile, path: str) -> dict[str, Any] | None:
+        """The object's properties; None when its discriminator value is unknown (reported once)."""
         if t["$type"] == "ObjectType":
             return dict(t.get("properties", {}))
         props = dict(t.get("baseProperties", {}))
@@ -293,7 +294,7 @@ class Checker:
                     f"{path}: {t['discriminator']} {selector.value!r} is not one of "
                     + ", ".join(sorted(elements)),
                 )
-                return props
+                return None
             props.update(tf.get(elements[selector.value]).get("properties", {}))
         else:  # unknown at build time: accept the properties of any variant
             for ref in elements.values():
@@ -304,6 +305,9 @@ class Checker:
         self, obj: Obj, t: dict[str, Any], tf: TypeFile, path: str, *, top_level: bool = False
     ) -> None:
         props = self._properties(obj, t, tf, path)
+        if props is None:
+            self.report.properties += len(obj.pairs)
+            return
         extra = t.get("additionalProperties")
         by_lower = {name.lower(): name for name in props}
         for pair in obj.pairs:

@@ -4,7 +4,9 @@
 //  3. the Logs Ingestion API answers 403 (role missing) or 404 (wrong DCR / stream),
 // and one on the workspace:
 //  4. the DCR logged ingestion or transformation errors (DCRLogErrors, from the DCR's "Log Errors"
-//     diagnostic setting in dcr.bicep): fields that do not match the stream are dropped silently.
+//     diagnostic setting in dcr.bicep): fields that do not match the stream are dropped silently,
+// and a metric alert on the DCR itself:
+//  5. the DCR dropped rows (metric RowsDropped_Count, "Logs Rows Dropped per Min").
 // An action group is created only when an e-mail address is given.
 param namePrefix string
 param location string
@@ -210,9 +212,46 @@ resource dcrLogErrors 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   }
 }
 
+resource dcrRowsDropped 'Microsoft.Insights/metricAlerts@2018-03-01' = {
+  name: '${namePrefix}-dcr-rows-dropped'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'The data collection rule dropped rows (Logs Rows Dropped per Min > 0). See DCRLogErrors and infra/README.md, runbook.'
+    severity: 2
+    enabled: true
+    scopes: [
+      dcrResourceId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'rows-dropped'
+          metricNamespace: 'Microsoft.Insights/dataCollectionRules'
+          metricName: 'RowsDropped_Count'
+          timeAggregation: 'Total'
+          operator: 'GreaterThan'
+          threshold: 0
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: hasEmail ? [
+      {
+        actionGroupId: actionGroup.id
+      }
+    ] : []
+  }
+}
+
 output ruleIds array = [
   integrationDisabled.id
   backlogAge.id
   ingestionDenied.id
   dcrLogErrors.id
+  dcrRowsDropped.id
 ]

@@ -41,6 +41,7 @@ MIN_API_VERSION: dict[str, date] = {
     "Microsoft.Insights/components": date(2020, 2, 2),
     "Microsoft.Insights/dataCollectionEndpoints": date(2023, 3, 11),
     "Microsoft.Insights/dataCollectionRules": date(2023, 3, 11),
+    "Microsoft.Insights/metricAlerts": date(2018, 3, 1),
     "Microsoft.Insights/scheduledQueryRules": date(2023, 12, 1),
     "Microsoft.Insights/workbooks": date(2023, 6, 1),
     "Microsoft.ManagedIdentity/userAssignedIdentities": date(2023, 1, 31),
