@@ -64,6 +64,7 @@ RELAY_APP_SETTINGS = (
     "LOGS_INGESTION_ENDPOINT",
     "LOGS_DCR_IMMUTABLE_ID",
     "LOGS_STREAM_NAME",
+    "LOGS_INGESTION_AUDIENCE",
     "AZURE_CLIENT_ID",
     "RELAY_STORAGE_TABLE_ENDPOINT",
     "WEBHOOK_SHARED_SECRET",
@@ -458,3 +459,13 @@ def test_developer_role_assignments_take_the_principal_type_from_a_parameter() -
         text = (INFRA / "modules" / name).read_text()
         assert "principalType: 'User'" not in text, name
         assert "principalType: developerPrincipalType" in text, name
+
+
+def test_infra_and_relay_know_the_same_cloud_audiences() -> None:
+    from infra.checks.bicep_model import Lit, Obj, parse_file
+    from shared.settings import INGESTION_AUDIENCES
+
+    audiences = parse_file(INFRA / "main.bicep").variables["ingestionAudiences"]
+    assert isinstance(audiences, Obj)
+    in_bicep = {p.value.value for p in audiences.pairs if isinstance(p.value, Lit)}
+    assert in_bicep == set(INGESTION_AUDIENCES.values())
