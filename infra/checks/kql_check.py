@@ -24,6 +24,7 @@ output columns are known. Syntax errors, unknown tables, columns and functions f
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -90,12 +91,15 @@ class Found:
 # ---- discovery -------------------------------------------------------------------------------
 
 
+def _kql_files(root: Path) -> Iterator[Path]:
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS]
+        yield from (Path(folder) / n for n in names if n.endswith(".kql"))
+
+
 def default_files(root: Path = ROOT) -> list[Path]:
     """Every file that can hold KQL: *.kql anywhere, and Bicep, YAML, JSON of infra/ and sentinel/."""
-    found: set[Path] = set()
-    for path in root.rglob("*.kql"):
-        if not SKIP_DIRS & set(path.relative_to(root).parts) and not path.parts[-2].startswith(".venv"):
-            found.add(path)
+    found = set(_kql_files(root))
     for folder in ("infra", "sentinel"):
         for pattern in ("*.bicep", "*.yaml", "*.yml"):
             found.update((root / folder).rglob(pattern))
