@@ -7,6 +7,7 @@ one-line edit of a copy; the test asserts the checker names that file and line.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,3 +144,71 @@ def test_kql_check_catches_planted_errors(repo_copy: Path) -> None:
         ("infra/modules/alerts.bicep", app_table): "'AppMetrics' does not refer",
     }
     assert_reported(report, expected)
+
+
+PARSER_YAML = """\
+Parser:
+  Title: Web Session ASIM filtering parser for Wallarm
+  Version: '0.1.0'
+ParserName: vimWebSessionWallarm
+EquivalentBuiltInParser: _Im_WebSession_Wallarm
+ParserParams:
+  - Name: starttime
+    Type: datetime
+    Default: datetime(null)
+  - Name: eventresult
+    Type: string
+    Default: '*'
+  - Name: disabled
+    Type: bool
+    Default: false
+ParserQuery: |
+  ASimWebSessionWallarm
+  | where not(disabled)
+  | where isnull(starttime) or TimeGenerated >= starttime
+  | where eventresult == "*" or EventResult == eventresult
+"""
+
+HUNTING_YAML = """\
+id: 0f6b8a52-0000-4000-8000-000000000001
+name: Wallarm sources by result
+query: |
+  _Im_WebSession_Wallarm(starttime=ago(1d))
+  | summarize count() by SrcIpAddr, EventResult, Nope
+"""
+
+CONNECTOR = {
+    "id": "WallarmRelay",
+    "graphQueriesTableName": "WallarmSentinel_CL",
+    "graphQueries": [{"metricName": "Total", "legend": "Wallarm", "baseQuery": "{{graphQueriesTableName}}"}],
+    "sampleQueries": [{"description": "Latest", "query": "{{graphQueriesTableName}}\n| take 10"}],
+    "connectivityCriterias": [
+        {
+            "type": "IsConnectedQuery",
+            "value": [
+                "{{graphQueriesTableName}}\n| summarize LastLogReceived = max(TimeGenerated)"
+                "\n| project IsConnected = LastLogReceived > ago(30d) and Bogus"
+            ],
+        }
+    ],
+}
+
+
+@pytest.mark.slow
+def test_kql_check_reads_sentinel_yaml_parsers_and_connector_definitions(repo_copy: Path) -> None:
+    """Content Hub files are found without registration; a YAML parser is declared to its callers."""
+    content = repo_copy / "sentinel" / "content"
+    content.mkdir()
+    (content / "vimWebSessionWallarm.yaml").write_text(PARSER_YAML)
+    (content / "hunting-by-result.yaml").write_text(HUNTING_YAML)
+    (content / "connector.json").write_text(json.dumps(CONNECTOR, indent=2))
+
+    report = check_kql(root=repo_copy)
+
+    unknown = "does not refer to any known column, table, variable or function."
+    assert [str(p) for p in report.problems] == [
+        f"sentinel/content/connector.json:21: KS142 The name 'Bogus' {unknown}",
+        f"sentinel/content/hunting-by-result.yaml:5: KS142 The name 'Nope' {unknown}",
+    ]
+    # The parser's own query, the hunting query and the connector's three were all analysed.
+    assert report.queries >= 5
