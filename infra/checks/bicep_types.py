@@ -26,6 +26,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from lark.exceptions import LarkError
+
 from infra.checks.bicep_model import (
     Arr,
     BicepFile,
@@ -445,7 +447,14 @@ def check_bicep(
     checked file is checked against it."""
     checker = Checker(root, types_dir)
     for path in list(files) if files is not None else default_files(root):
-        bicep = parse_file(path)
+        try:
+            bicep = parse_file(path)
+        except LarkError as err:
+            line = getattr(err, "line", 1)
+            where = line if isinstance(line, int) else 1
+            message = f"does not parse: {str(err).splitlines()[0]}"
+            checker.report.findings.append(Finding(checker._rel(path), where, message))
+            continue
         checker.check_file(bicep)
         checker.check_modules(bicep)
         params_file = path.with_suffix(".parameters.json")

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from lark.exceptions import LarkError
 
 from infra.checks.bicep_model import Arr, BicepFile, Cond, Expr, Lit, Node, Obj, Ref, bodies, parse_file
 from infra.checks.bicep_types import Finding
@@ -86,6 +87,7 @@ class KqlReport:
 class Found:
     queries: list[Query] = field(default_factory=list)
     functions: list[Function] = field(default_factory=list)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
 
 
 # ---- discovery -------------------------------------------------------------------------------
@@ -316,14 +318,17 @@ def discover(paths: Iterable[Path]) -> Found:
     found = Found()
     for path in paths:
         suffix = path.suffix.lower()
-        if suffix == ".kql":
-            found.queries.append(Query(path, 1, path.read_text(encoding="utf-8")))
-        elif suffix in (".yaml", ".yml"):
-            _from_yaml(path, found)
-        elif suffix == ".json":
-            _from_json(path, found)
-        elif suffix == ".bicep":
-            _from_bicep(path, found)
+        try:
+            if suffix == ".kql":
+                found.queries.append(Query(path, 1, path.read_text(encoding="utf-8")))
+            elif suffix in (".yaml", ".yml"):
+                _from_yaml(path, found)
+            elif suffix == ".json":
+                _from_json(path, found)
+            elif suffix == ".bicep":
+                _from_bicep(path, found)
+        except (yaml.YAMLError, ValueError, LarkError) as err:  # JSONDecodeError is a ValueError
+            found.unreadable.append((path, f"cannot be read: {type(err).__name__}: {str(err)[:200]}"))
     return found
 
 
@@ -385,6 +390,13 @@ def analyze(queries: list[Query], contexts: dict[str, Any], root: Path = ROOT) -
     return [answers[i] for i in range(len(queries))]
 
 
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 def check_kql(files: Iterable[Path] | None = None, root: Path = ROOT) -> KqlReport:
     """Check the queries in `files` (default: the whole repository). Functions are declared from
     the whole repository plus `files`, so a query calling WallarmEvents binds when checked alone."""
@@ -392,6 +404,7 @@ def check_kql(files: Iterable[Path] | None = None, root: Path = ROOT) -> KqlRepo
     everything = discover(sorted(set(default_files(root)) | set(targets)))
     found = discover(targets)
     report = KqlReport(queries=len(found.queries), files=len({q.path for q in found.queries}))
+    report.problems.extend(Finding(_relative(path, root), 1, message) for path, message in found.unreadable)
     contexts = build_contexts(everything.functions, root)
     report.functions = len(contexts["workspace"]["functions"])
     for query, diagnostics in zip(found.queries, analyze(found.queries, contexts, root), strict=True):
@@ -399,11 +412,7 @@ def check_kql(files: Iterable[Path] | None = None, root: Path = ROOT) -> KqlRepo
         for d in diagnostics:
             offset = 0 if query.one_line else _position(query.prefix + query.text, d["start"]) - shift
             line = query.line + offset
-            try:
-                rel = str(query.path.relative_to(root))
-            except ValueError:
-                rel = str(query.path)
-            problem = Finding(rel, line, f"{d['code']} {d['message']}")
+            problem = Finding(_relative(query.path, root), line, f"{d['code']} {d['message']}")
             (report.problems if d["severity"] == "Error" else report.warnings).append(problem)
     return report
 
