@@ -3,8 +3,9 @@
 Every resource body in infra/ and sentinel/ is checked against the `types.json` that
 Azure/bicep-types-az generates for its provider and exact API version (stored under
 infra/checks/types/, see SOURCE.md there): property names and their case, nesting, required and
-read-only properties, enum (string literal) values, literal types and integer/string bounds, and
-that extension resources have a `scope`. Module calls are checked against the module files
+read-only properties, enum (string literal) values, literal types and integer/string bounds,
+that extension resources have a `scope`, that `parent` has the parent type, and that property
+reads (`x.properties.a.b` in outputs and settings) exist. Module calls are checked against the module files
 (parameters passed and required, outputs read, deployment names not fixed), and
 infra/main.parameters.json against main.bicep's parameters.
 
@@ -152,6 +153,61 @@ class Checker:
         self.report.files += 1
         for resource in bicep.resources:
             self.check_resource(resource)
+            self._check_parent(bicep, resource)
+        self._check_reads(bicep)
+
+    def _check_parent(self, bicep: BicepFile, resource: Resource) -> None:
+        """`parent: x` must be the resource type one level up (storageAccounts for blobServices)."""
+        for body in bodies(resource.body):
+            parent = body.get("parent")
+            if not isinstance(parent, Ref):
+                continue
+            owner = next((r for r in bicep.resources if r.symbol == parent.name), None)
+            expected = resource.type.rsplit("/", 1)[0].lower()
+            if owner is not None and owner.type.lower() != expected:
+                self.fail(
+                    parent.line, f"{resource.symbol}: parent {owner.symbol} is {owner.type}, not {expected}"
+                )
+
+    def _check_reads(self, bicep: BicepFile) -> None:
+        """`x.properties.a.b` read from a resource must exist in its type (outputs, settings)."""
+        symbols = {r.symbol: r for r in bicep.resources}
+        for number, row in enumerate(bicep.text.splitlines(), 1):
+            for match in _PROPERTY_READ.finditer(row.split("//", 1)[0]):
+                resource = symbols.get(match[1])
+                located = (
+                    self.index.get(f"{resource.type}@{resource.api_version}".lower()) if resource else None
+                )
+                if resource is None or not located:
+                    continue
+                self.report.properties += 1
+                tf, rtype = located[0]
+                self._check_path(tf, tf.get(rtype["body"]), match[2].split("."), f"{match[1]}", number)
+
+    def _check_path(self, tf: TypeFile, t: dict[str, Any], path: list[str], where: str, line: int) -> None:
+        for segment in path:
+            if t["$type"] == "DiscriminatedObjectType":
+                props = dict(t.get("baseProperties", {}))
+                for ref in t["elements"].values():
+                    props.update(tf.get(ref).get("properties", {}))
+            elif t["$type"] == "ObjectType":
+                props = t.get("properties", {})
+            else:
+                return  # any, string, ...: nothing more to check
+            where = f"{where}.{segment}"
+            if segment in props:
+                t = tf.get(props[segment]["type"])
+                continue
+            if t.get("additionalProperties") is not None:
+                return
+            by_lower = {name.lower(): name for name in props}
+            hint = (
+                f": wrong case, the property is '{by_lower[segment.lower()]}'"
+                if segment.lower() in by_lower
+                else ""
+            )
+            self.fail(line, f"{where} is not a property of {t.get('name', 'this object')}{hint}")
+            return
 
     def _resource_type(self, resource: Resource) -> tuple[TypeFile, dict[str, Any]] | None:
         key = f"{resource.type}@{resource.api_version}".lower()
@@ -427,6 +483,7 @@ class Checker:
                 )
 
 
+_PROPERTY_READ = re.compile(r"\b([A-Za-z_]\w*)!?\.(properties(?:\.[A-Za-z_]\w*)+)")
 _OUTPUT_READ = re.compile(r"\b([A-Za-z_]\w*)!?\.outputs\.([A-Za-z_]\w*)")
 
 

@@ -89,6 +89,9 @@ def test_bicep_check_catches_planted_errors(repo_copy: Path) -> None:
     )
     unknown_output = plant(main, "storage.outputs.tableEndpoint", "storage.outputs.tableUrl")
     stray_param = plant(params, '"alertEmail"', '"alertMail"')
+    dcr = repo_copy / "infra" / "modules" / "dcr.bicep"
+    bad_read = plant(dcr, "dcr.properties.immutableId", "dcr.properties.immutableID")
+    bad_parent = plant(storage, "parent: blobService", "parent: storage")
     monitoring = repo_copy / "infra" / "modules" / "monitoring.bicep"
     missing_required = plant(monitoring, "    principalId: relayPrincipalId\n", "")
 
@@ -108,6 +111,8 @@ def test_bicep_check_catches_planted_errors(repo_copy: Path) -> None:
         ("infra/main.bicep", unknown_param): "has no parameter 'tag'",
         ("infra/main.bicep", unknown_output): "has no output 'tableUrl'",
         ("infra/main.parameters.json", stray_param): "'alertMail' is not a parameter",
+        ("infra/modules/dcr.bicep", bad_read): "wrong case, the property is 'immutableId'",
+        ("infra/modules/storage.bicep", bad_parent): "parent storage is Microsoft.Storage/storageAccounts",
     }
     assert_reported(report, expected)
     missing = [str(f) for f in report.findings if f.file == "infra/modules/monitoring.bicep"]
