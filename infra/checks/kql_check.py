@@ -5,7 +5,8 @@ Queries are found generically, so new content is covered without registering it:
   - Sentinel YAML (`query` of analytics rules and hunting queries, `ParserQuery` / `FunctionQuery`
     of parsers, with their `ParserParams` / `FunctionParams` declared),
   - queries embedded in Bicep (`query` of alert rules, analytics rules and saved searches,
-    `transformKql` of a DCR; `${...}` interpolations become placeholders),
+    `transformKql` of a DCR, the queries of a data connector definition; `${...}` interpolations
+    become placeholders),
   - JSON under sentinel/: workbook items (`query` of Logs items and parameters, with workbook
     parameters such as `{TimeRange:grain}` substituted) and data connector definitions
     (`baseQuery`, `query`, `lastDataReceivedQuery`, `connectivityCriterias[].value`).
@@ -47,7 +48,9 @@ SKIP_DIRS = {"node_modules", ".git", "tests"}
 YAML_QUERY_KEYS = ("query", "ParserQuery", "FunctionQuery")
 YAML_FUNCTION_NAMES = ("FunctionAlias", "FunctionName", "ParserName", "EquivalentBuiltInParser")
 JSON_QUERY_KEYS = {"query", "baseQuery", "lastDataReceivedQuery"}
-BICEP_QUERY_KEYS = {"query", "transformKql"}
+BICEP_QUERY_KEYS = {"query", "transformKql", "baseQuery", "lastDataReceivedQuery"}
+CRITERIA_KEYS = {"connectivityCriteria", "connectivityCriterias"}
+_TEMPLATE_NAME = re.compile(r"\{\{(\w+)\}\}")
 
 
 @dataclass(frozen=True)
@@ -212,11 +215,16 @@ def _walk_json(node: Any) -> Iterator[dict[str, Any]]:
             yield from _walk_json(value)
 
 
+def _fill(query: str, names: dict[str, Any]) -> str:
+    """Data connector templates: {{graphQueriesTableName}} -> the value of that key in the document."""
+    return _TEMPLATE_NAME.sub(lambda m: str(names.get(m[1], m[0])), query)
+
+
 def _connector_queries(doc: Any, path: Path, text: str, found: Found) -> None:
     names = {k: v for node in _walk_json(doc) for k, v in node.items() if isinstance(v, str)}
 
     def fill(query: str) -> str:
-        return re.sub(r"\{\{(\w+)\}\}", lambda m: names.get(m[1], m[0]), query)
+        return _fill(query, names)
 
     for node in _walk_json(doc):
         candidates = [node[k] for k in JSON_QUERY_KEYS if isinstance(node.get(k), str)]
@@ -283,13 +291,22 @@ def _from_bicep(path: Path, found: Found) -> None:
     for resource in bicep.resources:
         for body in bodies(resource.body):
             context = _scope_context(bicep, body)
+            # Data connector definitions name their table as {{graphQueriesTableName}} and the like.
+            names = {
+                k: v.value for k, v in _pairs(body) if isinstance(v, Lit) and isinstance(v.value, str) and k
+            }
             for key, raw in _pairs(body):
                 value = bicep.resolve(raw)
-                if key in BICEP_QUERY_KEYS:
-                    text = _bicep_string(bicep, value)
+                texts = [_bicep_string(bicep, value)] if key in BICEP_QUERY_KEYS else []
+                if key in CRITERIA_KEYS and isinstance(value, Arr):
+                    for criterion in value.items:
+                        listed = criterion.get("value") if isinstance(criterion, Obj) else None
+                        items = listed.items if isinstance(listed, Arr) else ()
+                        texts.extend(_bicep_string(bicep, item) for item in items)
+                for text in texts:
                     if text is not None:
                         kind = "dcr" if key == "transformKql" else context
-                        found.queries.append(Query(path, text[1], text[0], kind))
+                        found.queries.append(Query(path, text[1], _fill(text[0], names), kind))
                 if key == "serializedData" and isinstance(value, Lit) and isinstance(value.value, str):
                     _workbook_queries(json.loads(value.value), path, bicep.text, found)
             if resource.type.lower() == "microsoft.operationalinsights/workspaces/savedsearches":
