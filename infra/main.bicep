@@ -69,8 +69,21 @@ param completenessSchedule string = '0 20 * * * *'
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+@minValue(0)
+@maxValue(20)
+@description('Always-ready instances of the webhook (Flex HTTP group) against cold starts. 0: scale from zero. Each one bills its memory around the clock (infra/README.md, cost).')
+param alwaysReadyHttp int = 0
+
 @description('Optional principal id of the deploying user (azd sets AZURE_PRINCIPAL_ID): gets ingestion and table roles for local runs.')
 param principalId string = ''
+
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+@description('Type of principalId (azd sets AZURE_PRINCIPAL_TYPE): ServicePrincipal when azd runs as one, e.g. in CI.')
+param principalType string = 'User'
 
 // One schema for everything: the table columns, the DCR stream declaration and the Python mapping
 // (shared/schema.py) all read this file.
@@ -94,9 +107,16 @@ var functionAppName = 'func-wallarm-${resourceToken}'
 var effectiveWorkspaceName = !empty(workspaceName) ? workspaceName : 'log-wallarm-${resourceToken}'
 var effectiveWorkspaceRg = createWorkspace || empty(workspaceResourceGroup) ? resourceGroup().name : workspaceResourceGroup
 var deploymentContainerName = 'app-package-${take(resourceToken, 8)}'
+// Entra audience of the Logs Ingestion API in this cloud (the relay asks for <audience>/.default).
+var ingestionAudiences = {
+  AzureCloud: 'https://monitor.azure.com'
+  AzureUSGovernment: 'https://monitor.azure.us'
+  AzureChinaCloud: 'https://monitor.azure.cn'
+}
+var ingestionAudience = contains(ingestionAudiences, environment().name) ? ingestionAudiences[environment().name] : ingestionAudiences.AzureCloud
 
 module identity 'modules/identity.bicep' = {
-  name: 'identity'
+  name: 'identity-${resourceToken}'
   params: {
     name: 'id-wallarm-${resourceToken}'
     location: location
@@ -105,7 +125,7 @@ module identity 'modules/identity.bicep' = {
 }
 
 module workspace 'modules/workspace.bicep' = {
-  name: 'workspace'
+  name: 'workspace-${resourceToken}'
   scope: resourceGroup(effectiveWorkspaceRg)
   params: {
     createNew: createWorkspace
@@ -116,7 +136,7 @@ module workspace 'modules/workspace.bicep' = {
 }
 
 module table 'modules/table.bicep' = {
-  name: 'table'
+  name: 'table-${resourceToken}'
   scope: resourceGroup(effectiveWorkspaceRg)
   params: {
     workspaceName: workspace.outputs.name
@@ -128,7 +148,7 @@ module table 'modules/table.bicep' = {
 }
 
 module dcr 'modules/dcr.bicep' = {
-  name: 'dcr'
+  name: 'dcr-${resourceToken}'
   params: {
     name: 'dcr-wallarm-${resourceToken}'
     location: workspace.outputs.location
@@ -139,6 +159,7 @@ module dcr 'modules/dcr.bicep' = {
     dataCollectionEndpointResourceId: dataCollectionEndpointResourceId
     relayPrincipalId: identity.outputs.principalId
     developerPrincipalId: principalId
+    developerPrincipalType: principalType
   }
   dependsOn: [
     // The output stream's table must exist before the DCR is validated.
@@ -147,7 +168,7 @@ module dcr 'modules/dcr.bicep' = {
 }
 
 module storage 'modules/storage.bicep' = {
-  name: 'storage'
+  name: 'storage-${resourceToken}'
   params: {
     name: 'stwallarm${take(resourceToken, 13)}'
     location: location
@@ -155,11 +176,12 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: deploymentContainerName
     relayPrincipalId: identity.outputs.principalId
     developerPrincipalId: principalId
+    developerPrincipalType: principalType
   }
 }
 
 module monitoring 'modules/monitoring.bicep' = {
-  name: 'monitoring'
+  name: 'monitoring-${resourceToken}'
   params: {
     name: 'appi-wallarm-${resourceToken}'
     location: location
@@ -170,7 +192,7 @@ module monitoring 'modules/monitoring.bicep' = {
 }
 
 module functionApp 'modules/functionapp.bicep' = {
-  name: 'functionapp'
+  name: 'functionapp-${resourceToken}'
   params: {
     name: functionAppName
     planName: 'asp-wallarm-${resourceToken}'
@@ -184,12 +206,14 @@ module functionApp 'modules/functionapp.bicep' = {
     deploymentContainerName: deploymentContainerName
     appInsightsName: monitoring.outputs.name
     maximumInstanceCount: maximumInstanceCount
+    alwaysReadyHttp: alwaysReadyHttp
     webhookSecretKeyVaultUri: webhookSecretKeyVaultUri
     webhookSharedSecret: webhookSharedSecret
     relaySettings: {
       LOGS_INGESTION_ENDPOINT: dcr.outputs.logsIngestionEndpoint
       LOGS_DCR_IMMUTABLE_ID: dcr.outputs.immutableId
       LOGS_STREAM_NAME: schema.stream
+      LOGS_INGESTION_AUDIENCE: ingestionAudience
       WEBHOOK_SECRET_HEADER: webhookSecretHeader
       ALLOWED_SOURCE_NETWORKS: allowedSourceNetworks
       HOURLY_COUNT_SCHEDULE: hourlyCountSchedule
@@ -202,7 +226,7 @@ module functionApp 'modules/functionapp.bicep' = {
 
 // Reconciliation reads the table (README "Completeness"): Log Analytics Reader on the workspace.
 module readerRole 'modules/reader-role.bicep' = {
-  name: 'reader-role'
+  name: 'reader-role-${resourceToken}'
   scope: resourceGroup(effectiveWorkspaceRg)
   params: {
     workspaceName: workspace.outputs.name
@@ -211,18 +235,20 @@ module readerRole 'modules/reader-role.bicep' = {
 }
 
 module alerts 'modules/alerts.bicep' = {
-  name: 'alerts'
+  name: 'alerts-${resourceToken}'
   params: {
     namePrefix: 'wallarm-relay-${resourceToken}'
     location: location
     tags: tags
     appInsightsId: monitoring.outputs.id
+    workspaceResourceId: workspace.outputs.id
+    dcrResourceId: dcr.outputs.id
     alertEmail: alertEmail
   }
 }
 
 module sentinelOnboarding 'modules/sentinel-onboarding.bicep' = if (enableSentinel) {
-  name: 'sentinel-onboarding'
+  name: 'sentinel-onboarding-${resourceToken}'
   scope: resourceGroup(effectiveWorkspaceRg)
   params: {
     workspaceName: workspace.outputs.name
@@ -230,7 +256,7 @@ module sentinelOnboarding 'modules/sentinel-onboarding.bicep' = if (enableSentin
 }
 
 module sentinelContent '../sentinel/main.bicep' = if (deploySentinelContent) {
-  name: 'sentinel-content'
+  name: 'sentinel-content-${resourceToken}'
   scope: resourceGroup(effectiveWorkspaceRg)
   params: {
     workspaceName: workspace.outputs.name
@@ -247,6 +273,7 @@ module sentinelContent '../sentinel/main.bicep' = if (deploySentinelContent) {
 output LOGS_INGESTION_ENDPOINT string = dcr.outputs.logsIngestionEndpoint
 output LOGS_DCR_IMMUTABLE_ID string = dcr.outputs.immutableId
 output LOGS_STREAM_NAME string = schema.stream
+output LOGS_INGESTION_AUDIENCE string = ingestionAudience
 output RELAY_STORAGE_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
 output AZURE_CLIENT_ID string = identity.outputs.clientId
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name

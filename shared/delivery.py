@@ -246,12 +246,15 @@ def build_ingestion_client(
     read_timeout: float,
     connect_timeout: float,
     ca_bundle: str | None = None,
+    audience: str = "https://monitor.azure.com",
 ) -> LogsIngestionClient:
     """One client per worker. azure-core retries are off: the relay's queue owns every retry so
-    that each attempt is in the ledger and Retry-After is honoured without blocking a webhook."""
+    that each attempt is in the ledger and Retry-After is honoured without blocking a webhook.
+    `audience` is the cloud's Logs Ingestion audience (US Gov and China differ from public)."""
     from azure.monitor.ingestion import LogsIngestionClient
 
     kwargs: dict[str, Any] = {
+        "credential_scopes": [f"{audience.rstrip('/')}/.default"],
         "retry_total": 0,
         "read_timeout": read_timeout,
         "connection_timeout": connect_timeout,

@@ -70,6 +70,7 @@ def build_services(
             read_timeout=read_timeout,
             connect_timeout=settings.connect_timeout,
             ca_bundle=settings.ca_bundle,
+            audience=settings.ingestion_audience,
         )
         return Deliverer(
             client, settings.dcr_immutable_id, settings.stream_name, request_timeout=read_timeout

@@ -31,6 +31,12 @@ PLAIN_STRING_SETTINGS = (
 )
 _HTTP_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+# Entra audience of the Logs Ingestion API per cloud (LOGS_INGESTION_AUDIENCE takes a name or a URL).
+INGESTION_AUDIENCES = {
+    "public": "https://monitor.azure.com",
+    "usgov": "https://monitor.azure.us",
+    "china": "https://monitor.azure.cn",
+}
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -73,6 +79,7 @@ class Settings:
     storage_connection_string: str | None
     storage_table_endpoint: str | None
     table_prefix: str = "wallarmrelay"
+    ingestion_audience: str = INGESTION_AUDIENCES["public"]
     azure_client_id: str | None = None
     ca_bundle: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
@@ -185,6 +192,21 @@ def _secret_problems(secret: str) -> list[str]:
     if len(secret) < 16:
         problems.append(f"WEBHOOK_SHARED_SECRET is shorter than 16 characters: {fix}.")
     return problems
+
+
+def _audience(raw: str, problems: list[str]) -> str:
+    value = raw.strip().rstrip("/")
+    if not value:
+        return INGESTION_AUDIENCES["public"]
+    if value.lower() in INGESTION_AUDIENCES:
+        return INGESTION_AUDIENCES[value.lower()]
+    if urlparse(value).scheme != "https" or not urlparse(value).netloc:
+        problems.append(
+            f"LOGS_INGESTION_AUDIENCE={value!r} must be public, usgov, china or an https:// audience "
+            "(e.g. https://monitor.azure.us), the infra output of the same name."
+        )
+        return INGESTION_AUDIENCES["public"]
+    return value
 
 
 def _risks(raw: str | None, problems: list[str]) -> frozenset[str]:
@@ -334,6 +356,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 
     # Everything that can add a problem is read before the check, so all problems are reported at once.
     values: dict[str, Any] = dict(
+        ingestion_audience=_audience(env.get("LOGS_INGESTION_AUDIENCE", ""), problems),
         allowed_networks=_networks(env.get("ALLOWED_SOURCE_NETWORKS", ""), problems),
         max_body_bytes=int(num("MAX_BODY_BYTES", 5 * 1024 * 1024, 1024)),
         webhook_budget=timedelta(seconds=num("WEBHOOK_DELIVERY_BUDGET_SECONDS", 6, 0)),

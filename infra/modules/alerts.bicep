@@ -1,12 +1,21 @@
 // Log alerts on the relay's own telemetry in Application Insights:
 //  1. Wallarm auto-disabled the integration (integration_broken / relay.integration.disabled),
 //  2. the retry backlog's oldest row is older than 30 minutes,
-//  3. the Logs Ingestion API answers 403 (role missing) or 404 (wrong DCR / stream).
+//  3. the Logs Ingestion API answers 403 (role missing) or 404 (wrong DCR / stream),
+// and one on the workspace:
+//  4. the DCR logged ingestion or transformation errors (DCRLogErrors, from the DCR's "Log Errors"
+//     diagnostic setting in dcr.bicep): fields that do not match the stream are dropped silently,
+// and a metric alert on the DCR itself:
+//  5. the DCR dropped rows (metric RowsDropped_Count, "Logs Rows Dropped per Min").
 // An action group is created only when an e-mail address is given.
 param namePrefix string
 param location string
 param tags object = {}
 param appInsightsId string
+@description('Workspace receiving the DCR\'s Log Errors (table DCRLogErrors).')
+param workspaceResourceId string
+@description('The relay\'s DCR: only its errors are alerted on.')
+param dcrResourceId string
 @description('E-mail for alert notifications. Empty: rules fire without notification (visible in Azure Monitor).')
 param alertEmail string = ''
 @description('Backlog age threshold in seconds.')
@@ -62,6 +71,9 @@ union isfuzzy=true
     | where target has "ingest.monitor.azure.com" and resultCode in ("403", "404")
     | project timestamp, status = resultCode)
 '''
+
+// One line: Bicep interpolates only single-quoted strings.
+var dcrLogErrorsQuery = 'DCRLogErrors | where _ResourceId =~ "${dcrResourceId}" | project TimeGenerated, OperationName, InputStreamId, Message'
 
 resource integrationDisabled 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: '${namePrefix}-integration-disabled'
@@ -166,8 +178,80 @@ resource ingestionDenied 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   }
 }
 
+resource dcrLogErrors 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-dcr-log-errors'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Wallarm relay: DCR dropped or rejected data'
+    description: 'The data collection rule logged errors (DCRLogErrors): fields not in the stream declaration, type mismatches or transformation errors. Compare Message with shared/schema.json; see infra/README.md, runbook.'
+    severity: 2
+    enabled: true
+    scopes: [
+      workspaceResourceId
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: dcrLogErrorsQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}
+
+resource dcrRowsDropped 'Microsoft.Insights/metricAlerts@2018-03-01' = {
+  name: '${namePrefix}-dcr-rows-dropped'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'The data collection rule dropped rows (Logs Rows Dropped per Min > 0). See DCRLogErrors and infra/README.md, runbook.'
+    severity: 2
+    enabled: true
+    scopes: [
+      dcrResourceId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'rows-dropped'
+          metricNamespace: 'Microsoft.Insights/dataCollectionRules'
+          metricName: 'RowsDropped_Count'
+          timeAggregation: 'Total'
+          operator: 'GreaterThan'
+          threshold: 0
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: hasEmail ? [
+      {
+        actionGroupId: actionGroup.id
+      }
+    ] : []
+  }
+}
+
 output ruleIds array = [
   integrationDisabled.id
   backlogAge.id
   ingestionDenied.id
+  dcrLogErrors.id
+  dcrRowsDropped.id
 ]

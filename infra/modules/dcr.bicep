@@ -16,6 +16,13 @@ param dataCollectionEndpointResourceId string = ''
 param relayPrincipalId string
 @description('Optional principal id of a developer (also gets Monitoring Metrics Publisher, for local runs).')
 param developerPrincipalId string = ''
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+@description('Principal type of developerPrincipalId: ServicePrincipal when azd runs as one (CI), else ARM fails with UnmatchedPrincipalType.')
+param developerPrincipalType string = 'User'
 
 var monitoringMetricsPublisherRoleId = '3913510d-42f4-4e42-8a64-420c390055eb'
 var useDce = !empty(dataCollectionEndpointResourceId)
@@ -78,7 +85,24 @@ resource developerPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01'
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisherRoleId)
     principalId: developerPrincipalId
-    principalType: 'User'
+    principalType: developerPrincipalType
+  }
+}
+
+// The DCR drops, without an error to the caller, every field that does not match its stream
+// declaration, and rows a transformation rejects. Its "Log Errors" category records those in the
+// workspace table DCRLogErrors (alerted on in alerts.bicep).
+resource dcrLogErrors 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'dcr-log-errors'
+  scope: dcr
+  properties: {
+    workspaceId: workspaceResourceId
+    logs: [
+      {
+        category: 'LogErrors'
+        enabled: true
+      }
+    ]
   }
 }
 

@@ -23,6 +23,10 @@ param maximumInstanceCount int = 40
   4096
 ])
 param instanceMemoryMB int = 2048
+@minValue(0)
+@maxValue(20)
+@description('Always-ready instances for the HTTP trigger group (the webhook): 0 = scale from zero (cold starts of a few seconds); each instance bills its memory around the clock (see infra/README.md).')
+param alwaysReadyHttp int = 0
 @description('Application settings the relay reads (LOGS_*, WEBHOOK_*, schedules...).')
 param relaySettings object
 @description('Key Vault secret URI (versionless recommended) for WEBHOOK_SHARED_SECRET. Empty: use webhookSharedSecret.')
@@ -54,6 +58,9 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
   #checkov:skip=CKV_AZURE_222:Wallarm Cloud posts over the internet from its published IPs; the app filters sources with ALLOWED_SOURCE_NETWORKS and authenticates with the function key plus the shared-secret header.
   #checkov:skip=CKV_AZURE_17:Wallarm sends no client certificate (it supports only custom headers and a custom CA), so mutual TLS cannot be required.
   #checkov:skip=CKV_AZURE_213:Flex Consumption does not support the App Service health check (healthCheckPath); relay health is covered by the Azure Monitor alerts in alerts.bicep.
+  #checkov:skip=CKV_AZURE_78:Flex Consumption rejects siteConfig.ftpsState (error 51021); FTP is disabled by the basicPublishingCredentialsPolicies 'ftp' child below.
+  #checkov:skip=CKV_AZURE_18:Flex Consumption does not accept siteConfig.http20Enabled; the front end's HTTP version is platform-managed there.
+  #checkov:skip=CKV_AZURE_67:Same as CKV_AZURE_18: http20Enabled is not a Flex Consumption site setting.
   #checkov:skip=CKV_AZURE_212:Flex Consumption scales out on demand (maximumInstanceCount); instance-count failover is not applicable.
   name: name
   location: location
@@ -71,12 +78,11 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
     keyVaultReferenceIdentity: identityId
+    // Flex Consumption rejects site config it does not support (ARM error 51021, enforced per
+    // region): ftpsState, remote debugging, HTTP/2 and the SCM TLS floor are platform-managed
+    // there. FTP and SCM basic auth are off through basicPublishingCredentialsPolicies below.
     siteConfig: {
       minTlsVersion: '1.2'
-      scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
-      http20Enabled: true
-      remoteDebuggingEnabled: false
     }
     functionAppConfig: {
       deployment: {
@@ -92,6 +98,12 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
+        alwaysReady: alwaysReadyHttp > 0 ? [
+          {
+            name: 'http'
+            instanceCount: alwaysReadyHttp
+          }
+        ] : []
       }
       runtime: {
         name: 'python'

@@ -10,6 +10,13 @@ param deploymentContainerName string
 param relayPrincipalId string
 @description('Optional principal id of a developer (table access for local runs against this account).')
 param developerPrincipalId string = ''
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+@description('Principal type of developerPrincipalId (ServicePrincipal when azd runs as one, e.g. in CI).')
+param developerPrincipalType string = 'User'
 
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -82,7 +89,7 @@ resource developerTableRole 'Microsoft.Authorization/roleAssignments@2022-04-01'
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
     principalId: developerPrincipalId
-    principalType: 'User'
+    principalType: developerPrincipalType
   }
 }
 

@@ -42,6 +42,7 @@ MIN_API_VERSION: dict[str, date] = {
     "Microsoft.Insights/components": date(2020, 2, 2),
     "Microsoft.Insights/dataCollectionEndpoints": date(2023, 3, 11),
     "Microsoft.Insights/dataCollectionRules": date(2023, 3, 11),
+    "Microsoft.Insights/metricAlerts": date(2018, 3, 1),
     "Microsoft.Insights/scheduledQueryRules": date(2023, 12, 1),
     "Microsoft.Insights/workbooks": date(2023, 6, 1),
     "Microsoft.ManagedIdentity/userAssignedIdentities": date(2023, 1, 31),
@@ -65,6 +66,7 @@ RELAY_APP_SETTINGS = (
     "LOGS_INGESTION_ENDPOINT",
     "LOGS_DCR_IMMUTABLE_ID",
     "LOGS_STREAM_NAME",
+    "LOGS_INGESTION_AUDIENCE",
     "AZURE_CLIENT_ID",
     "RELAY_STORAGE_TABLE_ENDPOINT",
     "WEBHOOK_SHARED_SECRET",
@@ -73,6 +75,9 @@ RELAY_APP_SETTINGS = (
     "HOURLY_COUNT_SCHEDULE",
     "RETRY_WORKER_SCHEDULE",
 )
+
+# Types whose newest API version is a preview (no GA version has the properties used).
+PREVIEW_ONLY: dict[str, str] = {"Microsoft.Insights/diagnosticSettings": "2021-05-01-preview"}
 
 SECRET_LIKE = re.compile(r"key|secret|password|connectionstring|sas|token|credential", re.IGNORECASE)
 MARKER_BEGIN = "// <schema-columns>"
@@ -415,6 +420,9 @@ def test_api_versions_not_older_than_floor() -> None:
     found = _all_resource_versions()
     assert len(found) > 20
     for where, rtype, version in found:
+        if rtype in PREVIEW_ONLY:
+            assert version == PREVIEW_ONLY[rtype], f"{where}: {rtype}@{version}"
+            continue
         assert rtype in MIN_API_VERSION, f"{where}: add {rtype} to MIN_API_VERSION"
         assert api_date(version) >= MIN_API_VERSION[rtype], f"{where}: {rtype}@{version} is too old"
 
@@ -424,3 +432,39 @@ def test_api_version_floor_rejects_old_and_preview() -> None:
     assert api_date("2021-09-01") < MIN_API_VERSION["Microsoft.Insights/dataCollectionRules"]
     with pytest.raises(AssertionError):
         api_date("2023-02-01-preview")
+
+
+# Site config keys a Flex Consumption app accepts (Microsoft's Flex samples set only these); ARM
+# rejects others (ftpsState, remoteDebuggingEnabled, ...) with error 51021 in enforcing regions.
+FLEX_SITE_CONFIG = {"minTlsVersion", "cors", "ipSecurityRestrictions", "ipSecurityRestrictionsDefaultAction"}
+
+
+def test_flex_site_config_sets_only_flex_supported_keys() -> None:
+    from infra.checks.bicep_model import Obj, bodies, parse_file
+
+    app = parse_file(INFRA / "modules" / "functionapp.bicep")
+    (site,) = [r for r in app.resources if r.type == "Microsoft.Web/sites"]
+    (body,) = bodies(site.body)
+    properties = body.get("properties")
+    assert isinstance(properties, Obj)
+    site_config = properties.get("siteConfig")
+    assert isinstance(site_config, Obj)
+    keys = {pair.key or "" for pair in site_config.pairs}
+    assert keys <= FLEX_SITE_CONFIG, f"not supported on Flex Consumption: {sorted(keys - FLEX_SITE_CONFIG)}"
+
+
+def test_developer_role_assignments_take_the_principal_type_from_a_parameter() -> None:
+    for name in ("dcr.bicep", "storage.bicep"):
+        text = (INFRA / "modules" / name).read_text()
+        assert "principalType: 'User'" not in text, name
+        assert "principalType: developerPrincipalType" in text, name
+
+
+def test_infra_and_relay_know_the_same_cloud_audiences() -> None:
+    from infra.checks.bicep_model import Lit, Obj, parse_file
+    from shared.settings import INGESTION_AUDIENCES
+
+    audiences = parse_file(INFRA / "main.bicep").variables["ingestionAudiences"]
+    assert isinstance(audiences, Obj)
+    in_bicep = {p.value.value for p in audiences.pairs if isinstance(p.value, Lit)}
+    assert in_bicep == set(INGESTION_AUDIENCES.values())

@@ -347,3 +347,29 @@ def test_accepted_requests_keep_their_request_id(
     )
     attempt = Deliverer(client, ingestion.dcr_id, ingestion.stream).probe()
     assert attempt.ok and attempt.request_id == ingestion.requests[-1].request_id
+
+
+def test_client_asks_for_a_token_of_the_configured_cloud_audience(
+    ingestion: LogsIngestionStandIn, managed_identity_env: dict[str, str], tls_ca: str
+) -> None:
+    """A US Gov endpoint accepts only monitor.azure.us tokens: the default (public) one is refused."""
+    credential = ManagedIdentityCredential()
+    ingestion.audience = "https://monitor.azure.us"
+    try:
+        results = []
+        for audience in ("https://monitor.azure.us", "https://monitor.azure.com"):
+            client = build_ingestion_client(
+                ingestion.endpoint,
+                credential,
+                read_timeout=2,
+                connect_timeout=2,
+                ca_bundle=tls_ca,
+                audience=audience,
+            )
+            with client:
+                attempt = Deliverer(client, ingestion.dcr_id, ingestion.stream).probe()
+            results.append((attempt.ok, attempt.status))
+    finally:
+        ingestion.audience = "https://monitor.azure.com"
+        credential.close()
+    assert results == [(True, 204), (False, 401)]

@@ -30,10 +30,13 @@ from sentinel_schema import (
 
 BINDER = ROOT / "tests" / "sentinel" / "kql_bind.js"
 PACKAGE = ROOT / "node_modules" / "@kusto" / "language-service-next"
-pytestmark = pytest.mark.skipif(
-    not PACKAGE.is_dir() or shutil.which("node") is None,
-    reason="needs node and npm @kusto/language-service-next (package.json devDependency, `npm ci`)",
-)
+
+
+@pytest.fixture(autouse=True)
+def _binder_installed() -> None:
+    """A missing binder is a failure, never a skip: scripts/setup installs it (npm ci)."""
+    if not PACKAGE.is_dir() or shutil.which("node") is None:
+        pytest.fail("needs node and npm @kusto/language-service-next: run scripts/setup (npm ci)")
 
 
 def params(doc: dict[str, Any]) -> list[tuple[str, str, str]]:

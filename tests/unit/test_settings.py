@@ -318,3 +318,27 @@ def test_every_problem_is_reported_at_once() -> None:
     assert isinstance(info.value, ValueError)
     assert message.startswith("Invalid relay configuration:\n- ")
     assert message.count("\n- ") == len(problems)
+
+
+# -- cloud audience of the Logs Ingestion API ---------------------------------------------------
+
+
+def test_audience_defaults_to_the_public_cloud() -> None:
+    assert load().ingestion_audience == "https://monitor.azure.com"
+
+
+@pytest.mark.parametrize(
+    ("raw", "audience"),
+    [
+        ("usgov", "https://monitor.azure.us"),
+        ("China", "https://monitor.azure.cn"),
+        ("https://monitor.azure.us/", "https://monitor.azure.us"),
+    ],
+)
+def test_audience_by_cloud_name_or_url(raw: str, audience: str) -> None:
+    assert load(LOGS_INGESTION_AUDIENCE=raw).ingestion_audience == audience
+
+
+def test_audience_must_be_a_cloud_or_https() -> None:
+    problem = one_problem(LOGS_INGESTION_AUDIENCE="monitor.azure.us")
+    assert "LOGS_INGESTION_AUDIENCE" in problem and "usgov" in problem
