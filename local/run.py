@@ -52,6 +52,7 @@ def _start_standins(stack: ExitStack) -> dict[str, str]:
             f"  Logs Ingestion  stand-in at {ingestion.endpoint} (rows: {ingestion.endpoint}/_standin/rows)"
         )
         print(f"  Identity        managed-identity stand-in at {identity.endpoint}")
+        print(f"  Stand-in CA     {env['RELAY_CA_BUNDLE']} (curl --cacert)")
     return env
 
 
