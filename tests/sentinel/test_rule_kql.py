@@ -28,7 +28,7 @@ from sentinel_schema import (
     rule_files,
 )
 
-BINDER = ROOT / "tests" / "sentinel" / "kql_bind.js"
+BINDER = ROOT / "infra" / "checks" / "kql" / "analyze.mjs"  # the same binder .ci/infra runs
 PACKAGE = ROOT / "node_modules" / "@kusto" / "language-service-next"
 
 
@@ -80,13 +80,33 @@ def queries() -> dict[str, str]:
 
 
 def bind(texts: dict[str, str]) -> dict[str, dict[str, list[str]]]:
-    request = {**workspace(), "queries": [{"name": n, "text": t} for n, t in texts.items()]}
-    stdin = json.dumps(request)
+    """Each query's binding errors and result columns, from infra/checks' Kusto.Language binder."""
+    ws = workspace()
+    functions = [{"name": f["name"], "parameters": f["params"], "body": f["body"]} for f in ws["functions"]]
+    request = {
+        "contexts": {"workspace": {"tables": ws["tables"], "functions": functions}},
+        "queries": [{"id": n, "context": "workspace", "text": t} for n, t in texts.items()],
+    }
     result = subprocess.run(
-        ["node", str(BINDER)], input=stdin, capture_output=True, text=True, timeout=120, check=True
+        ["node", str(BINDER)],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=ROOT,
     )
-    answer: dict[str, dict[str, list[str]]] = json.loads(result.stdout)
-    return answer
+    return {
+        item["id"]: {
+            "errors": [
+                f"{d['code']} {d['message']} (at {d['start']})"
+                for d in item["diagnostics"]
+                if d["severity"] == "Error"
+            ],
+            "columns": item["columns"],
+        }
+        for item in json.loads(result.stdout)
+    }
 
 
 @cache

@@ -2,8 +2,9 @@
 // stdin: {"contexts": {NAME: {"tables": {TABLE: "(col:type, ...)"},
 //                             "functions": [{"name", "parameters": "(a:string='x')", "body"}]}},
 //         "queries": [{"id", "context", "text"}]}
-// stdout: [{"id", "diagnostics": [{"severity", "code", "message", "start", "length"}]}]
-// Driven by infra/checks/kql_check.py, which finds the queries and builds the schemas.
+// stdout: [{"id", "diagnostics": [{"severity", "code", "message", "start", "length"}], "columns": [NAME]}]
+// ("columns": the query's result columns.) Driven by infra/checks/kql_check.py, which finds the
+// queries and builds the schemas, and by tests/sentinel/test_rule_kql.py (rule result columns).
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 
@@ -41,6 +42,9 @@ for (const query of input.queries) {
     const d = list.getItem(i);
     diagnostics.push({ severity: d.Severity, code: d.Code, message: d.Message, start: d.Start, length: d.Length });
   }
-  results.push({ id: query.id, diagnostics });
+  const columns = [];
+  const type = code.ResultType;
+  if (type && type.Columns) for (let i = 0; i < type.Columns.Count; i++) columns.push(type.Columns.getItem(i).Name);
+  results.push({ id: query.id, diagnostics, columns });
 }
 process.stdout.write(JSON.stringify(results));
