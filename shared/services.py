@@ -11,9 +11,9 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from shared.admin import Admin, platform_auth_enabled
+from shared.clock import Clock, utc_now
 from shared.completeness import Completeness, build_completeness
 from shared.delivery import Deliverer, build_ingestion_client
 from shared.health import IntegrationCheck
@@ -34,10 +34,6 @@ from shared.telemetry import Telemetry
 from shared.webhook import WebhookConfig, WebhookHandler
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
 class Services:
     settings: Settings
@@ -54,7 +50,7 @@ class Services:
 def build_services(
     env: Mapping[str, str] | None = None,
     *,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock = utc_now,
     sleep: Callable[[float], None] = time.sleep,
     telemetry: Telemetry | None = None,
 ) -> Services:

@@ -15,10 +15,10 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
+from shared.mapping import SECURITY_ISSUE_RISKS
 from shared.policy import DEFAULT_SCHEDULE, RetrySchedule
 from shared.selection import Selection
 
-SECURITY_ISSUE_RISKS = ("critical", "high", "medium", "low", "info")
 # Names and identifiers among the string settings: one stray byte makes each of them fail later,
 # far from the cause (a 401/404 from Azure, a header that never matches), so they are checked here.
 PLAIN_STRING_SETTINGS = (

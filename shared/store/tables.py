@@ -28,12 +28,10 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import EntityProperty, TableClient, TableEntity, TableServiceClient, UpdateMode
 
+from shared.clock import EPOCH as EPOCH  # re-exported: the store's repositories take them from here
+from shared.clock import Clock as Clock
+
 _LOG = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-"""Returns the current time, UTC aware. Injected so tests use a fake clock."""
-
-EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 TABLE_CONCERNS: Final[tuple[str, ...]] = ("queue", "ledger", "counters", "state", "dedup")
 MAX_BATCH_OPS: Final[int] = 100  # Table Storage limit per entity-group transaction.
@@ -140,6 +138,11 @@ def lost_race(error: HttpResponseError) -> bool:
 def lost_race_or_exists(error: HttpResponseError) -> bool:
     """``lost_race``, or a 409: a guarded swap whose create found the target already there."""
     return lost_race(error) or error.status_code == 409
+
+
+def hour_key(moment: datetime) -> str:
+    """``YYYYMMDDHH`` of the UTC hour containing ``moment``: the partition of hour-keyed tables."""
+    return moment.astimezone(UTC).strftime("%Y%m%d%H")
 
 
 def jitter_sleep(attempt: int, base: float = 0.005, cap: float = 0.2) -> None:
