@@ -54,6 +54,11 @@ def build_services(
     sleep: Callable[[float], None] = time.sleep,
     telemetry: Telemetry | None = None,
 ) -> Services:
+    """The composition root: every object of a worker, built from settings and wired together.
+
+    Long on purpose: it is only construction, in dependency order, and reading the whole wiring in
+    one place is the point (each piece it calls is small and tested on its own).
+    """
     env = os.environ if env is None else env
     settings = load_settings(env)
     credential = build_credential(settings.azure_client_id, ca_bundle=settings.ca_bundle, env=env)
