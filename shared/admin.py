@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.clock import Clock, iso_ms
+from shared.dispatch import Relay
 from shared.policy import failing_since
-from shared.relay import Relay
 from shared.store.queue import ENTRY_ID, RetryQueue
 
 KEY_CALLER = "admin-key"

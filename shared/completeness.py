@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.clock import Clock, iso_ms
+from shared.dispatch import Relay
 from shared.hit_guard import HitGuard
 from shared.reconcile import ReconcileConfig, Reconciler
-from shared.relay import Relay
 from shared.settings import CompletenessSettings, Settings
 from shared.store.completeness import CompletenessLog
 from shared.store.dedup import DedupKeys

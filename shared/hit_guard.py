@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from shared.clock import Clock
-from shared.relay import Relay, SubmitResult
+from shared.dispatch import Relay, SubmitResult
 from shared.schema import Row
 from shared.store.dedup import DedupKeys
 from shared.store.tables import StoreUnavailable

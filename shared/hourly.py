@@ -6,8 +6,8 @@ import logging
 from datetime import datetime, timedelta
 
 from shared.clock import Clock
-from shared.relay import Relay
-from shared.relay_events import hourly_stats_row
+from shared.dispatch import Relay
+from shared.relay_rows import hourly_stats_row
 from shared.store.ledger import fold_attempt_buckets
 
 log = logging.getLogger(__name__)

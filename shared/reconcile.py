@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.clock import Clock, iso_ms
+from shared.dispatch import Relay
 from shared.mapping import map_event
-from shared.relay import Relay
 from shared.schema import Row
 from shared.selection import Selection, select
 from shared.store.completeness import CompletenessLog, WindowRecord

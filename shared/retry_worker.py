@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.clock import Clock
-from shared.delivery import Attempt, DeliveryReport
+from shared.dispatch import STATE_MAX_AGE_SECONDS, Relay
+from shared.ingestion import Attempt, DeliveryReport
 from shared.log_throttle import RepeatedLog
-from shared.relay import STATE_MAX_AGE_SECONDS, Relay
 from shared.store.queue import RetryQueue
 from shared.store.state import ProbeRecord
 from shared.store.tables import StoreUnavailable

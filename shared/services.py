@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from shared.admin import Admin, platform_auth_enabled
 from shared.clock import Clock, utc_now
 from shared.completeness import Completeness, build_completeness
-from shared.delivery import Deliverer, build_ingestion_client
-from shared.health import IntegrationCheck
+from shared.dispatch import AutoDisableRule, Relay
 from shared.hit_guard import GuardedRelay
 from shared.hourly import HourlyReporter
 from shared.identity import build_credential
-from shared.relay import AutoDisableRule, Relay
+from shared.ingestion import Deliverer, build_ingestion_client
+from shared.integration_check import IntegrationCheck
 from shared.retention import Retention
 from shared.retry_worker import RetryWorker
 from shared.settings import Settings, load_settings

@@ -22,9 +22,9 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from shared.clock import Clock, iso_ms
+from shared.dispatch import Relay
 from shared.reconcile import Reconciler, hour_floor
-from shared.relay import Relay
-from shared.relay_events import watchdog_row
+from shared.relay_rows import watchdog_row
 from shared.settings import CompletenessSettings
 from shared.store.completeness import CompletenessLog, WatchState
 from shared.store.tables import StoreUnavailable

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.clock import Clock
+from shared.dispatch import Relay, SubmitResult, types_of
 from shared.mapping import map_event
-from shared.relay import Relay, SubmitResult, types_of
 from shared.schema import Row
 from shared.selection import Selection, select
 from shared.store.dedup import DedupKeys

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.clock import Clock
-from shared.delivery import Attempt, Deliverer
-from shared.relay_events import test_integration_row
+from shared.ingestion import Attempt, Deliverer
+from shared.relay_rows import test_integration_row
 from shared.store.tables import StoreUnavailable
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from shared.clock import Clock, iso_ms
-from shared.delivery import Attempt, ChunkFailure, Deliverer, DeliveryReport
+from shared.ingestion import Attempt, ChunkFailure, Deliverer, DeliveryReport
 from shared.policy import RetrySchedule, failing_since, is_sustained, next_due, should_auto_disable
-from shared.relay_events import (
+from shared.relay_rows import (
     disable_integration_row,
     integration_broken_row,
     integration_recovered_row,
