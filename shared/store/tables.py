@@ -28,6 +28,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import EntityProperty, TableClient, TableEntity, TableServiceClient, UpdateMode
 
+from shared.batches import by_size
 from shared.clock import EPOCH as EPOCH  # re-exported: the store's repositories take them from here
 from shared.clock import Clock as Clock
 
@@ -445,14 +446,8 @@ def merge_guarded(
 
 def size_batches(entities: Iterable[dict[str, Any]], max_bytes: int) -> Iterator[list[dict[str, Any]]]:
     """Group entities for transactions: ≤ 100 ops and ≤ ``max_bytes`` of binary properties."""
-    batch: list[dict[str, Any]] = []
-    size = 0
-    for entity in entities:
-        entity_size = sum(len(v) for v in entity.values() if isinstance(v, bytes | bytearray))
-        if batch and (len(batch) >= MAX_BATCH_OPS or size + entity_size > max_bytes):
-            yield batch
-            batch, size = [], 0
-        batch.append(entity)
-        size += entity_size
-    if batch:
-        yield batch
+    return by_size(entities, _binary_size, max_bytes, MAX_BATCH_OPS)
+
+
+def _binary_size(entity: dict[str, Any]) -> int:
+    return sum(len(v) for v in entity.values() if isinstance(v, bytes | bytearray))
