@@ -13,8 +13,8 @@ from collections.abc import Callable
 import azure.functions as func
 
 from shared.admin import InvalidInput, parse_ids, parse_reason
-from shared.health import storage_unavailable_body
 from shared.http import json_response, to_http_response, to_webhook_request
+from shared.integration_check import storage_unavailable_body
 from shared.services import Services, build_services
 from shared.settings import SettingsError
 from shared.store.tables import StoreUnavailable
@@ -25,9 +25,9 @@ log = logging.getLogger("shared.function_app")
 
 @functools.cache
 def services() -> Services:
-    from shared.observability import configure_observability
+    from shared.telemetry_export import configure_telemetry_export
 
-    configure_observability()
+    configure_telemetry_export()
     return build_services()
 
 

@@ -8,13 +8,12 @@ reaches a row, the state table or a log line.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
+from shared.clock import Clock, iso_ms
+from shared.dispatch import Relay
 from shared.policy import failing_since
-from shared.relay import Relay
-from shared.relay_events import iso
 from shared.store.queue import ENTRY_ID, RetryQueue
 
 KEY_CALLER = "admin-key"
@@ -91,7 +90,7 @@ class Admin:
         self,
         relay: Relay,
         queue: RetryQueue,
-        clock: Callable[[], datetime],
+        clock: Clock,
         *,
         platform_auth: bool = False,
     ) -> None:
@@ -116,7 +115,7 @@ class Admin:
             "state": state.mode,
             "enabled": state.enabled,
             "reason": state.reason,
-            "changed_at": iso(state.changed_at) if state.changed_at else None,
+            "changed_at": iso_ms(state.changed_at) if state.changed_at else None,
             "changed_by": state.changed_by,
             "queue": {
                 "pending_entries": stats.pending,
@@ -135,7 +134,7 @@ class Admin:
                 "auto_disable_at": self.relay.rule.ratio,
                 "min_attempts": self.relay.rule.min_attempts,
                 "grace_minutes": self.relay.rule.grace.total_seconds() / 60,
-                "failing_since": iso(since) if since else None,
+                "failing_since": iso_ms(since) if since else None,
             },
             "auto_disabled": state.mode == "auto_disabled",
             "recovery": "probing every minute; re-enables itself on the first success"
@@ -144,13 +143,13 @@ class Admin:
             "last_probe": None
             if probe is None
             else {
-                "at": iso(probe.at),
+                "at": iso_ms(probe.at),
                 "ok": probe.ok,
                 "status": probe.status,
                 "error": probe.error or None,
                 "x_ms_request_id": probe.request_id or None,
             },
-            "next_probe_at": iso(probe.next_at) if probe and probe.next_at else None,
+            "next_probe_at": iso_ms(probe.next_at) if probe and probe.next_at else None,
             "quarantined": [
                 {
                     "id": e.id,

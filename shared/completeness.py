@@ -7,10 +7,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared.clock import Clock, iso_ms
+from shared.dispatch import Relay
 from shared.hit_guard import HitGuard
 from shared.reconcile import ReconcileConfig, Reconciler
-from shared.relay import Relay
-from shared.relay_events import iso
 from shared.settings import CompletenessSettings, Settings
 from shared.store.completeness import CompletenessLog
 from shared.store.dedup import DedupKeys
@@ -37,7 +37,7 @@ class Completeness:
         reconciler: Reconciler | None,
         watchdog: Watchdog,
         *,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self.settings = settings
         self.log = log_store
@@ -81,8 +81,8 @@ class Completeness:
                 state = self.log.get_watch(name)
                 out["watchdog"][name] = {
                     "problem": state.problem or None,
-                    "since": iso(state.since) if state.since else None,
-                    "reenabled_at": iso(state.reenabled_at) if state.reenabled_at else None,
+                    "since": iso_ms(state.since) if state.since else None,
+                    "reenabled_at": iso_ms(state.reenabled_at) if state.reenabled_at else None,
                 }
         except StoreUnavailable as err:
             out["error"] = str(err)
@@ -109,7 +109,7 @@ def build_completeness(
     probe: Probe,
     credential: TokenCredential,
     *,
-    clock: Callable[[], datetime],
+    clock: Clock,
     sleep: Callable[[float], None],
 ) -> tuple[Completeness, HitGuard | None]:
     """The completeness services, and the webhook's hit guard when reconciliation is on."""

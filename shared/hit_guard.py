@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from shared.relay import Relay, SubmitResult
+from shared.clock import Clock
+from shared.dispatch import Relay, SubmitResult
 from shared.schema import Row
 from shared.store.dedup import DedupKeys
 from shared.store.tables import StoreUnavailable
@@ -44,9 +45,7 @@ def _time_of(row: Row) -> datetime | None:
 
 
 class HitGuard:
-    def __init__(
-        self, dedup: DedupKeys, *, ttl: timedelta, min_age: timedelta, clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, dedup: DedupKeys, *, ttl: timedelta, min_age: timedelta, clock: Clock) -> None:
         self.dedup = dedup
         self.ttl = ttl
         self.min_age = min_age

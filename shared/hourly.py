@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from shared.relay import Relay
-from shared.relay_events import hourly_stats_row
+from shared.clock import Clock
+from shared.dispatch import Relay
+from shared.relay_rows import hourly_stats_row
+from shared.store.ledger import fold_attempt_buckets
 
 log = logging.getLogger(__name__)
 
@@ -16,20 +17,8 @@ def hour_start(ts: datetime) -> datetime:
     return ts.replace(minute=0, second=0, microsecond=0)
 
 
-def fold_attempt_buckets(counts: dict[str, int]) -> dict[str, int]:
-    """The ledger's 10-minute attempt buckets, summed into the hour's `attempts` and `failed_attempts`."""
-    folded: dict[str, int] = {}
-    for name, value in counts.items():
-        if name.startswith("attempts_m"):
-            name = "attempts"
-        elif name.startswith("failures_m"):
-            name = "failed_attempts"
-        folded[name] = folded.get(name, 0) + value
-    return folded
-
-
 class HourlyReporter:
-    def __init__(self, relay: Relay, *, clock: Callable[[], datetime], owner: str) -> None:
+    def __init__(self, relay: Relay, *, clock: Clock, owner: str) -> None:
         self.relay = relay
         self.clock = clock
         self.owner = owner

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from shared.clock import iso_utc
 from shared.raw_data import FIELD_LIMIT_BYTES, cut_utf8, raw_data
 from shared.schema import COLUMNS, Row
 from shared.wallarm.events import WallarmEvent
@@ -274,12 +275,6 @@ def map_event(event: WallarmEvent, received_at: datetime) -> Row:
     }
     out = {name: cut_utf8(_clean(row[name]), FIELD_LIMIT_BYTES) for name in COLUMNS}
     return out
-
-
-def iso_utc(when: datetime) -> str:
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _clean(text: str) -> str:

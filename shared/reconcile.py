@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from shared.clock import Clock, iso_ms
+from shared.dispatch import Relay
 from shared.mapping import map_event
-from shared.relay import Relay
-from shared.relay_events import iso
 from shared.schema import Row
 from shared.selection import Selection, select
 from shared.store.completeness import CompletenessLog, WindowRecord
@@ -72,7 +71,7 @@ class Reconciler:
         log_store: CompletenessLog,
         config: ReconcileConfig,
         *,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self.api = api
         self.table = table
@@ -167,8 +166,8 @@ class Reconciler:
             self._count_backfilled(added)
             log.warning(
                 "Reconciliation %s..%s: %d hits were missing from the table and were added",
-                iso(start),
-                iso(end),
+                iso_ms(start),
+                iso_ms(end),
                 added,
             )
         record = WindowRecord(
@@ -196,7 +195,7 @@ class Reconciler:
                 already += 1  # added by an earlier run, or delivered late by the webhook
                 continue
             envelope = notification_from_api_hit(
-                hit, client_name="", cloud=self.config.cloud, reconciled_at=iso(now)
+                hit, client_name="", cloud=self.config.cloud, reconciled_at=iso_ms(now)
             )
             event = to_event(envelope)
             chosen = select(event, self.config.selection)
@@ -233,7 +232,7 @@ class Reconciler:
             log.warning("Reconciliation: a dedup key was not marked done: %s", err)
 
     def _failed(self, start: datetime, end: datetime, by: str, err: Exception) -> WindowRecord:
-        log.error("Reconciliation %s..%s failed: %s", iso(start), iso(end), err)
+        log.error("Reconciliation %s..%s failed: %s", iso_ms(start), iso_ms(end), err)
         record = WindowRecord(start, end, 0, 0, 0, 0, status="failed", error=str(err)[:300], by=by)
         try:
             return self.log.save_window(record)

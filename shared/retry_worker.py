@@ -25,9 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.delivery import Attempt, DeliveryReport
+from shared.clock import Clock
+from shared.dispatch import STATE_MAX_AGE_SECONDS, Relay
+from shared.ingestion import Attempt, DeliveryReport
 from shared.log_throttle import RepeatedLog
-from shared.relay import STATE_MAX_AGE_SECONDS, Relay
 from shared.store.queue import RetryQueue
 from shared.store.state import ProbeRecord
 from shared.store.tables import StoreUnavailable
@@ -55,7 +56,7 @@ class RetryWorker:
         *,
         lease: timedelta,
         poll: timedelta,
-        clock: Callable[[], datetime],
+        clock: Clock,
         sleep: Callable[[float], None] = time.sleep,
         batch: int = 20,
         probe_every: timedelta = timedelta(seconds=30),

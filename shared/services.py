@@ -11,16 +11,16 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from shared.admin import Admin, platform_auth_enabled
+from shared.clock import Clock, utc_now
 from shared.completeness import Completeness, build_completeness
-from shared.delivery import Deliverer, build_ingestion_client
-from shared.health import IntegrationCheck
+from shared.dispatch import AutoDisableRule, Relay
 from shared.hit_guard import GuardedRelay
 from shared.hourly import HourlyReporter
 from shared.identity import build_credential
-from shared.relay import AutoDisableRule, Relay
+from shared.ingestion import Deliverer, build_ingestion_client
+from shared.integration_check import IntegrationCheck
 from shared.retention import Retention
 from shared.retry_worker import RetryWorker
 from shared.settings import Settings, load_settings
@@ -32,10 +32,6 @@ from shared.store.state import IntegrationStateRepo
 from shared.store.tables import open_store_tables, table_service_from
 from shared.telemetry import Telemetry
 from shared.webhook import WebhookConfig, WebhookHandler
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -54,10 +50,15 @@ class Services:
 def build_services(
     env: Mapping[str, str] | None = None,
     *,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock = utc_now,
     sleep: Callable[[float], None] = time.sleep,
     telemetry: Telemetry | None = None,
 ) -> Services:
+    """The composition root: every object of a worker, built from settings and wired together.
+
+    Long on purpose: it is only construction, in dependency order, and reading the whole wiring in
+    one place is the point (each piece it calls is small and tested on its own).
+    """
     env = os.environ if env is None else env
     settings = load_settings(env)
     credential = build_credential(settings.azure_client_id, ca_bundle=settings.ca_bundle, env=env)

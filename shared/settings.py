@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlparse
 
+from shared.mapping import SECURITY_ISSUE_RISKS
 from shared.policy import DEFAULT_SCHEDULE, RetrySchedule
 from shared.selection import Selection
 
-SECURITY_ISSUE_RISKS = ("critical", "high", "medium", "low", "info")
 # Names and identifiers among the string settings: one stray byte makes each of them fail later,
 # far from the cause (a 401/404 from Azure, a header that never matches), so they are checked here.
 PLAIN_STRING_SETTINGS = (
@@ -40,6 +40,131 @@ INGESTION_AUDIENCES = {
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+def _minutes(value: float) -> timedelta:
+    return timedelta(minutes=value)
+
+
+def _hours(value: float) -> timedelta:
+    return timedelta(hours=value)
+
+
+def _days(value: float) -> timedelta:
+    return timedelta(days=value)
+
+
+def _int(value: float) -> int:
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Number:
+    """A numeric app setting: its name, the field it fills, default and minimum (in the setting's
+    own unit, as the README's settings table writes them) and the unit's conversion."""
+
+    name: str
+    field: str
+    default: float
+    minimum: float
+    unit: Callable[[float], Any] = float
+
+    @property
+    def value(self) -> Any:
+        """The default as the field holds it."""
+        return self.unit(self.default)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A true/false app setting and the field it fills."""
+
+    name: str
+    field: str
+    default: bool
+
+
+@dataclass(frozen=True)
+class Text:
+    """An app setting checked by its own code below; ``default`` as the README's table writes it."""
+
+    name: str
+    default: str
+
+
+# The table of settings: each default lives here once (the dataclasses below take theirs from it;
+# tests/unit/test_settings_spec.py holds the README's settings table against it).
+NUMBERS: Final[dict[str, Number]] = {
+    n.name: n
+    for n in (
+        Number("MAX_BODY_BYTES", "max_body_bytes", 5 * 1024 * 1024, 1024, _int),
+        Number("WEBHOOK_DELIVERY_BUDGET_SECONDS", "webhook_budget", 6, 0, _seconds),
+        Number("WEBHOOK_READ_TIMEOUT_SECONDS", "webhook_read_timeout", 4, 0.1),
+        Number("WORKER_READ_TIMEOUT_SECONDS", "worker_read_timeout", 60, 1),
+        Number("RETRY_WORKER_RUN_SECONDS", "worker_run_for", 50, 0, _seconds),
+        Number("RETRY_POLL_SECONDS", "worker_poll", 1, 0.05, _seconds),
+        Number("RETRY_CLAIM_LEASE_SECONDS", "claim_lease", 180, 10, _seconds),
+        Number("AUTO_DISABLE_FAILURE_RATIO", "auto_disable_ratio", 0.6, 0.01),
+        Number("AUTO_DISABLE_WINDOW_HOURS", "auto_disable_window", 12, 0.01, _hours),
+        Number("AUTO_DISABLE_MIN_ATTEMPTS", "auto_disable_min_attempts", 20, 1, _int),
+        Number("AUTO_DISABLE_GRACE_MINUTES", "auto_disable_grace", 40, 0, _minutes),
+        Number("RECOVERY_PROBE_SECONDS", "recovery_probe", 30, 1, _seconds),
+        Number("DEDUP_WINDOW_HOURS", "dedup_window", 24, 0, _hours),
+        Number("LEDGER_RETENTION_DAYS", "ledger_retention", 7, 1, _days),
+        Number("COUNTER_RETENTION_DAYS", "counter_retention", 35, 1, _days),
+    )
+}
+COMPLETENESS_NUMBERS: Final[dict[str, Number]] = {
+    n.name: n
+    for n in (
+        Number("RECONCILE_DELAY_MINUTES", "reconcile_delay", 30, 10, _minutes),
+        Number("RECONCILE_OVERLAP_MINUTES", "reconcile_overlap", 60, 0, _minutes),
+        Number("RECONCILE_CATCH_UP_HOURS", "reconcile_catch_up", 6, 1, _hours),
+        Number("WATCHDOG_QUIET_HOURS", "quiet_after", 3, 0, _hours),
+    )
+}
+SELECTION_FLAGS: Final[tuple[Flag, ...]] = (
+    Flag("SELECT_HITS", "hits", True),
+    Flag("SELECT_HIT_HEADERS", "hit_headers", False),
+    Flag("SELECT_SYSTEM_EVENTS", "system_events", True),
+    Flag("SELECT_VULNERABILITIES", "vulnerabilities", True),
+    Flag("SELECT_HOURLY_COUNT", "hourly_count", True),
+)
+COMPLETENESS_FLAGS: Final[dict[str, Flag]] = {
+    f.name: f
+    for f in (
+        Flag("WATCHDOG_CHECK_INTEGRATION", "watch_integration", False),
+        Flag("WATCHDOG_REENABLE", "reenable", False),
+    )
+}
+TEXTS: Final[tuple[Text, ...]] = (
+    Text("LOGS_INGESTION_ENDPOINT", "required"),
+    Text("LOGS_DCR_IMMUTABLE_ID", "required"),
+    Text("LOGS_STREAM_NAME", "Custom-WallarmSentinel_CL"),
+    Text("LOGS_INGESTION_AUDIENCE", "public"),
+    Text("AZURE_CLIENT_ID", "—"),
+    Text("RELAY_STORAGE_TABLE_ENDPOINT", "—"),
+    Text("RELAY_STORAGE_CONNECTION_STRING", "—"),
+    Text("RELAY_TABLE_PREFIX", "wallarmrelay"),
+    Text("RELAY_CA_BUNDLE", "—"),
+    Text("WEBHOOK_SHARED_SECRET", "—"),
+    Text("WEBHOOK_SECRET_HEADER", "X-Wallarm-Relay-Secret"),
+    Text("ALLOWED_SOURCE_NETWORKS", "— (all)"),
+    Text("SELECT_SECURITY_ISSUE_RISKS", "all"),
+    Text("RETRY_SCHEDULE", "Wallarm's"),
+    Text("WALLARM_API_TOKEN", "—"),
+    Text("WALLARM_API_CLOUD", "—"),
+    Text("WALLARM_API_URL", "per cloud"),
+    Text("WALLARM_CLIENT_ID", "— (asked once)"),
+    Text("LOGS_WORKSPACE_ID", "—"),
+    Text("LOGS_QUERY_ENDPOINT", "https://api.loganalytics.io"),
+    Text("WALLARM_INTEGRATION_URL", "https://$WEBSITE_HOSTNAME/api/wallarm"),
+)
+TEXT_DEFAULTS: Final[dict[str, str]] = {t.name: t.default for t in TEXTS}
+
+
 class SettingsError(ValueError):
     """One or more settings are missing or invalid; the message lists each with a fix."""
 
@@ -57,14 +182,14 @@ class CompletenessSettings:
     wallarm_cloud: str = "eu"
     wallarm_client_id: int | None = None
     workspace_id: str | None = None
-    query_endpoint: str = "https://api.loganalytics.io"
-    reconcile_delay: timedelta = timedelta(minutes=30)
-    reconcile_overlap: timedelta = timedelta(hours=1)
-    reconcile_catch_up: timedelta = timedelta(hours=6)
-    watch_integration: bool = False
+    query_endpoint: str = TEXT_DEFAULTS["LOGS_QUERY_ENDPOINT"]
+    reconcile_delay: timedelta = COMPLETENESS_NUMBERS["RECONCILE_DELAY_MINUTES"].value
+    reconcile_overlap: timedelta = COMPLETENESS_NUMBERS["RECONCILE_OVERLAP_MINUTES"].value
+    reconcile_catch_up: timedelta = COMPLETENESS_NUMBERS["RECONCILE_CATCH_UP_HOURS"].value
+    watch_integration: bool = COMPLETENESS_FLAGS["WATCHDOG_CHECK_INTEGRATION"].default
     integration_url: str | None = None
-    reenable: bool = False
-    quiet_after: timedelta = timedelta(hours=3)
+    reenable: bool = COMPLETENESS_FLAGS["WATCHDOG_REENABLE"].default
+    quiet_after: timedelta = COMPLETENESS_NUMBERS["WATCHDOG_QUIET_HOURS"].value
 
     @property
     def reconcile_enabled(self) -> bool:
@@ -78,31 +203,31 @@ class Settings:
     stream_name: str
     storage_connection_string: str | None
     storage_table_endpoint: str | None
-    table_prefix: str = "wallarmrelay"
+    table_prefix: str = TEXT_DEFAULTS["RELAY_TABLE_PREFIX"]
     ingestion_audience: str = INGESTION_AUDIENCES["public"]
     azure_client_id: str | None = None
     ca_bundle: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
-    webhook_secret_header: str = "X-Wallarm-Relay-Secret"
+    webhook_secret_header: str = TEXT_DEFAULTS["WEBHOOK_SECRET_HEADER"]
     allowed_networks: tuple[IpNetwork, ...] = ()
-    max_body_bytes: int = 5 * 1024 * 1024
+    max_body_bytes: int = NUMBERS["MAX_BODY_BYTES"].value
     selection: Selection = field(default_factory=Selection)
     retry_schedule: RetrySchedule = DEFAULT_SCHEDULE
-    webhook_budget: timedelta = timedelta(seconds=6)
-    webhook_read_timeout: float = 4.0
-    worker_read_timeout: float = 60.0
+    webhook_budget: timedelta = NUMBERS["WEBHOOK_DELIVERY_BUDGET_SECONDS"].value
+    webhook_read_timeout: float = NUMBERS["WEBHOOK_READ_TIMEOUT_SECONDS"].value
+    worker_read_timeout: float = NUMBERS["WORKER_READ_TIMEOUT_SECONDS"].value
     connect_timeout: float = 3.0
-    worker_run_for: timedelta = timedelta(seconds=50)
-    worker_poll: timedelta = timedelta(seconds=1)
-    claim_lease: timedelta = timedelta(minutes=3)
-    auto_disable_ratio: float = 0.6
-    auto_disable_window: timedelta = timedelta(hours=12)
-    auto_disable_min_attempts: int = 20
-    auto_disable_grace: timedelta = timedelta(minutes=40)
-    recovery_probe: timedelta = timedelta(seconds=30)
-    dedup_window: timedelta = timedelta(hours=24)
-    ledger_retention: timedelta = timedelta(days=7)
-    counter_retention: timedelta = timedelta(days=35)
+    worker_run_for: timedelta = NUMBERS["RETRY_WORKER_RUN_SECONDS"].value
+    worker_poll: timedelta = NUMBERS["RETRY_POLL_SECONDS"].value
+    claim_lease: timedelta = NUMBERS["RETRY_CLAIM_LEASE_SECONDS"].value
+    auto_disable_ratio: float = NUMBERS["AUTO_DISABLE_FAILURE_RATIO"].value
+    auto_disable_window: timedelta = NUMBERS["AUTO_DISABLE_WINDOW_HOURS"].value
+    auto_disable_min_attempts: int = NUMBERS["AUTO_DISABLE_MIN_ATTEMPTS"].value
+    auto_disable_grace: timedelta = NUMBERS["AUTO_DISABLE_GRACE_MINUTES"].value
+    recovery_probe: timedelta = NUMBERS["RECOVERY_PROBE_SECONDS"].value
+    dedup_window: timedelta = NUMBERS["DEDUP_WINDOW_HOURS"].value
+    ledger_retention: timedelta = NUMBERS["LEDGER_RETENTION_DAYS"].value
+    counter_retention: timedelta = NUMBERS["COUNTER_RETENTION_DAYS"].value
     completeness: CompletenessSettings = field(default_factory=CompletenessSettings)
 
 
@@ -133,6 +258,19 @@ def _number(
         problems.append(f"{name}={raw!r} must be at least {minimum:g}.")
         return default
     return value
+
+
+def _numbers(env: Mapping[str, str], specs: Mapping[str, Number], problems: list[str]) -> dict[str, Any]:
+    """field -> value of each numeric setting in ``specs`` (the default where it is unset or wrong)."""
+    return {
+        spec.field: spec.unit(_number(env, spec.name, spec.default, problems, minimum=spec.minimum))
+        for spec in specs.values()
+    }
+
+
+def _flags(env: Mapping[str, str], specs: Iterable[Flag], problems: list[str]) -> dict[str, Any]:
+    """field -> value of each true/false setting in ``specs``."""
+    return {spec.field: _bool(env, spec.name, spec.default, problems) for spec in specs}
 
 
 def _networks(raw: str, problems: list[str]) -> tuple[IpNetwork, ...]:
@@ -227,9 +365,6 @@ def _risks(raw: str | None, problems: list[str]) -> frozenset[str]:
 def _completeness(env: Mapping[str, str], problems: list[str]) -> CompletenessSettings:
     from shared.wallarm.api import CLOUD_URLS
 
-    def minutes(name: str, default: float, minimum: float) -> timedelta:
-        return timedelta(minutes=_number(env, name, default, problems, minimum=minimum))
-
     token = env.get("WALLARM_API_TOKEN", "").strip() or None
     cloud = env.get("WALLARM_API_CLOUD", "").strip().lower()
     url = env.get("WALLARM_API_URL", "").strip().rstrip("/")
@@ -266,24 +401,15 @@ def _completeness(env: Mapping[str, str], problems: list[str]) -> CompletenessSe
         wallarm_client_id=int(client) if client.isdigit() else None,
         workspace_id=workspace,
         query_endpoint=env.get("LOGS_QUERY_ENDPOINT", "").strip().rstrip("/")
-        or "https://api.loganalytics.io",
-        reconcile_delay=minutes("RECONCILE_DELAY_MINUTES", 30, 10),
-        reconcile_overlap=minutes("RECONCILE_OVERLAP_MINUTES", 60, 0),
-        reconcile_catch_up=timedelta(hours=_number(env, "RECONCILE_CATCH_UP_HOURS", 6, problems, minimum=1)),
-        watch_integration=_bool(env, "WATCHDOG_CHECK_INTEGRATION", False, problems),
+        or TEXT_DEFAULTS["LOGS_QUERY_ENDPOINT"],
         integration_url=integration_url,
-        reenable=_bool(env, "WATCHDOG_REENABLE", False, problems),
-        quiet_after=timedelta(hours=_number(env, "WATCHDOG_QUIET_HOURS", 3, problems, minimum=0)),
+        **_numbers(env, COMPLETENESS_NUMBERS, problems),
+        **_flags(env, COMPLETENESS_FLAGS.values(), problems),
     )
 
 
-def load_settings(env: Mapping[str, str]) -> Settings:
-    """Build Settings from app settings, raising SettingsError with every problem found."""
-    problems: list[str] = _plain_string_problems(env)
-
-    def num(name: str, default: float, minimum: float) -> float:
-        return _number(env, name, default, problems, minimum=minimum)
-
+def _ingestion_target(env: Mapping[str, str], problems: list[str]) -> tuple[str, str, str]:
+    """The Logs Ingestion endpoint, DCR immutable ID and stream name."""
     endpoint = env.get("LOGS_INGESTION_ENDPOINT", "").strip().rstrip("/")
     if not endpoint:
         problems.append(
@@ -307,13 +433,17 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             "(Azure portal → the DCR → JSON view), not its name or resource ID."
         )
 
-    stream = env.get("LOGS_STREAM_NAME", "Custom-WallarmSentinel_CL").strip()
+    stream = env.get("LOGS_STREAM_NAME", TEXT_DEFAULTS["LOGS_STREAM_NAME"]).strip()
     if not stream.startswith("Custom-"):
         problems.append(
             f"LOGS_STREAM_NAME={stream!r} must start with 'Custom-' (the DCR's input stream, "
             "e.g. Custom-WallarmSentinel_CL), not the table name."
         )
+    return endpoint, dcr, stream
 
+
+def _storage(env: Mapping[str, str], problems: list[str]) -> tuple[str | None, str | None, str]:
+    """The Table Storage connection string or endpoint, and the table prefix."""
     conn = env.get("RELAY_STORAGE_CONNECTION_STRING", "").strip() or None
     table_endpoint = env.get("RELAY_STORAGE_TABLE_ENDPOINT", "").strip().rstrip("/") or None
     if not conn and not table_endpoint:
@@ -323,56 +453,46 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             "queue and ledger need Table Storage."
         )
 
-    prefix = env.get("RELAY_TABLE_PREFIX", "wallarmrelay").strip()
+    prefix = env.get("RELAY_TABLE_PREFIX", TEXT_DEFAULTS["RELAY_TABLE_PREFIX"]).strip()
     if not (prefix.isascii() and prefix.isalnum()) or not prefix[:1].isalpha() or len(prefix) > 40:
         problems.append(
             f"RELAY_TABLE_PREFIX={prefix!r} must be letters and digits, start with a letter, ≤ 40 chars."
         )
+    return conn, table_endpoint, prefix
 
+
+def _schedule(raw: str, problems: list[str]) -> RetrySchedule:
+    if not raw.strip():
+        return DEFAULT_SCHEDULE
+    try:
+        return RetrySchedule.parse(raw.strip())
+    except ValueError as err:
+        problems.append(f"RETRY_SCHEDULE: {err}")
+        return DEFAULT_SCHEDULE
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Build Settings from app settings, raising SettingsError with every problem found."""
+    problems: list[str] = _plain_string_problems(env)
+    endpoint, dcr, stream = _ingestion_target(env, problems)
+    conn, table_endpoint, prefix = _storage(env, problems)
     secret = env.get("WEBHOOK_SHARED_SECRET", "") or None
     if secret is not None:
         problems.extend(_secret_problems(secret))
-
     selection = Selection(
-        hits=_bool(env, "SELECT_HITS", True, problems),
-        hit_headers=_bool(env, "SELECT_HIT_HEADERS", False, problems),
-        system_events=_bool(env, "SELECT_SYSTEM_EVENTS", True, problems),
-        vulnerabilities=_bool(env, "SELECT_VULNERABILITIES", True, problems),
+        **_flags(env, SELECTION_FLAGS, problems),
         security_issue_risks=_risks(env.get("SELECT_SECURITY_ISSUE_RISKS"), problems),
-        hourly_count=_bool(env, "SELECT_HOURLY_COUNT", True, problems),
     )
-
-    schedule = DEFAULT_SCHEDULE
-    raw_schedule = env.get("RETRY_SCHEDULE", "").strip()
-    if raw_schedule:
-        try:
-            schedule = RetrySchedule.parse(raw_schedule)
-        except ValueError as err:
-            problems.append(f"RETRY_SCHEDULE: {err}")
-
-    ratio = num("AUTO_DISABLE_FAILURE_RATIO", 0.6, 0.01)
-    if ratio > 1:
+    schedule = _schedule(env.get("RETRY_SCHEDULE", ""), problems)
+    numbers = _numbers(env, NUMBERS, problems)
+    if numbers["auto_disable_ratio"] > 1:
         problems.append("AUTO_DISABLE_FAILURE_RATIO must be between 0.01 and 1 (Wallarm uses 0.6).")
-
     # Everything that can add a problem is read before the check, so all problems are reported at once.
     values: dict[str, Any] = dict(
         ingestion_audience=_audience(env.get("LOGS_INGESTION_AUDIENCE", ""), problems),
         allowed_networks=_networks(env.get("ALLOWED_SOURCE_NETWORKS", ""), problems),
-        max_body_bytes=int(num("MAX_BODY_BYTES", 5 * 1024 * 1024, 1024)),
-        webhook_budget=timedelta(seconds=num("WEBHOOK_DELIVERY_BUDGET_SECONDS", 6, 0)),
-        webhook_read_timeout=num("WEBHOOK_READ_TIMEOUT_SECONDS", 4, 0.1),
-        worker_read_timeout=num("WORKER_READ_TIMEOUT_SECONDS", 60, 1),
-        worker_run_for=timedelta(seconds=num("RETRY_WORKER_RUN_SECONDS", 50, 0)),
-        worker_poll=timedelta(seconds=num("RETRY_POLL_SECONDS", 1, 0.05)),
-        claim_lease=timedelta(seconds=num("RETRY_CLAIM_LEASE_SECONDS", 180, 10)),
-        auto_disable_window=timedelta(hours=num("AUTO_DISABLE_WINDOW_HOURS", 12, 0.01)),
-        auto_disable_min_attempts=int(num("AUTO_DISABLE_MIN_ATTEMPTS", 20, 1)),
-        auto_disable_grace=timedelta(minutes=num("AUTO_DISABLE_GRACE_MINUTES", 40, 0)),
-        recovery_probe=timedelta(seconds=num("RECOVERY_PROBE_SECONDS", 30, 1)),
-        dedup_window=timedelta(hours=num("DEDUP_WINDOW_HOURS", 24, 0)),
-        ledger_retention=timedelta(days=num("LEDGER_RETENTION_DAYS", 7, 1)),
-        counter_retention=timedelta(days=num("COUNTER_RETENTION_DAYS", 35, 1)),
         completeness=_completeness(env, problems),
+        **numbers,
     )
     if problems:
         raise SettingsError(problems)
@@ -387,9 +507,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         azure_client_id=env.get("AZURE_CLIENT_ID", "").strip() or None,
         ca_bundle=env.get("RELAY_CA_BUNDLE", "").strip() or None,
         webhook_secret=secret,
-        webhook_secret_header=env.get("WEBHOOK_SECRET_HEADER", "X-Wallarm-Relay-Secret").strip(),
+        webhook_secret_header=env.get(
+            "WEBHOOK_SECRET_HEADER", TEXT_DEFAULTS["WEBHOOK_SECRET_HEADER"]
+        ).strip(),
         selection=selection,
         retry_schedule=schedule,
-        auto_disable_ratio=ratio,
         **values,
     )

@@ -17,14 +17,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from shared.clock import Clock, iso_ms
+from shared.dispatch import Relay
 from shared.reconcile import Reconciler, hour_floor
-from shared.relay import Relay
-from shared.relay_events import iso, watchdog_row
+from shared.relay_rows import watchdog_row
 from shared.settings import CompletenessSettings
 from shared.store.completeness import CompletenessLog, WatchState
 from shared.store.tables import StoreUnavailable
@@ -83,7 +83,7 @@ class Watchdog:
         log_store: CompletenessLog,
         reconciler: Reconciler | None,
         *,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self.settings = settings
         self.api = api
@@ -199,7 +199,7 @@ class Watchdog:
             kind = "disabled" if problem.startswith("disabled") else problem
             log.error("Watchdog: Wallarm integration problem: %s", problem)
             self.relay.telemetry.watchdog.add(1, {"problem": kind})
-            row = watchdog_row(now, kind, {**detail, "since": iso(now)})
+            row = watchdog_row(now, kind, {**detail, "since": iso_ms(now)})
             try:
                 self.relay.submit([row], source="watchdog", deadline=None)
             except StoreUnavailable as err:

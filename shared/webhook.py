@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.clock import Clock
+from shared.dispatch import Relay, SubmitResult, types_of
 from shared.mapping import map_event
-from shared.relay import Relay, SubmitResult, types_of
 from shared.schema import Row
 from shared.selection import Selection, select
 from shared.store.dedup import DedupKeys
@@ -65,7 +66,7 @@ class WebhookHandler:
         relay: Relay,
         dedup: DedupKeys,
         *,
-        clock: Callable[[], datetime],
+        clock: Clock,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config

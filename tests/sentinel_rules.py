@@ -24,7 +24,7 @@ from sentinel_schema import RULES_DIR, duration, load_yaml
 from wallarm_fixtures import fixture_body
 
 from shared.mapping import map_event
-from shared.relay_events import hourly_stats_row
+from shared.relay_rows import hourly_stats_row
 from shared.schema import Row
 from shared.wallarm.parse import parse_body
 

@@ -25,14 +25,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from local.standins.identity import (
-    StandInHandler,
-    ThreadedServer,
-    TokenError,
-    TokenIssuer,
-    _Lifecycle,
-    owner_of,
-)
+from local.standins.identity import TokenError, TokenIssuer
+from local.standins.server import StandInHandler, StandInLifecycle, ThreadedServer, owner_of
 
 AUDIENCE = "https://api.loganalytics.io"
 DEFAULT_WORKSPACE_ID = "00000000-0000-0000-0000-0000000000aa"
@@ -120,7 +114,7 @@ class _Handler(StandInHandler):
         owner_of(self)._post(self)
 
 
-class LogQueryStandIn(_Lifecycle):
+class LogQueryStandIn(StandInLifecycle):
     def __init__(
         self,
         issuer: TokenIssuer,

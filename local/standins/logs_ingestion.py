@@ -40,15 +40,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from local.standins.identity import (
-    DEFAULT_RESOURCE,
-    StandInHandler,
-    ThreadedServer,
-    TokenError,
-    TokenIssuer,
-    _Lifecycle,
-    owner_of,
-)
+from local.standins.identity import DEFAULT_RESOURCE, TokenError, TokenIssuer
+from local.standins.server import StandInHandler, StandInLifecycle, ThreadedServer, owner_of
 
 API_VERSION = "2023-01-01"
 MAX_BODY_BYTES = 1024 * 1024
@@ -177,7 +170,7 @@ class _Handler(StandInHandler):
         owner_of(self)._get(self)
 
 
-class LogsIngestionStandIn(_Lifecycle):
+class LogsIngestionStandIn(StandInLifecycle):
     """The Logs Ingestion endpoint of one DCR with one stream declaration.
 
     ``columns`` maps column name -> Log Analytics type (default: ``shared.schema.COLUMN_TYPES``).

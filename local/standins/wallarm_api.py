@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from local.standins.identity import StandInHandler, ThreadedServer, _Lifecycle, owner_of
+from local.standins.server import StandInHandler, StandInLifecycle, ThreadedServer, owner_of
 
 TOKEN_HEADER = "X-WallarmAPI-Token"
 ROLES = ("admin", "analyst", "read_only")
@@ -196,7 +196,7 @@ def _http_sender(url: str, body: bytes, headers: Mapping[str, str]) -> int:
         return 0
 
 
-class WallarmApiStandIn(_Lifecycle):
+class WallarmApiStandIn(StandInLifecycle):
     def __init__(
         self,
         *,

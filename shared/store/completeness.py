@@ -22,6 +22,7 @@ from typing import Any, Final
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
+from shared.clock import iso_ms
 from shared.store.tables import Clock, as_int, as_str, as_utc, guarded
 
 WINDOW_PARTITION: Final[str] = "window"
@@ -47,18 +48,16 @@ class WindowRecord:
     by: str = "timer"
 
     def as_dict(self) -> dict[str, Any]:
-        from shared.relay_events import iso
-
         return {
-            "start": iso(self.start),
-            "end": iso(self.end),
+            "start": iso_ms(self.start),
+            "end": iso_ms(self.end),
             "in_wallarm": self.in_wallarm,
             "present": self.present,
             "added": self.added,
             "already_added": self.already_added,
             "status": self.status,
             "error": self.error or None,
-            "run_at": iso(self.run_at) if self.run_at else None,
+            "run_at": iso_ms(self.run_at) if self.run_at else None,
             "runs": self.runs,
             "by": self.by,
         }

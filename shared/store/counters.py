@@ -27,8 +27,10 @@ from shared.store.tables import (
     delete_keys,
     etag_of,
     guarded,
+    hour_key,
     increment_entity,
     log_lost_race,
+    lost_race,
 )
 
 _LOG = logging.getLogger(__name__)
@@ -43,11 +45,6 @@ _MAX_NAME: Final[int] = 200
 MAX_TYPE_COUNTERS: Final[int] = 150
 _TYPE: Final[str] = _PREFIX + "type_"
 TYPE_OTHER: Final[str] = "type_other"
-
-
-def hour_key(moment: datetime) -> str:
-    """``YYYYMMDDHH`` of the UTC hour containing ``moment``."""
-    return moment.astimezone(UTC).strftime("%Y%m%d%H")
 
 
 def sanitize_counter_name(name: str) -> str:
@@ -180,7 +177,7 @@ class HourlyCounters:
                 _LOG.warning("store: took over stale hourly claim for %s", key)
                 return True
             except HttpResponseError as error:
-                if error.status_code not in (404, 412):
+                if not lost_race(error):
                     raise
                 log_lost_race("counters.claim_hour", key)
                 return False

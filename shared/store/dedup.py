@@ -18,7 +18,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.store.tables import Clock, as_int, as_str, as_utc, delete_keys, etag_of, guarded
+from shared.store.tables import Clock, as_int, as_str, as_utc, delete_keys, etag_of, guarded, lost_race
 
 _LOG = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class DedupKeys:
                     _LOG.warning("store: took over a stale dedup key")
                 return "new"
             except HttpResponseError as error:
-                if error.status_code not in (404, 412):
+                if not lost_race(error):
                     raise
                 # Someone else changed it first: look again.
         return "in_progress"

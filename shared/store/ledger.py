@@ -24,11 +24,10 @@ from typing import Any, Final
 from azure.data.tables import TableClient
 
 from shared.store.counters import HourlyCounters
-from shared.store.tables import Clock, delete_keys, guarded
+from shared.store.tables import EPOCH, Clock, delete_keys, guarded, hour_key
 
 _LOG = logging.getLogger(__name__)
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MS: Final = timedelta(milliseconds=1)
 
 
@@ -67,15 +66,10 @@ class Bucket:
     failures: int
 
 
-def hour_key(moment: datetime) -> str:
-    """``YYYYMMDDHH`` of the UTC hour containing ``moment``."""
-    return moment.astimezone(UTC).strftime("%Y%m%d%H")
-
-
 def bucket_start(moment: datetime, bucket: timedelta) -> datetime:
     """Start of the fixed bucket (aligned to the epoch) that contains ``moment``."""
-    offset = (moment.astimezone(UTC) - _EPOCH) // bucket
-    return _EPOCH + offset * bucket
+    offset = (moment.astimezone(UTC) - EPOCH) // bucket
+    return EPOCH + offset * bucket
 
 
 def bucket_key(moment: datetime, bucket: timedelta) -> str:
@@ -83,8 +77,24 @@ def bucket_key(moment: datetime, bucket: timedelta) -> str:
     return bucket_start(moment, bucket).strftime("%Y%m%d%H%M")
 
 
+ATTEMPTS_PREFIX: Final[str] = "attempts_m"
+FAILURES_PREFIX: Final[str] = "failures_m"
+
+
 def _bucket_fields(minute: int) -> tuple[str, str]:
-    return f"attempts_m{minute:02d}", f"failures_m{minute:02d}"
+    return f"{ATTEMPTS_PREFIX}{minute:02d}", f"{FAILURES_PREFIX}{minute:02d}"
+
+
+def fold_attempt_buckets(counts: Mapping[str, int]) -> dict[str, int]:
+    """An hour's counters with its attempt buckets summed into ``attempts`` and ``failed_attempts``."""
+    folded: dict[str, int] = {}
+    for name, value in counts.items():
+        if name.startswith(ATTEMPTS_PREFIX):
+            name = "attempts"
+        elif name.startswith(FAILURES_PREFIX):
+            name = "failed_attempts"
+        folded[name] = folded.get(name, 0) + value
+    return folded
 
 
 class AttemptLedger:
@@ -118,7 +128,7 @@ class AttemptLedger:
             attempts, failures = _bucket_fields(bucket_start(now, self._bucket).minute)
             totals[attempts] = totals.get(attempts, 0) + len(outcomes)
             totals[failures] = totals.get(failures, 0) + sum(1 for o in outcomes if not o.ok)
-        ms = (now - _EPOCH) // _MS
+        ms = (now - EPOCH) // _MS
         for outcome in outcomes:
             if outcome.ok:
                 continue
@@ -158,13 +168,13 @@ class AttemptLedger:
         counts: dict[datetime, list[int]] = {}
         for hour, totals in self._counters.read_range(start, now):
             for name, value in totals.items():
-                if not name.startswith(("attempts_m", "failures_m")):
+                if not name.startswith((ATTEMPTS_PREFIX, FAILURES_PREFIX)):
                     continue
                 at = hour + timedelta(minutes=int(name[-2:]))
                 if at < start:
                     continue
                 pair = counts.setdefault(at, [0, 0])
-                pair[0 if name.startswith("attempts_m") else 1] += value
+                pair[0 if name.startswith(ATTEMPTS_PREFIX) else 1] += value
         return [Bucket(at, a, f) for at, (a, f) in sorted(counts.items())]
 
     @guarded("ledger.purge")

@@ -1,4 +1,4 @@
-"""The retry queue: rows that could not be delivered yet, kept in Table Storage until they are.
+"""The retry queue's rules: enqueue, park, claim, complete, reschedule, quarantine, unpark.
 
 Partitions of the queue table:
 
@@ -7,10 +7,8 @@ Partitions of the queue table:
 - ``parked``: RowKey ``id``; rows received while the integration is disabled.
 - ``quarantine``: RowKey ``id``; poison entries, kept with their last status/code/request id.
 
-An entry's rows are gzip(JSON) split over binary properties of at most 64 KiB. The compressed
-payload of one entity is capped at ``MAX_ENTRY_PAYLOAD``: Azure caps an entity at 1 MiB of data,
-and Azurite measures the JSON body (binary travels as base64, 4/3 larger), so the cap fits both.
-Larger inputs are split over several entries.
+How one entry is stored is ``shared.store.queue_entry``; moving parked or quarantined entries
+back is ``shared.store.queue_move``; the ETag-guarded writes are in ``shared.store.tables``.
 
 Claims are leases: ``claim_due`` moves an entry to ``due = now + lease`` in one ETag-guarded
 transaction (delete old, create new). A worker that crashes leaves the entry to come due again;
@@ -19,97 +17,79 @@ two claimers cannot both win. Delivery is therefore at-least-once.
 
 from __future__ import annotations
 
-import gzip
 import itertools
-import json
 import logging
-import math
 import random
-import re
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableEntity, UpdateMode
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import TableClient, UpdateMode
 
 from shared.schema import Row
+from shared.store import queue_move
+from shared.store.queue_entry import (
+    CHUNK_BYTES,
+    ENTRY_ID,
+    LEASED,
+    MAX_ENTRY_PAYLOAD,
+    MAX_TXN_PAYLOAD,
+    META_FIELDS,
+    PARKED,
+    PENDING,
+    PROBE,
+    QUARANTINE,
+    QueueEntry,
+    compress_rows,
+    decompress_rows,
+    entity_with,
+    failure,
+    from_entity,
+    groups_for,
+    moved,
+    pack_rows,
+    pending_row_key,
+    row_key_for,
+    to_ms,
+)
 from shared.store.tables import (
-    MAX_BATCH_OPS,
     Clock,
     as_int,
     as_str,
     as_utc,
+    delete_guarded,
     etag_of,
     guarded,
     log_lost_race,
+    replace_guarded,
+    size_batches,
 )
 
-_LOG = logging.getLogger(__name__)
-
-PENDING: Final[str] = "pending"
-PARKED: Final[str] = "parked"
-QUARANTINE: Final[str] = "quarantine"
-PROBE: Final[str] = "probe"
-"""Partition of the probe's write check; no queue query reads it."""
-ENTRY_ID: Final = re.compile(r"^[0-9]{15}-[0-9a-f]{14}$")
-"""The shape of an entry id (``_new_id``): callers validate user-supplied ids against it."""
-
-CHUNK_BYTES: Final[int] = 64 * 1024
-MAX_ENTRY_PAYLOAD: Final[int] = 720_000
-"""Compressed bytes per entity: 11 chunks; as base64 ~960 KB, under 1 MiB with the metadata."""
-MAX_TXN_PAYLOAD: Final[int] = 2_400_000
-"""Compressed bytes per transaction: the 4 MiB batch body limit, as base64, with headroom."""
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MS: Final = timedelta(milliseconds=1)
-_FORMAT: Final[int] = 1
-LEASED: Final[str] = "leased"
-_META_FIELDS: Final[list[str]] = [
-    "PartitionKey",
-    "RowKey",
-    "id",
-    "attempt",
-    "claims",
-    "created_at",
-    "first_failed_at",
-    "due_at",
-    "last_status",
-    "last_error",
-    "last_request_id",
-    "reason",
-    "rows",
-    "moving_to",
+__all__ = [
+    "CHUNK_BYTES",
+    "ENTRY_ID",
+    "LEASED",
+    "MAX_ENTRY_PAYLOAD",
+    "MAX_TXN_PAYLOAD",
+    "PARKED",
+    "PENDING",
+    "PROBE",
+    "QUARANTINE",
+    "QueueEntry",
+    "QueueStats",
+    "RetryQueue",
+    "compress_rows",
+    "decompress_rows",
+    "pack_rows",
+    "pending_row_key",
+    "to_ms",
 ]
 
-
-@dataclass(frozen=True)
-class QueueEntry:
-    """One stored group of rows that failed (or were parked) together.
-
-    ``rows``/``payload`` are empty for metadata-only reads (``list_quarantined``).
-    ``partition``, ``row_key`` and ``etag`` identify the stored version this object came from.
-    """
-
-    id: str
-    partition: str
-    row_key: str
-    etag: str
-    attempt: int
-    claims: int
-    row_count: int
-    created_at: datetime
-    first_failed_at: datetime | None
-    due_at: datetime
-    last_status: int | None
-    last_error: str
-    last_request_id: str
-    reason: str
-    rows: list[Row] = field(default_factory=list, repr=False)
-    payload: bytes = field(default=b"", repr=False)
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -123,98 +103,6 @@ class QueueStats:
     quarantined: int
     parked_rows: int = 0
     quarantined_rows: int = 0
-
-
-def to_ms(moment: datetime) -> int:
-    """Milliseconds since the epoch of an aware datetime (exact, no float)."""
-    if moment.tzinfo is None:
-        raise ValueError("queue times must be timezone-aware (UTC)")
-    return (moment - _EPOCH) // _MS
-
-
-def pending_row_key(due_at: datetime, entry_id: str) -> str:
-    """RowKey in ``pending``: sorts by due time, then by id."""
-    return f"{to_ms(due_at):015d}_{entry_id}"
-
-
-def compress_rows(rows: Sequence[Row]) -> bytes:
-    """gzip(JSON) of the rows; deterministic (mtime 0)."""
-    text = json.dumps(list(rows), separators=(",", ":"), ensure_ascii=False)
-    return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
-
-
-def decompress_rows(payload: bytes) -> list[Row]:
-    """Inverse of ``compress_rows``."""
-    rows = json.loads(gzip.decompress(payload).decode("utf-8"))
-    if not isinstance(rows, list):
-        raise ValueError("queue payload is not a JSON array")
-    return [dict(row) for row in rows]
-
-
-def pack_rows(rows: Sequence[Row], limit: int = MAX_ENTRY_PAYLOAD) -> list[tuple[list[Row], bytes]]:
-    """Split rows into groups whose compressed payload fits one entity, keeping their order."""
-    payload = compress_rows(rows)
-    if len(payload) <= limit:
-        return [(list(rows), payload)]
-    if len(rows) == 1:
-        raise ValueError(f"one row compresses to {len(payload)} bytes, over the {limit}-byte entry limit")
-    parts = min(len(rows), max(2, math.ceil(len(payload) / (limit * 0.85))))
-    size = math.ceil(len(rows) / parts)
-    groups: list[tuple[list[Row], bytes]] = []
-    for start in range(0, len(rows), size):
-        groups.extend(pack_rows(rows[start : start + size], limit))
-    return groups
-
-
-def _chunks(payload: bytes) -> dict[str, bytes]:
-    return {
-        f"p{index}": payload[offset : offset + CHUNK_BYTES]
-        for index, offset in enumerate(range(0, len(payload), CHUNK_BYTES))
-    }
-
-
-def _payload_of(entity: TableEntity) -> bytes:
-    count = as_int(entity.get("chunks"))
-    parts: list[bytes] = []
-    for index in range(count):
-        part = entity.get(f"p{index}")
-        if not isinstance(part, bytes | bytearray):
-            raise ValueError(f"queue entry {entity.get('id')!r} misses payload chunk {index}")
-        parts.append(bytes(part))
-    return b"".join(parts)
-
-
-def _entry(entity: TableEntity, etag: str | None = None, *, with_payload: bool = True) -> QueueEntry:
-    payload = _payload_of(entity) if with_payload else b""
-    status = entity.get("last_status")
-    created_at = as_utc(entity.get("created_at")) or _EPOCH
-    return QueueEntry(
-        id=as_str(entity.get("id")),
-        partition=as_str(entity.get("PartitionKey")),
-        row_key=as_str(entity.get("RowKey")),
-        etag=etag if etag is not None else etag_of(entity.metadata),
-        attempt=as_int(entity.get("attempt")),
-        claims=as_int(entity.get("claims")),
-        row_count=as_int(entity.get("rows")),
-        created_at=created_at,
-        first_failed_at=as_utc(entity.get("first_failed_at")),
-        due_at=as_utc(entity.get("due_at")) or created_at,
-        last_status=as_int(status) if status is not None else None,
-        last_error=as_str(entity.get("last_error")),
-        last_request_id=as_str(entity.get("last_request_id")),
-        reason=as_str(entity.get("reason")),
-        rows=decompress_rows(payload) if payload else [],
-        payload=payload,
-    )
-
-
-def _is_lost_race(error: HttpResponseError) -> bool:
-    """404/412/409 on a guarded write: another worker moved, changed or created it first."""
-    return error.status_code in (404, 409, 412)
-
-
-def _without_metadata(entity: TableEntity | dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in entity.items() if value is not None}
 
 
 class RetryQueue:
@@ -239,49 +127,6 @@ class RetryQueue:
             seq = next(self._seq)
         return f"{ms:015d}-{seq:06x}{uuid.uuid4().hex[:8]}"
 
-    def _entity(
-        self,
-        *,
-        partition: str,
-        row_key: str,
-        entry_id: str,
-        payload: bytes,
-        row_count: int,
-        attempt: int,
-        claims: int,
-        created_at: datetime,
-        first_failed_at: datetime | None,
-        due_at: datetime,
-        status: int | None,
-        error: str,
-        request_id: str,
-        reason: str,
-    ) -> dict[str, Any]:
-        entity: dict[str, Any] = {
-            "PartitionKey": partition,
-            "RowKey": row_key,
-            "v": _FORMAT,
-            "id": entry_id,
-            "attempt": attempt,
-            "claims": claims,
-            "rows": row_count,
-            "created_at": created_at,
-            "due_at": due_at,
-            "last_error": error,
-            "last_request_id": request_id,
-            "reason": reason,
-            "chunks": math.ceil(len(payload) / CHUNK_BYTES),
-        }
-        if first_failed_at is not None:
-            entity["first_failed_at"] = first_failed_at
-        if status is not None:
-            entity["last_status"] = status
-        entity.update(_chunks(payload))
-        return entity
-
-    def _row_key(self, partition: str, due_at: datetime, entry_id: str) -> str:
-        return pending_row_key(due_at, entry_id) if partition == PENDING else entry_id
-
     def _add(
         self,
         partition: str,
@@ -298,96 +143,52 @@ class RetryQueue:
         if not rows:
             return []
         now = self._clock()
+        template = QueueEntry(
+            id="",
+            partition=partition,
+            row_key="",
+            etag="",
+            attempt=attempt,
+            claims=0,
+            row_count=0,
+            created_at=now,
+            first_failed_at=first_failed_at,
+            due_at=due_at,
+            last_status=status,
+            last_error=error,
+            last_request_id=request_id,
+            reason=reason,
+        )
         entities = []
         for group, payload in pack_rows(rows):
             entry_id = self._new_id(now)
-            entities.append(
-                self._entity(
-                    partition=partition,
-                    row_key=self._row_key(partition, due_at, entry_id),
-                    entry_id=entry_id,
-                    payload=payload,
-                    row_count=len(group),
-                    attempt=attempt,
-                    claims=0,
-                    created_at=now,
-                    first_failed_at=first_failed_at,
-                    due_at=due_at,
-                    status=status,
-                    error=error,
-                    request_id=request_id,
-                    reason=reason,
-                )
-            )
+            row_key = row_key_for(partition, due_at, entry_id)
+            entities.append(entity_with(template, rows=group, payload=payload, id=entry_id, row_key=row_key))
         return self._create_all(entities)
 
     def _create_all(self, entities: list[dict[str, Any]]) -> list[QueueEntry]:
         """Create entities of one partition; atomically when they fit one transaction."""
         out: list[QueueEntry] = []
-        for batch in _size_batches(entities):
+        for batch in size_batches(entities, MAX_TXN_PAYLOAD):
             if len(batch) == 1:
                 meta = self._table.create_entity(batch[0])
-                out.append(_entry(TableEntity(batch[0]), etag_of(meta)))
+                out.append(from_entity(batch[0], etag_of(meta)))
                 continue
             results = self._table.submit_transaction([("create", e) for e in batch])
-            out.extend(_entry(TableEntity(e), etag_of(r)) for e, r in zip(batch, results, strict=True))
+            out.extend(from_entity(e, etag_of(r)) for e, r in zip(batch, results, strict=True))
         return out
 
-    def _replace_entry(
-        self, entry: QueueEntry, new_entity: dict[str, Any], operation: str | None
-    ) -> str | None:
-        """Atomically swap ``entry``'s stored version for ``new_entity`` (same partition).
-
-        Returns the new ETag, or None if another worker changed or removed the entry first
-        (logged unless ``operation`` is None: losing a claim race is routine).
-        """
-        try:
-            if new_entity["RowKey"] == entry.row_key:
-                meta = self._table.update_entity(
-                    new_entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=entry.etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-                return etag_of(meta)
-            results = self._table.submit_transaction(
-                [
-                    (
-                        "delete",
-                        {"PartitionKey": entry.partition, "RowKey": entry.row_key},
-                        {"etag": entry.etag, "match_condition": MatchConditions.IfNotModified},
-                    ),
-                    ("create", new_entity),
-                ]
-            )
-        except HttpResponseError as error:
-            if not _is_lost_race(error):
-                raise
-            if operation is not None:
-                log_lost_race(operation, entry.id)
-            return None
-        return etag_of(results[1])
+    def _replace_entry(self, entry: QueueEntry, new_entity: dict[str, Any]) -> str | None:
+        """Swap ``entry``'s stored version for ``new_entity``; None if another worker won."""
+        return replace_guarded(self._table, entry.partition, entry.row_key, entry.etag, new_entity)
 
     def _delete_guarded(self, entry: QueueEntry) -> bool:
-        """Delete exactly the version we hold; False if it changed or is gone (a lost race).
+        """Delete exactly the version we hold; False if it changed or is gone (a lost race)."""
+        return delete_guarded(self._table, entry.partition, entry.row_key, entry.etag)
 
-        A one-operation transaction, because ``delete_entity`` hides 404s.
-        """
-        try:
-            self._table.submit_transaction(
-                [
-                    (
-                        "delete",
-                        {"PartitionKey": entry.partition, "RowKey": entry.row_key},
-                        {"etag": entry.etag, "match_condition": MatchConditions.IfNotModified},
-                    )
-                ]
-            )
-        except HttpResponseError as error:
-            if error.status_code not in (404, 412):
-                raise
-            return False
-        return True
+    def _rekeyed(self, entity: dict[str, Any], entry: QueueEntry, due_at: datetime) -> str | None:
+        """Move a stored pending entity to ``due_at`` (a new RowKey), guarded by ``entry``'s ETag."""
+        return self._replace_entry(entry, moved(entity, PENDING, pending_row_key(due_at, entry.id), due_at))
 
     # ---- writing ------------------------------------------------------------------------------
 
@@ -480,22 +281,24 @@ class RetryQueue:
                     random.shuffle(tail)
                     candidates[index:] = tail
                     shuffled = True
-                entity = candidates[index]
-                entry = _entry(entity, with_payload=False)
-                new_entity = _without_metadata(entity)
-                new_entity["RowKey"] = pending_row_key(lease_until, entry.id)
-                new_entity["due_at"] = lease_until
-                new_entity["claims"] = entry.claims + 1
-                new_entity[LEASED] = True  # in flight: pull_forward must leave it to its worker
-                etag = self._replace_entry(entry, new_entity, None)
-                if etag is None:
+                claim = self._claim(candidates[index], lease_until)
+                if claim is None:
                     lost += 1
                     continue
-                claimed.append((entry.row_key, _entry(TableEntity(new_entity), etag)))
+                claimed.append(claim)
             if lost == 0 or len(claimed) >= limit:
                 break
         claimed.sort(key=lambda pair: pair[0])  # due order, also after a shuffle
         return [entry for _key, entry in claimed]
+
+    def _claim(self, entity: dict[str, Any], lease_until: datetime) -> tuple[str, QueueEntry] | None:
+        """Lease one pending entity until ``lease_until``: (its old RowKey, the leased entry), or None."""
+        entry = from_entity(entity, with_payload=False)
+        new_entity = moved(entity, PENDING, pending_row_key(lease_until, entry.id), lease_until)
+        new_entity["claims"] = entry.claims + 1
+        new_entity[LEASED] = True  # in flight: pull_forward must leave it to its worker
+        etag = self._replace_entry(entry, new_entity)
+        return None if etag is None else (entry.row_key, from_entity(new_entity, etag))
 
     @guarded("queue.pull_forward")
     def pull_forward(self, limit: int) -> int:
@@ -519,15 +322,11 @@ class RetryQueue:
             )
             if not e.get(LEASED)
         ]
-        moved = 0
+        count = 0
         for entity in sorted(candidates, key=lambda e: as_str(e.get("id"))):
-            entry = _entry(entity, with_payload=False)
-            new_entity = _without_metadata(entity)
-            new_entity["RowKey"] = pending_row_key(now, entry.id)
-            new_entity["due_at"] = now
-            if self._replace_entry(entry, new_entity, None) is not None:
-                moved += 1
-        return moved
+            if self._rekeyed(entity, from_entity(entity, with_payload=False), now) is not None:
+                count += 1
+        return count
 
     @guarded("queue.complete")
     def complete(self, entry: QueueEntry) -> bool:
@@ -555,24 +354,21 @@ class RetryQueue:
         or None if another worker re-claimed the entry after the lease expired.
         """
         now = self._clock()
-        groups = _groups_for(entry, rows)
+        groups = groups_for(entry, rows)
+        failed = failure(entry, now, status=status, error=error, request_id=request_id)
 
         def build(entry_id: str, group: list[Row], payload: bytes) -> dict[str, Any]:
-            return self._entity(
+            row_key = pending_row_key(due_at, entry_id)
+            return entity_with(
+                entry,
+                rows=group,
+                payload=payload,
+                id=entry_id,
                 partition=PENDING,
-                row_key=pending_row_key(due_at, entry_id),
-                entry_id=entry_id,
-                payload=payload or compress_rows(group),
-                row_count=len(group),
+                row_key=row_key,
                 attempt=attempt,
-                claims=entry.claims,
-                created_at=entry.created_at,
-                first_failed_at=entry.first_failed_at or now,
                 due_at=due_at,
-                status=status,
-                error=error,
-                request_id=request_id,
-                reason=entry.reason,
+                **failed,
             )
 
         extras = [build(self._new_id(now), group, payload) for group, payload in groups[1:]]
@@ -580,10 +376,11 @@ class RetryQueue:
             # Created before the swap: a crash in between duplicates rows, never loses them.
             self._create_all(extras)
         new_entity = build(entry.id, *groups[0])
-        etag = self._replace_entry(entry, new_entity, "queue.reschedule")
+        etag = self._replace_entry(entry, new_entity)
         if etag is None:
+            log_lost_race("queue.reschedule", entry.id)
             return None
-        return _entry(TableEntity(new_entity), etag)
+        return from_entity(new_entity, etag)
 
     @guarded("queue.quarantine")
     def quarantine(
@@ -602,29 +399,24 @@ class RetryQueue:
         created is removed again. Returns False when the race was lost.
         """
         now = self._clock()
-        groups = _groups_for(entry, rows)
+        groups = groups_for(entry, rows)
+        failed = failure(entry, now, status=status, error=error, request_id=request_id)
         created: list[QueueEntry] = []
         for index, (group, payload) in enumerate(groups):
             entry_id = entry.id if index == 0 else self._new_id(now)
-            entity = self._entity(
+            entity = entity_with(
+                entry,
+                rows=group,
+                payload=payload,
+                id=entry_id,
                 partition=QUARANTINE,
                 row_key=entry_id,
-                entry_id=entry_id,
-                payload=payload or compress_rows(group),
-                row_count=len(group),
-                attempt=entry.attempt,
-                claims=entry.claims,
-                created_at=entry.created_at,
-                first_failed_at=entry.first_failed_at or now,
                 due_at=now,
-                status=status,
-                error=error,
-                request_id=request_id,
-                reason=entry.reason,
+                **failed,
             )
             try:
                 meta = self._table.create_entity(entity)
-                created.append(_entry(TableEntity(entity), etag_of(meta), with_payload=False))
+                created.append(from_entity(entity, etag_of(meta), with_payload=False))
             except ResourceExistsError:
                 # An earlier attempt of ours (or of the worker that re-claimed it) got here first.
                 _LOG.info("store: quarantine copy of %s already exists", entry_id)
@@ -635,164 +427,19 @@ class RetryQueue:
             self._delete_guarded(copy)
         return False
 
-    # ---- moving parked / quarantined entries back --------------------------------------------
-
-    def _iter_partition(self, partition: str, page: int = MAX_BATCH_OPS) -> Iterator[TableEntity]:
-        """Full entities of a partition in RowKey order, re-queried page by page (we delete)."""
-        after = ""
-        while True:
-            batch = list(
-                itertools.islice(
-                    self._table.query_entities(
-                        "PartitionKey eq @pk and RowKey gt @after",
-                        parameters={"pk": partition, "after": after},
-                        results_per_page=page,
-                    ),
-                    page,
-                )
-            )
-            if not batch:
-                return
-            yield from batch
-            after = as_str(batch[-1].get("RowKey"))
-
-    def _move_to_pending(self, sources: list[TableEntity], due_at: datetime) -> int:
-        """Move entities from another partition to ``pending`` without losing or doubling them.
-
-        1. mark each source with its target RowKey (``moving_to``; ETag-guarded; a retry after a
-           crash reuses the mark, so the target key is the same);
-        2. create the pending copies (409 = an earlier attempt already did);
-        3. delete the sources with the ETag from step 1.
-        Batched per partition (100 ops, and ≤ ``MAX_TXN_PAYLOAD`` for the copies).
-        """
-        marked: list[tuple[TableEntity, str]] = []
-        to_mark: list[TableEntity] = []
-        copies: list[dict[str, Any]] = []
-        for source in sources:
-            if as_str(source.get("moving_to")):
-                marked.append((source, etag_of(source.metadata)))
-            else:
-                to_mark.append(source)
-        for batch in _count_batches(to_mark):
-            updates = []
-            for source in batch:
-                source["moving_to"] = pending_row_key(due_at, as_str(source.get("id")))
-                updates.append(
-                    {
-                        "PartitionKey": source["PartitionKey"],
-                        "RowKey": source["RowKey"],
-                        "moving_to": source["moving_to"],
-                    }
-                )
-            marked.extend(self._guarded_merges(batch, updates))
-
-        for source, _etag in marked:
-            copy = _without_metadata(source)
-            copy.pop("moving_to", None)
-            copy["PartitionKey"] = PENDING
-            copy["RowKey"] = as_str(source.get("moving_to"))
-            copy["due_at"] = due_at
-            copies.append(copy)
-        for group in _size_batches(copies):
-            try:
-                self._table.submit_transaction([("create", c) for c in group])
-            except HttpResponseError as error:
-                if error.status_code != 409:
-                    raise
-                for copy in group:
-                    try:
-                        self._table.create_entity(copy)
-                    except ResourceExistsError:
-                        _LOG.info("store: pending copy of %s already exists", copy.get("id"))
-
-        moved = 0
-        for source, etag in marked:
-            guarded_delete = [
-                (
-                    "delete",
-                    {"PartitionKey": source["PartitionKey"], "RowKey": source["RowKey"]},
-                    {"etag": etag, "match_condition": MatchConditions.IfNotModified},
-                )
-            ]
-            try:
-                self._table.submit_transaction(guarded_delete)
-                moved += 1
-            except HttpResponseError as error:
-                if error.status_code not in (404, 412):
-                    raise
-                log_lost_race("queue.move", as_str(source.get("id")))
-        return moved
-
-    def _guarded_merges(
-        self, sources: list[TableEntity], updates: list[dict[str, Any]]
-    ) -> list[tuple[TableEntity, str]]:
-        """ETag-guarded merges of one partition: one transaction, or one by one after a race."""
-        ops: list[Any] = [
-            (
-                "update",
-                update,
-                {
-                    "mode": UpdateMode.MERGE,
-                    "etag": etag_of(source.metadata),
-                    "match_condition": MatchConditions.IfNotModified,
-                },
-            )
-            for source, update in zip(sources, updates, strict=True)
-        ]
-        try:
-            results = self._table.submit_transaction(ops)
-            return [(s, etag_of(r)) for s, r in zip(sources, results, strict=True)]
-        except HttpResponseError as error:
-            if error.status_code not in (404, 412):
-                raise
-        done: list[tuple[TableEntity, str]] = []
-        for source, update in zip(sources, updates, strict=True):
-            try:
-                meta = self._table.update_entity(
-                    update,
-                    mode=UpdateMode.MERGE,
-                    etag=etag_of(source.metadata),
-                    match_condition=MatchConditions.IfNotModified,
-                )
-                done.append((source, etag_of(meta)))
-            except HttpResponseError as error:
-                if error.status_code not in (404, 412):
-                    raise
-                log_lost_race("queue.move", as_str(source.get("id")))
-        return done
-
-    def _move_all(self, partition: str, due_at: datetime) -> int:
-        moved = 0
-        batch: list[TableEntity] = []
-        for entity in self._iter_partition(partition):
-            batch.append(entity)
-            if len(batch) >= MAX_BATCH_OPS:
-                moved += self._move_to_pending(batch, due_at)
-                batch = []
-        if batch:
-            moved += self._move_to_pending(batch, due_at)
-        return moved
+    # ---- moving parked / quarantined entries back (shared.store.queue_move) -------------------
 
     @guarded("queue.unpark_all")
     def unpark_all(self, due_at: datetime) -> int:
         """Move every parked entry to ``pending`` (due at ``due_at``, in id order)."""
-        return self._move_all(PARKED, due_at)
+        return queue_move.move_all(self._table, PARKED, due_at)
 
     @guarded("queue.replay_quarantined")
     def replay_quarantined(self, due_at: datetime, ids: Sequence[str] | None = None) -> int:
         """Move quarantined entries (all, or those ``ids``) back to ``pending``."""
         if ids is None:
-            return self._move_all(QUARANTINE, due_at)
-        sources = []
-        for entry_id in sorted(set(ids)):
-            try:
-                sources.append(self._table.get_entity(QUARANTINE, entry_id))
-            except ResourceNotFoundError:
-                _LOG.info("store: quarantined entry %s not found for replay", entry_id)
-        moved = 0
-        for start in range(0, len(sources), MAX_BATCH_OPS):
-            moved += self._move_to_pending(sources[start : start + MAX_BATCH_OPS], due_at)
-        return moved
+            return queue_move.move_all(self._table, QUARANTINE, due_at)
+        return queue_move.move_ids(self._table, QUARANTINE, ids, due_at)
 
     # ---- health -------------------------------------------------------------------------------
 
@@ -813,12 +460,12 @@ class RetryQueue:
             self._table.query_entities(
                 "PartitionKey eq @pk",
                 parameters={"pk": QUARANTINE},
-                select=_META_FIELDS,
+                select=META_FIELDS,
                 results_per_page=min(max(limit, 1), 1000),
             ),
             limit,
         )
-        return [_entry(e, with_payload=False) for e in entities]
+        return [from_entity(e, with_payload=False) for e in entities]
 
     @guarded("queue.next_due_at")
     def next_due_at(self) -> datetime | None:
@@ -865,32 +512,3 @@ class RetryQueue:
             parked_rows=parked_rows,
             quarantined_rows=quarantined_rows,
         )
-
-
-def _groups_for(entry: QueueEntry, rows: Sequence[Row] | None) -> list[tuple[list[Row], bytes]]:
-    """The row groups to store for ``entry``: its own payload, or ``rows`` re-packed."""
-    if rows is not None:
-        return pack_rows(rows) if rows else [([], compress_rows([]))]
-    if not entry.payload:
-        raise ValueError(f"queue entry {entry.id} was read without its payload; pass rows")
-    return [(entry.rows, entry.payload)]
-
-
-def _size_batches(entities: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    """Group entities for transactions: ≤ 100 ops and ≤ ``MAX_TXN_PAYLOAD`` payload bytes."""
-    batch: list[dict[str, Any]] = []
-    size = 0
-    for entity in entities:
-        entity_size = sum(len(v) for v in entity.values() if isinstance(v, bytes | bytearray))
-        if batch and (len(batch) >= MAX_BATCH_OPS or size + entity_size > MAX_TXN_PAYLOAD):
-            yield batch
-            batch, size = [], 0
-        batch.append(entity)
-        size += entity_size
-    if batch:
-        yield batch
-
-
-def _count_batches(entities: list[TableEntity]) -> Iterator[list[TableEntity]]:
-    for start in range(0, len(entities), MAX_BATCH_OPS):
-        yield entities[start : start + MAX_BATCH_OPS]

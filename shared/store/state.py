@@ -17,7 +17,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.store.tables import Clock, as_str, as_utc, etag_of, guarded, log_lost_race
+from shared.store.tables import Clock, as_str, as_utc, etag_of, guarded, log_lost_race, lost_race
 
 PARTITION: Final[str] = "integration"
 ROW: Final[str] = "state"
@@ -167,7 +167,7 @@ class IntegrationStateRepo:
             self._cached = None
             return None
         except HttpResponseError as error:
-            if error.status_code not in (404, 412):
+            if not lost_race(error):
                 raise
             log_lost_race("state.set", ROW)
             self._cached = None

@@ -26,12 +26,13 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.data.tables import EntityProperty, TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import EntityProperty, TableClient, TableEntity, TableServiceClient, UpdateMode
+
+from shared.batches import by_size
+from shared.clock import EPOCH as EPOCH  # re-exported: the store's repositories take them from here
+from shared.clock import Clock as Clock
 
 _LOG = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-"""Returns the current time, UTC aware. Injected so tests use a fake clock."""
 
 TABLE_CONCERNS: Final[tuple[str, ...]] = ("queue", "ledger", "counters", "state", "dedup")
 MAX_BATCH_OPS: Final[int] = 100  # Table Storage limit per entity-group transaction.
@@ -73,11 +74,6 @@ class StoreUnavailable(Exception):
 
 class StoreContention(StoreUnavailable):
     """An ETag read-modify-write loop gave up after its bounded retries (too many writers)."""
-
-
-def error_status(error: HttpResponseError) -> int | None:
-    """The HTTP status of a failed call (None when there was no response)."""
-    return error.status_code
 
 
 def error_code_of(error: AzureError) -> str:
@@ -135,9 +131,19 @@ def guarded(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return decorate
 
 
-def is_status(error: AzureError, *statuses: int) -> bool:
-    """True if ``error`` is an HTTP error with one of ``statuses``."""
-    return isinstance(error, HttpResponseError) and error.status_code in statuses
+def lost_race(error: HttpResponseError) -> bool:
+    """A 404 or 412 on an ETag-guarded write: another writer changed or removed the entity first."""
+    return error.status_code in (404, 412)
+
+
+def lost_race_or_exists(error: HttpResponseError) -> bool:
+    """``lost_race``, or a 409: a guarded swap whose create found the target already there."""
+    return lost_race(error) or error.status_code == 409
+
+
+def hour_key(moment: datetime) -> str:
+    """``YYYYMMDDHH`` of the UTC hour containing ``moment``: the partition of hour-keyed tables."""
+    return moment.astimezone(UTC).strftime("%Y%m%d%H")
 
 
 def jitter_sleep(attempt: int, base: float = 0.005, cap: float = 0.2) -> None:
@@ -229,7 +235,7 @@ def increment_entity(
             )
             return
         except HttpResponseError as error:
-            if error.status_code not in (404, 412):
+            if not lost_race(error):
                 raise
             jitter_sleep(attempt)
     raise StoreContention(operation, detail=f"gave up after {max_tries} ETag conflicts")
@@ -339,3 +345,109 @@ def table_service_from(
 def log_lost_race(operation: str, key: str) -> None:
     """Record that another worker changed an entity first (expected, rare, worth seeing)."""
     _LOG.warning("store: %s lost a concurrent update on %s; leaving it to the winner", operation, key)
+
+
+# ---- ETag-guarded writes ------------------------------------------------------------------------
+
+
+_Operation = tuple[str, dict[str, str], dict[str, Any]]
+
+
+def _guarded_delete_op(partition_key: str, row_key: str, etag: str) -> _Operation:
+    return (
+        "delete",
+        {"PartitionKey": partition_key, "RowKey": row_key},
+        {"etag": etag, "match_condition": MatchConditions.IfNotModified},
+    )
+
+
+def delete_guarded(table: TableClient, partition_key: str, row_key: str, etag: str) -> bool:
+    """Delete exactly the version with ``etag``; False if it changed or is gone (a lost race).
+
+    A one-operation transaction, because ``delete_entity`` hides 404s.
+    """
+    try:
+        table.submit_transaction([_guarded_delete_op(partition_key, row_key, etag)])
+    except HttpResponseError as error:
+        if not lost_race(error):
+            raise
+        return False
+    return True
+
+
+def replace_guarded(
+    table: TableClient, partition_key: str, row_key: str, etag: str, new_entity: dict[str, Any]
+) -> str | None:
+    """Atomically swap the version with ``etag`` for ``new_entity`` (same partition).
+
+    Same RowKey: a replace; another RowKey: delete + create in one transaction. Returns the new
+    ETag, or None if another writer changed, removed or re-created it first.
+    """
+    try:
+        if new_entity["RowKey"] == row_key:
+            meta = table.update_entity(
+                new_entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+            return etag_of(meta)
+        results = table.submit_transaction(
+            [_guarded_delete_op(partition_key, row_key, etag), ("create", new_entity)]
+        )
+    except HttpResponseError as error:
+        if not lost_race_or_exists(error):
+            raise
+        return None
+    return etag_of(results[1])
+
+
+def merge_guarded(
+    table: TableClient,
+    sources: list[TableEntity],
+    updates: list[dict[str, Any]],
+    on_lost: Callable[[TableEntity], None],
+) -> list[tuple[TableEntity, str]]:
+    """ETag-guarded merges of one partition: one transaction, or one by one after a lost race.
+
+    Returns (source, new ETag) for the merges that won; ``on_lost`` hears of each that lost.
+    """
+    ops: list[Any] = [
+        (
+            "update",
+            update,
+            {
+                "mode": UpdateMode.MERGE,
+                "etag": etag_of(source.metadata),
+                "match_condition": MatchConditions.IfNotModified,
+            },
+        )
+        for source, update in zip(sources, updates, strict=True)
+    ]
+    try:
+        results = table.submit_transaction(ops)
+        return [(s, etag_of(r)) for s, r in zip(sources, results, strict=True)]
+    except HttpResponseError as error:
+        if not lost_race(error):
+            raise
+    done: list[tuple[TableEntity, str]] = []
+    for source, update in zip(sources, updates, strict=True):
+        try:
+            meta = table.update_entity(
+                update,
+                mode=UpdateMode.MERGE,
+                etag=etag_of(source.metadata),
+                match_condition=MatchConditions.IfNotModified,
+            )
+            done.append((source, etag_of(meta)))
+        except HttpResponseError as error:
+            if not lost_race(error):
+                raise
+            on_lost(source)
+    return done
+
+
+def size_batches(entities: Iterable[dict[str, Any]], max_bytes: int) -> Iterator[list[dict[str, Any]]]:
+    """Group entities for transactions: ≤ 100 ops and ≤ ``max_bytes`` of binary properties."""
+    return by_size(entities, _binary_size, max_bytes, MAX_BATCH_OPS)
+
+
+def _binary_size(entity: dict[str, Any]) -> int:
+    return sum(len(v) for v in entity.values() if isinstance(v, bytes | bytearray))

@@ -267,25 +267,11 @@ def _modern_event(obj: Mapping[str, Any], details: Mapping[str, Any]) -> Wallarm
         notification_type = next(
             (t for key, t in _DETAILS_KEY_TO_TYPE if isinstance(details.get(key), dict)), UNRECOGNIZED
         )
-    return WallarmEvent(
-        notification_type=notification_type,
-        summary=_text(obj.get("summary")),
-        description=_text(obj.get("description")),
-        client_name=_text(details.get("client_name")),
-        details=details,
-        raw=obj,
-    )
+    return _event(obj, notification_type, details, client_name=details.get("client_name"))
 
 
 def _unrecognized(obj: Mapping[str, Any]) -> WallarmEvent:
-    return WallarmEvent(
-        notification_type=UNRECOGNIZED,
-        summary=_text(obj.get("summary")),
-        description=_text(obj.get("description")),
-        client_name=_text(obj.get("client_name")),
-        details={},
-        raw=obj,
-    )
+    return _event(obj, UNRECOGNIZED, {}, client_name=obj.get("client_name"))
 
 
 def _legacy_event(obj: Mapping[str, Any]) -> WallarmEvent | None:
@@ -308,12 +294,24 @@ def _legacy_event(obj: Mapping[str, Any]) -> WallarmEvent | None:
 
 
 def _legacy(obj: Mapping[str, Any], notification_type: str, details: Mapping[str, Any]) -> WallarmEvent:
+    return _event(obj, notification_type, details, client_name=obj.get("client_name"), legacy=True)
+
+
+def _event(
+    obj: Mapping[str, Any],
+    notification_type: str,
+    details: Mapping[str, Any],
+    *,
+    client_name: object,
+    legacy: bool = False,
+) -> WallarmEvent:
+    """The event of one received object: its summary and description are always top-level."""
     return WallarmEvent(
         notification_type=notification_type,
         summary=_text(obj.get("summary")),
         description=_text(obj.get("description")),
-        client_name=_text(obj.get("client_name")),
+        client_name=_text(client_name),
         details=details,
         raw=obj,
-        legacy=True,
+        legacy=legacy,
     )

@@ -15,7 +15,7 @@ from sentinel_schema import duration, rule_files
 from wallarm_fixtures import ALL_FIXTURES
 
 from shared.mapping import SYSTEM_SEVERITY
-from shared.relay_events import disable_integration_row, hourly_stats_row, integration_broken_row
+from shared.relay_rows import disable_integration_row, hourly_stats_row, integration_broken_row
 
 MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from shared.delivery import Attempt, Deliverer
-from shared.relay_events import test_integration_row
+from shared.clock import Clock
+from shared.ingestion import Attempt, Deliverer
+from shared.relay_rows import test_integration_row
 from shared.store.tables import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,7 @@ class IntegrationCheck:
     """Ingestion and storage health. The answer names statuses, codes and advice, never resources:
     endpoint, DCR, stream and identity stay in the app settings, out of an HTTP answer."""
 
-    def __init__(
-        self, deliverer: Deliverer, storage_probe: Callable[[], None], clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, deliverer: Deliverer, storage_probe: Callable[[], None], clock: Clock) -> None:
         self.deliverer = deliverer
         self.storage_probe = storage_probe
         self.clock = clock

@@ -11,19 +11,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared.clock import iso_ms, iso_utc
 from shared.schema import Row
 
 SOURCE = "wallarm-sentinel-relay"
 HOURLY_STATS_TYPE = "relay_hourly_stats"
 
 
-def iso(ts: datetime) -> str:
-    return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _row(at: datetime, event_type: str, severity: str, summary: str, description: str, raw: Any) -> Row:
     return {
-        "TimeGenerated": iso(at),
+        "TimeGenerated": iso_utc(at),
         "Vendor": "Wallarm",
         "EventType": event_type,
         "Severity": severity,
@@ -61,7 +58,7 @@ def integration_recovered_row(at: datetime, disabled_at: datetime | None, resume
         "A probe of the Logs Ingestion API succeeded after an automatic disable; the relay re-enabled "
         f"itself and is delivering the {resumed_entries} queued or parked entries in arrival order.",
         {
-            "disabled_at": iso(disabled_at) if disabled_at else None,
+            "disabled_at": iso_ms(disabled_at) if disabled_at else None,
             "disabled_seconds": round(down, 1) if down is not None else None,
             "resumed_entries": resumed_entries,
         },
@@ -97,9 +94,9 @@ def hourly_stats_row(hour_start: datetime, counts: Mapping[str, int]) -> Row:
         hour_start,
         HOURLY_STATS_TYPE,
         "info",
-        f"[Relay] {received} Wallarm requests processed in the hour from {iso(hour_start)}",
+        f"[Relay] {received} Wallarm requests processed in the hour from {iso_ms(hour_start)}",
         ", ".join(f"{k}={counts.get(k, 0)}" for k in ("received", "delivered", "queued", "rejected")),
-        {"hour_start": iso(hour_start), "counts": dict(sorted(counts.items()))},
+        {"hour_start": iso_ms(hour_start), "counts": dict(sorted(counts.items()))},
     )
 
 

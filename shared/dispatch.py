@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from shared.delivery import Attempt, ChunkFailure, Deliverer, DeliveryReport
+from shared.clock import Clock, iso_ms
+from shared.ingestion import Attempt, ChunkFailure, Deliverer, DeliveryReport
 from shared.policy import RetrySchedule, failing_since, is_sustained, next_due, should_auto_disable
-from shared.relay_events import (
+from shared.relay_rows import (
     disable_integration_row,
     integration_broken_row,
     integration_recovered_row,
-    iso,
 )
 from shared.schema import Row
 from shared.store.counters import HourlyCounters
@@ -87,7 +87,7 @@ class Relay:
         *,
         schedule: RetrySchedule,
         rule: AutoDisableRule,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self.deliverer = deliverer
         self.queue = queue
@@ -259,7 +259,7 @@ class Relay:
             return False
         reason = (
             f"{failures}/{attempts} delivery attempts failed in {self.rule.window}, "
-            f"none succeeded since {iso(since) if since else '?'}"
+            f"none succeeded since {iso_ms(since) if since else '?'}"
         )
         if self.state.set(False, "auto_disabled", reason, "relay", expected=current) is None:
             return False  # another instance disabled it first and raised the event

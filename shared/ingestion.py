@@ -23,6 +23,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from shared.batches import by_size
 from shared.policy import is_poison
 from shared.schema import Row
 
@@ -76,17 +77,7 @@ def row_size(row: Row) -> int:
 
 def split_chunks(rows: Sequence[Row], max_bytes: int = MAX_CHUNK_BYTES) -> Iterator[list[Row]]:
     """Split exactly like the SDK does, so each chunk we pass becomes one request."""
-    chunk: list[Row] = []
-    size = 0
-    for row in rows:
-        n = row_size(row)
-        if chunk and size + n > max_bytes:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(row)
-        size += n
-    if chunk:
-        yield chunk
+    return by_size(rows, row_size, max_bytes)
 
 
 def _retry_after(headers: Any) -> float | None:

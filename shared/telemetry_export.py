@@ -8,7 +8,7 @@ import os
 log = logging.getLogger(__name__)
 
 
-def configure_observability() -> bool:
+def configure_telemetry_export() -> bool:
     """Export traces, metrics and logs to Application Insights when a connection string is set.
 
     The distro is imported here, not at module import, to keep cold start short. With identity-based

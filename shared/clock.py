@@ -1,0 +1,29 @@
+"""Time: the injected clock's type, the epoch, and the relay's two ISO 8601 spellings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Final
+
+Clock = Callable[[], datetime]
+"""Returns the current time, UTC aware. Injected so tests use a fake clock."""
+
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc_now() -> datetime:
+    """The real clock."""
+    return datetime.now(UTC)
+
+
+def iso_utc(when: datetime) -> str:
+    """A row's ``TimeGenerated``: UTC with ``Z``, fractions only when there are any (naive = UTC)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_ms(when: datetime) -> str:
+    """A time in the relay's JSON answers and logs: always milliseconds, ``Z`` for UTC."""
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
