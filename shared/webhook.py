@@ -6,6 +6,7 @@ Functions host, the local runner and the benchmark. Nothing here logs a payload 
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import hmac
 import ipaddress
@@ -13,6 +14,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +29,10 @@ from shared.wallarm.events import ParseError, ParseResult, Rejection
 from shared.wallarm.parse import parse_body
 
 log = logging.getLogger(__name__)
+
+# The dedup "done" mark runs beside the counter write: two independent Table requests after
+# delivery cost one round trip instead of two on the ack path.
+_BESIDE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-after")
 
 
 @dataclass(frozen=True)
@@ -141,10 +147,11 @@ class WebhookHandler:
                 "queue is unavailable; Wallarm will resend",
                 retry_after_seconds=30,
             )
-        self._dedup_finish(key)
+        finishing = _BESIDE.submit(contextvars.copy_context().run, self._dedup_finish, key)
         # The attempts and this webhook's counters go to Table Storage in one write.
         counts = self._account(rows, result, filtered, len(rejected))
         self.relay.record(result.report, source="webhook", entry_id="", counts=counts)
+        finishing.result()
         status = 200 if result.queued == result.parked == result.quarantined == 0 else 202
         body: dict[str, Any] = {
             "status": _summary(result),
