@@ -13,11 +13,11 @@ schedule's long steps:
 - while enabled, with entries waiting for a later step, a successful probe makes them due now,
   so a backlog on a 30-minute step lands within a minute of the API being healthy again.
 
-A pass delivers its claimed entries on a few threads (``parallel``, default 6): each entry is a
-Logs Ingestion request plus a few Table requests, all network waits. Entry starts are paced to
-``max_per_second`` (default 150/s, below the DCR's 12,000 requests/min with room left for the
-webhooks); an entry larger than one request's 1 MB makes a few more. The state is checked as
-each entry ends, so a disable mid-run stops new entries at once (those in flight finish).
+A pass uploads its claimed entries one after another, in arrival order, while the Table writes
+that settle earlier entries (complete or reschedule, ledger, counters) run on up to ``parallel``
+threads (default 6) beside the next upload. Uploads are paced to ``max_per_second`` entries
+(default 150/s, below the DCR's 12,000 requests/min with room left for the webhooks). The state is
+checked after each upload, so a disable mid-run stops new uploads at once.
 
 Idle is cheap and quiet: a disabled or empty run sleeps, a Table Storage outage backs off
 (1 s doubling to 30 s), and repeated identical warnings are summarised.
@@ -29,7 +29,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -198,32 +198,36 @@ class RetryWorker:
                 return run
 
     def _deliver_all(self, entries: list[QueueEntry], run: WorkerRun) -> bool:
-        """Deliver claimed entries, at most ``parallel`` at once; False once disabled mid-run
-        (the entries not started stay claimed and come due again after the lease)."""
+        """Upload the claimed entries one after another, in arrival order, while up to
+        ``parallel`` earlier entries settle (their Table writes) beside; False once disabled
+        mid-run (the entries not started stay claimed and come due again after the lease)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="retry-worker")
-        waiting = list(reversed(entries))
-        running: set[Future[bool]] = set()
+        settling: set[Future[bool]] = set()
         enabled = True
         next_start = 0.0
         try:
-            while running or (waiting and enabled):
-                while waiting and enabled and len(running) < self.parallel:
-                    pause = next_start - time.monotonic()
-                    if pause > 0:
-                        time.sleep(pause)
-                    next_start = time.monotonic() + self._min_gap
-                    context = contextvars.copy_context()
-                    running.add(self._pool.submit(context.run, self.relay.retry, waiting.pop()))
-                    run.attempted += 1
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    if future.result():
-                        run.delivered += 1
+            for entry in entries:
+                pause = next_start - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                next_start = time.monotonic() + self._min_gap
+                run.attempted += 1
+                report = self.relay.attempt(entry)
+                context = contextvars.copy_context()
+                settling.add(self._pool.submit(context.run, self.relay.settle, entry, report))
+                if len(settling) >= self.parallel or not report.all_accepted:
+                    # A failure may auto-disable the integration: settle it before going on.
+                    done, settling = wait(
+                        settling, return_when=FIRST_COMPLETED if report.all_accepted else ALL_COMPLETED
+                    )
+                    run.delivered += sum(1 for future in done if future.result())
                 if not self.relay.state.get(max_age=STATE_MAX_AGE_SECONDS).enabled:
                     enabled = False  # disabled mid-run: leave the rest pending
+                    break
         finally:
-            wait(running)  # never leave a delivery running past the pass
+            done, _ = wait(settling)  # every upload's outcome is written before the pass ends
+        run.delivered += sum(1 for future in done if future.result())
         return enabled
 
     def publish_gauges(self) -> None:

@@ -96,15 +96,24 @@ class WebhookHandler:
         if refused is not None:
             log.warning("Webhook refused: %s", refused.body["error"]["code"])
             return refused
+        key = hashlib.sha256(request.body).hexdigest()
+        # The claim's round trip runs while this thread parses and maps; nothing is delivered
+        # before its answer.
+        claiming = _BESIDE.submit(contextvars.copy_context().run, self._dedup_begin, key)
         try:
             parsed = parse_body(request.body)
-        except ParseError as err:
+            received_at = self.clock()
+            mapped = to_rows(parsed, self.config.selection, received_at)
+        except BaseException as err:
+            if claiming.result() == "new":
+                self._dedup_abandon(key)
+            if not isinstance(err, ParseError):
+                raise
             self._count({"received": 1, "rejected_requests": 1})
             log.warning("Webhook body rejected: %s (%s)", err.code, err.message)
             return error(err.status, err.code, err.message)
 
-        key = hashlib.sha256(request.body).hexdigest()
-        claim = self._dedup_begin(key)
+        claim = claiming.result()
         if claim == "duplicate":
             self._count({"received": 1, "duplicates": 1})
             return WebhookResponse(200, {"status": "duplicate", "message": "this body was already accepted"})
@@ -114,16 +123,21 @@ class WebhookHandler:
             )
 
         try:
-            return self._accept(parsed, key, started)
+            return self._accept(parsed, mapped, key, started)
         except BaseException:
             # An unexpected failure must not leave the key "processing": Wallarm's resend would
             # get 409 until the claim goes stale.
             self._dedup_abandon(key)
             raise
 
-    def _accept(self, parsed: ParseResult, key: str, started: float) -> WebhookResponse:
-        received_at = self.clock()
-        rows, filtered, rejected = to_rows(parsed, self.config.selection, received_at)
+    def _accept(
+        self,
+        parsed: ParseResult,
+        mapped: tuple[list[Row], Counter[str], list[Rejection]],
+        key: str,
+        started: float,
+    ) -> WebhookResponse:
+        rows, filtered, rejected = mapped
         if rejected:
             # One line per webhook, not per item: a body can hold thousands of non-objects.
             reasons = Counter(r.reason.split(":", 1)[0] for r in rejected)
