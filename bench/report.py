@@ -61,7 +61,7 @@ PRICES = {
     "ingest_call": Price(
         "Logs Ingestion API call",
         0.0,
-        "no per-call charge: the data is billed per GB ingested (line above)",
+        "no per-call charge: the data is billed per GB ingested (next line)",
         "https://learn.microsoft.com/azure/azure-monitor/logs/cost-logs",
         False,
     ),
