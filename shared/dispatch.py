@@ -167,10 +167,17 @@ class Relay:
     # -- queued entries ---------------------------------------------------------------------
     def retry(self, entry: QueueEntry) -> bool:
         """One attempt for a claimed entry. True when the whole entry was delivered."""
+        return self.settle(entry, self.attempt(entry))
+
+    def attempt(self, entry: QueueEntry) -> DeliveryReport:
+        """The upload of a claimed entry; `settle` writes its outcome to the store."""
         with self.telemetry.span(
             "relay.retry", {"relay.rows": len(entry.rows), "relay.attempt": entry.attempt}
         ):
-            report = self.deliverer.deliver(entry.rows)
+            return self.deliverer.deliver(entry.rows)
+
+    def settle(self, entry: QueueEntry, report: DeliveryReport) -> bool:
+        """Complete, reschedule or quarantine the entry after `attempt`, and record it."""
         now = self.clock()
         if report.all_accepted:
             self.queue.complete(entry)

@@ -6,6 +6,7 @@ Functions host, the local runner and the benchmark. Nothing here logs a payload 
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import hmac
 import ipaddress
@@ -13,6 +14,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +30,10 @@ from shared.wallarm.events import ParseError, ParseResult, Rejection
 from shared.wallarm.parse import parse_body
 
 log = logging.getLogger(__name__)
+
+# The dedup "done" mark runs beside the counter write: two independent Table requests after
+# delivery cost one round trip instead of two on the ack path.
+_BESIDE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-after")
 
 
 @dataclass(frozen=True)
@@ -91,15 +97,24 @@ class WebhookHandler:
         if refused is not None:
             log.warning("Webhook refused: %s", refused.body["error"]["code"])
             return refused
+        key = hashlib.sha256(request.body).hexdigest()
+        # The claim's round trip runs while this thread parses and maps; nothing is delivered
+        # before its answer.
+        claiming = _BESIDE.submit(contextvars.copy_context().run, self._dedup_begin, key)
         try:
             parsed = parse_body(request.body)
-        except ParseError as err:
+            received_at = self.clock()
+            mapped = to_rows(parsed, self.config.selection, received_at)
+        except BaseException as err:
+            if claiming.result() == "new":
+                self._dedup_abandon(key)
+            if not isinstance(err, ParseError):
+                raise
             self._count({"received": 1, "rejected_requests": 1})
             log.warning("Webhook body rejected: %s (%s)", err.code, err.message)
             return error(err.status, err.code, err.message)
 
-        key = hashlib.sha256(request.body).hexdigest()
-        claim = self._dedup_begin(key)
+        claim = claiming.result()
         if claim == "duplicate":
             self._count({"received": 1, "duplicates": 1})
             return WebhookResponse(200, {"status": "duplicate", "message": "this body was already accepted"})
@@ -109,16 +124,21 @@ class WebhookHandler:
             )
 
         try:
-            return self._accept(parsed, key, started)
+            return self._accept(parsed, mapped, key, started)
         except BaseException:
             # An unexpected failure must not leave the key "processing": Wallarm's resend would
             # get 409 until the claim goes stale.
             self._dedup_abandon(key)
             raise
 
-    def _accept(self, parsed: ParseResult, key: str, started: float) -> WebhookResponse:
-        received_at = self.clock()
-        rows, filtered, rejected = to_rows(parsed, self.config.selection, received_at)
+    def _accept(
+        self,
+        parsed: ParseResult,
+        mapped: tuple[list[Row], Counter[str], list[Rejection]],
+        key: str,
+        started: float,
+    ) -> WebhookResponse:
+        rows, filtered, rejected = mapped
         if rejected:
             # One line per webhook, not per item: a body can hold thousands of non-objects.
             reasons = Counter(r.reason.split(":", 1)[0] for r in rejected)
@@ -142,10 +162,11 @@ class WebhookHandler:
                 "queue is unavailable; Wallarm will resend",
                 retry_after_seconds=30,
             )
-        self._dedup_finish(key)
+        finishing = _BESIDE.submit(contextvars.copy_context().run, self._dedup_finish, key)
         # The attempts and this webhook's counters go to Table Storage in one write.
         counts = self._account(rows, result, filtered, len(rejected))
         self.relay.record(result.report, source="webhook", entry_id="", counts=counts)
+        finishing.result()
         status = 200 if result.queued == result.parked == result.quarantined == 0 else 202
         body: dict[str, Any] = {
             "status": _summary(result),

@@ -1,9 +1,17 @@
 """Hourly counters (received, delivered, queued, ...) and the hourly timer's idempotency marker.
 
-Layout of the counters table: PartitionKey = UTC hour ``YYYYMMDDHH``; RowKey ``s{n}`` for the
-counter shards (writers pick one at random so ETag collisions stay rare; ``read`` sums them),
-and RowKey ``claim`` for the marker that makes the hourly summary go out once even if the
-timer fires twice. Counter properties are stored as ``c_{sanitized name}``.
+Layout of the counters table: PartitionKey = UTC hour ``YYYYMMDDHH``; RowKey ``s-{instance}``
+for each process's own shard, ``s{n}`` for the shared shards, and RowKey ``claim`` for the marker
+that makes the hourly summary go out once even if the timer fires twice. ``read`` sums every
+``s*`` row. Counter properties are stored as ``c_{sanitized name}``.
+
+Only this process writes its own shard, so an increment needs no read: the process keeps the
+hour's running totals and upserts them (one request, no ETag). Concurrent adds in one process
+are group-committed: whoever writes carries every increment made so far, and an add returns only
+once a write that includes it succeeded (read-your-writes for the 60 %/12 h rule). A failed write
+keeps its increments in memory, so the next write carries them. Hours older than the previous
+one, or an hour this process already let go of, go to a shared shard by an ETag-guarded
+read-merge instead, so a late add never overwrites stored totals with a fresh (smaller) copy.
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ from __future__ import annotations
 import logging
 import random
 import re
+import threading
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -86,6 +96,14 @@ class HourlyCounters:
         self._table = table
         self._clock = clock
         self._shards = shards
+        self._own = f"s-{uuid.uuid4().hex[:16]}"
+        self._lock = threading.Lock()  # guards the fields below (held briefly, never over I/O)
+        self._totals: dict[str, dict[str, int]] = {}  # hour -> this process's running totals
+        self._retired: set[str] = set()  # hours let go of: later adds take the shared shards
+        self._dirty: set[str] = set()
+        self._version = 0  # increments made so far
+        self._written = 0  # increments a successful write carried
+        self._write_lock = threading.Lock()  # one write of the own shard at a time
 
     @guarded("counters.add")
     def add(self, counts: Mapping[str, int], at: datetime | None = None) -> None:
@@ -97,9 +115,50 @@ class HourlyCounters:
                 deltas[key] = deltas.get(key, 0) + int(value)
         if not deltas:
             return
-        hour = hour_key(at or self._clock())
-        shard = f"s{random.randrange(self._shards)}"
-        increment_entity(self._table, hour, shard, deltas, operation="counters.add", fold=fold_types)
+        now = self._clock()
+        hour = hour_key(at or now)
+        with self._lock:
+            own = self._accumulate(hour, hour_key(now - timedelta(hours=1)), deltas)
+        if own is None:
+            shard = f"s{random.randrange(self._shards)}"
+            increment_entity(self._table, hour, shard, deltas, operation="counters.add", fold=fold_types)
+        else:
+            self._commit(own)
+
+    def _accumulate(self, hour: str, oldest: str, deltas: Mapping[str, int]) -> int | None:
+        """Add ``deltas`` to the own shard's totals (caller holds the lock); the version that
+        carries them, or None when ``hour`` must go to a shared shard."""
+        if hour < oldest or hour in self._retired:
+            return None
+        for old in [h for h in self._totals if h < oldest and h not in self._dirty]:
+            del self._totals[old]
+            self._retired.add(old)
+        current = self._totals.setdefault(hour, {})
+        for name, delta in fold_types(current, deltas).items():
+            current[name] = current.get(name, 0) + delta
+        self._dirty.add(hour)
+        self._version += 1
+        return self._version
+
+    def _commit(self, version: int) -> None:
+        """Return once a write carrying ``version`` succeeded (this call's or a concurrent one's)."""
+        with self._write_lock:
+            if self._written >= version:
+                return
+            with self._lock:
+                hours, self._dirty = self._dirty, set()
+                snapshot = {h: dict(self._totals[h]) for h in hours}
+                latest = self._version
+            try:
+                for hour, values in sorted(snapshot.items()):
+                    entity: dict[str, Any] = {"PartitionKey": hour, "RowKey": self._own}
+                    entity.update(values)
+                    self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
+            except BaseException:
+                with self._lock:
+                    self._dirty |= hours  # the next write carries them
+                raise
+            self._written = latest
 
     @guarded("counters.read")
     def read(self, hour: datetime) -> dict[str, int]:

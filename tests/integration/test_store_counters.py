@@ -151,3 +151,29 @@ def test_many_event_types_fold_into_type_other_and_lose_no_count(counters: Hourl
     assert len(typed) == MAX_TYPE_COUNTERS
     assert sum(typed.values()) + totals["type_other"] == 400
     assert totals["received"] == 4
+
+
+def test_late_add_for_an_old_hour_adds_to_what_is_stored(counters: HourlyCounters, clock: FakeClock) -> None:
+    # This process's own entity holds running totals; a late add for an hour it has let go of
+    # must add to the stored counts, never overwrite them with a fresh (smaller) total.
+    counters.add({"received": 3})
+    clock.advance(timedelta(hours=3))
+    counters.add({"received": 1})
+    counters.add({"received": 2}, at=T0)
+    assert counters.read(T0) == {"received": 5}
+    assert counters.read(clock()) == {"received": 1}
+
+
+def test_interleaved_instances_lose_no_increment(
+    counters: HourlyCounters, tables: StoreTables, azurite: Azurite
+) -> None:
+    # Two instances, each writing its own entity, interleaved: no add is lost.
+    client = own_client(azurite.connection_string, tables.counters)
+    other = HourlyCounters(client, counters._clock)
+    try:
+        for _ in range(5):
+            counters.add({"received": 1, "delivered": 1})
+            other.add({"received": 2})
+    finally:
+        client.close()
+    assert counters.read(T0) == {"received": 15, "delivered": 5}

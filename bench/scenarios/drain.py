@@ -1,0 +1,123 @@
+"""Drain of a backlog: an outage's worth of queue entries, all due, `RetryWorker.run_once()`
+until nothing is due (one worker) with `parallel` settling threads (1: fully sequential); and the
+stand-in's own ceiling: the raw SDK uploading the same rows on `parallel` threads."""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bench.harness import Harness, say, timed
+
+
+@dataclass
+class Drain:
+    parallel: int
+    table_latency: float
+    entries: int
+    events: int
+    rows_min: int
+    rows_max: int
+    seconds: float
+    enqueue_seconds: float
+    enqueue_requests: int
+    attempted: int
+    delivered: int
+    landed: int
+    pending_after: int
+    ingest_requests: int
+    ingest_time: float  # summed over threads
+    table_requests: int
+    table_time: float  # summed over threads
+    ops: dict[str, float] = field(default_factory=dict)  # request label -> per entry
+
+    @property
+    def eps(self) -> float:
+        return self.events / self.seconds
+
+
+def run(h: Harness, *, quick: bool, parallel: int, table_latency: float = 0.0) -> Drain:
+    from bench.payloads import realistic_rows
+
+    target = 10_000 if quick else 100_000
+    svc = h.use("drain")
+    svc.worker.parallel = parallel
+    queue = svc.worker.queue
+    now = datetime.now(UTC)
+    groups = realistic_rows(target, now)
+    total = sum(len(g) for g in groups)
+    say(f"drain: {len(groups)} entries, {total:,} rows, {parallel} threads, +{table_latency * 1000:.0f} ms")
+    h.wire.take()
+    with h.table_latency(table_latency):
+        with timed() as enq_t:
+            for rows in groups:
+                queue.enqueue(
+                    rows,
+                    due_at=now,
+                    attempt=1,
+                    reason="bench outage",
+                    status=503,
+                    error="ServiceUnavailable",
+                    first_failed_at=now,
+                )
+        enqueue_requests = len(h.wire.take())
+        h.standins.reset()
+        delivered = attempted = 0
+        with timed() as drain_t:
+            while True:
+                step = svc.worker.run_once()
+                delivered += step.delivered
+                attempted += step.attempted
+                if step.attempted == 0:
+                    break
+        calls = h.wire.take()
+    after = queue.stats()
+    landed = int(h.standins.state()["accepted"])
+    h.standins.reset()
+    table = [c for c in calls if c.target == "table"]
+    uploads = [c for c in calls if c.target == "ingestion"]
+    result = Drain(
+        parallel=parallel,
+        table_latency=table_latency,
+        entries=len(groups),
+        events=total,
+        rows_min=min(len(g) for g in groups),
+        rows_max=max(len(g) for g in groups),
+        seconds=drain_t[0],
+        enqueue_seconds=enq_t[0],
+        enqueue_requests=enqueue_requests,
+        attempted=attempted,
+        delivered=delivered,
+        landed=landed,
+        pending_after=after.pending,
+        ingest_requests=len(uploads),
+        ingest_time=sum(c.seconds for c in uploads),
+        table_requests=len(table),
+        table_time=sum(c.seconds for c in table),
+        ops={k: v / max(attempted, 1) for k, v in Counter(c.label for c in table).most_common()},
+    )
+    say(f"drain: {result.eps:,.0f} events/s in {result.seconds:.1f} s")
+    return result
+
+
+def ceiling(h: Harness, *, quick: bool, parallel: int) -> float:
+    """Events/s the stand-in takes from the raw SDK: the same rows, one upload per entry, on
+    `parallel` threads (what a drain cannot beat on this machine)."""
+    from bench.payloads import realistic_rows
+
+    target = 10_000 if quick else 100_000
+    svc = h.use("ceiling")
+    groups = realistic_rows(target, datetime.now(UTC))
+    client = h.ingestion_client(svc.settings)
+    dcr, stream = svc.settings.dcr_immutable_id, svc.settings.stream_name
+    client.upload(rule_id=dcr, stream_name=stream, logs=groups[0][:1])
+    h.standins.reset()
+    say(f"drain ceiling: raw SDK, {len(groups)} uploads on {parallel} threads")
+    with ThreadPoolExecutor(parallel) as pool, timed() as spent:
+        list(pool.map(lambda rows: client.upload(rule_id=dcr, stream_name=stream, logs=rows), groups))
+    client.close()
+    h.wire.take()
+    h.standins.reset()
+    return sum(len(g) for g in groups) / spent[0]
