@@ -13,7 +13,6 @@ from typing import Any
 
 from shared.clock import Clock, iso_ms
 from shared.dispatch import Relay
-from shared.policy import failing_since
 from shared.store.queue import ENTRY_ID, RetryQueue
 
 KEY_CALLER = "admin-key"
@@ -105,10 +104,7 @@ class Admin:
     def status(self) -> dict[str, Any]:
         state = self.relay.state.get()
         stats = self.queue.stats()
-        buckets = self.relay.ledger.buckets(self.relay.rule.window)
-        attempts = sum(b.attempts for b in buckets)
-        failures = sum(b.failures for b in buckets)
-        since = failing_since([(b.start, b.attempts, b.failures) for b in buckets])
+        attempts, failures, since = self.relay.failure_streak()
         probe = self.relay.state.last_probe()
         oldest = stats.oldest_pending_created_at
         return {

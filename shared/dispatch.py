@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from shared.clock import Clock, iso_ms
 from shared.ingestion import Attempt, ChunkFailure, Deliverer, DeliveryReport
@@ -165,10 +165,6 @@ class Relay:
             return True
 
     # -- queued entries ---------------------------------------------------------------------
-    def retry(self, entry: QueueEntry) -> bool:
-        """One attempt for a claimed entry. True when the whole entry was delivered."""
-        return self.settle(entry, self.attempt(entry))
-
     def attempt(self, entry: QueueEntry) -> DeliveryReport:
         """The upload of a claimed entry; `settle` writes its outcome to the store."""
         with self.telemetry.span(
@@ -248,17 +244,24 @@ class Relay:
         window = self.ledger.failure_window(self.rule.window)
         return window.attempts, window.failures
 
-    def check_auto_disable(self) -> bool:
+    def failure_streak(self) -> tuple[int, int, datetime | None]:
+        """Attempts and failures over the rule's window, and since when nothing has succeeded
+        (None: the newest attempts include a success), from one read of the ledger's buckets."""
         buckets = self.ledger.buckets(self.rule.window)
-        attempts = sum(b.attempts for b in buckets)
-        failures = sum(b.failures for b in buckets)
+        return (
+            sum(b.attempts for b in buckets),
+            sum(b.failures for b in buckets),
+            failing_since([(b.start, b.attempts, b.failures) for b in buckets]),
+        )
+
+    def check_auto_disable(self) -> bool:
+        attempts, failures, since = self.failure_streak()
         if attempts:
             self.telemetry.gauge("relay.failure_ratio_12h", failures / attempts)
         if not should_auto_disable(
             attempts, failures, ratio=self.rule.ratio, min_attempts=self.rule.min_attempts
         ):
             return False
-        since = failing_since([(b.start, b.attempts, b.failures) for b in buckets])
         if not is_sustained(since, self.clock(), self.rule.grace):
             return False
         current = self.state.get()
