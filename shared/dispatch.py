@@ -209,6 +209,24 @@ class Relay:
         self.record(report, source="retry", entry_id=entry.id)
         return report.all_accepted
 
+    def settle_many(self, settled: Sequence[tuple[QueueEntry, DeliveryReport]]) -> list[bool]:
+        """`settle` for several entries. Those delivered without a failed request leave the queue
+        together (one transaction) and their requests are counted in one ledger write (only
+        failed requests are kept one by one, so nothing per entry is lost); any other goes
+        through `settle` on its own. Each request is recorded once, even if the removal fails."""
+
+        def clean_of(report: DeliveryReport) -> bool:
+            return report.all_accepted and all(attempt.ok for attempt in report.attempts)
+
+        clean = [(entry, report) for entry, report in settled if clean_of(report)]
+        if clean:
+            try:
+                self.queue.complete_all([entry for entry, _report in clean])
+            finally:
+                attempts = [attempt for _entry, report in clean for attempt in report.attempts]
+                self.record(DeliveryReport(attempts=attempts), source="retry", entry_id="")
+        return [True if clean_of(report) else self.settle(entry, report) for entry, report in settled]
+
     # -- ledger and the auto-disable rule ---------------------------------------------------
     def record(
         self,

@@ -13,11 +13,13 @@ schedule's long steps:
 - while enabled, with entries waiting for a later step, a successful probe makes them due now,
   so a backlog on a 30-minute step lands within a minute of the API being healthy again.
 
-A pass uploads its claimed entries one after another, in arrival order, while the Table writes
-that settle earlier entries (complete or reschedule, ledger, counters) run on up to ``parallel``
-threads (default 6) beside the next upload. Uploads are paced to ``max_per_second`` entries
-(default 150/s, below the DCR's 12,000 requests/min with room left for the webhooks). The state is
-checked after each upload, so a disable mid-run stops new uploads at once.
+A pass starts the uploads of its claimed entries oldest first, up to ``uploads`` at a time (default
+4; Log Analytics orders rows by TimeGenerated, not by arrival), while the delivered ones settle in
+groups (one transaction removes them, one ledger write counts their requests) on up to ``parallel``
+threads (default 6) beside. A failed upload stops new starts until everything so far is settled,
+since it may auto-disable the integration. Starts are paced to ``max_per_second`` (default 150/s,
+below the DCR's 12,000 requests/min with room left for the webhooks). The state is checked before
+each start, so a disable mid-run stops new uploads at once.
 
 Idle is cheap and quiet: a disabled or empty run sleeps, a Table Storage outage backs off
 (1 s doubling to 30 s), and repeated identical warnings are summarised.
@@ -29,7 +31,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -66,9 +68,11 @@ class RetryWorker:
         poll: timedelta,
         clock: Clock,
         sleep: Callable[[float], None] = time.sleep,
-        batch: int = 20,
+        batch: int = 50,
         probe_every: timedelta = timedelta(seconds=30),
         parallel: int = 6,
+        uploads: int = 4,
+        settle_batch: int = 10,
         max_per_second: float = 150.0,
     ) -> None:
         self.relay = relay
@@ -80,8 +84,11 @@ class RetryWorker:
         self.batch = batch
         self.probe_every = probe_every
         self.parallel = max(1, parallel)
+        self.uploads = max(1, uploads)
+        self.settle_batch = max(1, settle_batch)
         self._min_gap = 1.0 / max_per_second
         self._pool: ThreadPoolExecutor | None = None
+        self._uploader: ThreadPoolExecutor | None = None
         self._claimer: ThreadPoolExecutor | None = None
         self._next_probe_at: datetime | None = None
         self._next_sweep_at: datetime | None = None
@@ -194,9 +201,9 @@ class RetryWorker:
     def run_once(self, run: WorkerRun | None = None) -> WorkerRun:
         """Claim and deliver until nothing is due or the integration is disabled.
 
-        After a full batch the next one is claimed beside the uploads (claims are one ETag-guarded
-        transaction per entry, half of a drain's time otherwise); its entries stay leased if the
-        pass stops early, as the rest of a batch does."""
+        A batch of claims is one ETag-guarded transaction (up to 50 entries). After a full batch
+        the next one is claimed beside the uploads; its entries stay leased if the pass stops
+        early, as the rest of a batch does."""
         run = run or WorkerRun()
         if self._claimer is None:
             self._claimer = ThreadPoolExecutor(1, thread_name_prefix="retry-claims")
@@ -216,36 +223,34 @@ class RetryWorker:
         return run
 
     def _deliver_all(self, entries: list[QueueEntry], run: WorkerRun) -> bool:
-        """Upload the claimed entries one after another, in arrival order, while up to
-        ``parallel`` earlier entries settle (their Table writes) beside; False once disabled
-        mid-run (the entries not started stay claimed and come due again after the lease)."""
+        """Upload the claimed entries, started oldest first, up to ``uploads`` at a time, while
+        the delivered ones settle (their Table writes) in groups of ``settle_batch`` on up to
+        ``parallel`` threads beside. False once disabled mid-run (the entries not started stay
+        claimed and come due again after the lease)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="retry-worker")
-        settling: set[Future[bool]] = set()
+        if self._uploader is None:
+            self._uploader = ThreadPoolExecutor(self.uploads, thread_name_prefix="retry-upload")
+        pass_ = _Pass(self._uploader, self._pool, self.settle_batch, self.relay)
         enabled = True
         next_start = 0.0
         try:
             for entry in entries:
+                if pass_.failed:
+                    # A failure may auto-disable the integration: settle everything so far first.
+                    pass_.finish(run)
+                if not self.relay.state.get(max_age=STATE_MAX_AGE_SECONDS).enabled:
+                    enabled = False  # disabled mid-run: leave the rest pending
+                    break
+                pass_.make_room(self.uploads, self.parallel, run)
                 pause = next_start - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
                 next_start = time.monotonic() + self._min_gap
                 run.attempted += 1
-                report = self.relay.attempt(entry)
-                context = contextvars.copy_context()
-                settling.add(self._pool.submit(context.run, self.relay.settle, entry, report))
-                if len(settling) >= self.parallel or not report.all_accepted:
-                    # A failure may auto-disable the integration: settle it before going on.
-                    done, settling = wait(
-                        settling, return_when=FIRST_COMPLETED if report.all_accepted else ALL_COMPLETED
-                    )
-                    run.delivered += sum(1 for future in done if future.result())
-                if not self.relay.state.get(max_age=STATE_MAX_AGE_SECONDS).enabled:
-                    enabled = False  # disabled mid-run: leave the rest pending
-                    break
+                pass_.start(entry)
         finally:
-            done, _ = wait(settling)  # every upload's outcome is written before the pass ends
-        run.delivered += sum(1 for future in done if future.result())
+            pass_.finish(run)  # every upload's outcome is written before the pass ends
         return enabled
 
     def publish_gauges(self) -> None:
@@ -259,3 +264,64 @@ class RetryWorker:
         self.relay.telemetry.gauge("relay.queue.oldest_pending_age_seconds", age)
         if oldest and age > 1800:
             log.warning("Retry backlog: oldest pending entry is %.0f s old (%d pending)", age, stats.pending)
+
+
+class _Pass:
+    """The uploads and settles of one batch: uploads in flight (started oldest first), uploaded
+    entries waiting to settle, and the settles running beside."""
+
+    def __init__(
+        self, uploader: ThreadPoolExecutor, settler: ThreadPoolExecutor, settle_batch: int, relay: Relay
+    ) -> None:
+        self._uploader = uploader
+        self._settler = settler
+        self._settle_batch = settle_batch
+        self._relay = relay
+        self._uploading: dict[Future[DeliveryReport], QueueEntry] = {}
+        self._ready: list[tuple[QueueEntry, DeliveryReport]] = []
+        self._settling: set[Future[list[bool]]] = set()
+        self.failed = False  # an upload failed since the last finish()
+
+    def start(self, entry: QueueEntry) -> None:
+        context = contextvars.copy_context()
+        self._uploading[self._uploader.submit(context.run, self._relay.attempt, entry)] = entry
+
+    def make_room(self, uploads: int, settles: int, run: WorkerRun) -> None:
+        """Wait until another upload may start; hand finished uploads to the settlers."""
+        self._collect(block=len(self._uploading) >= uploads)
+        while len(self._uploading) >= uploads:
+            self._collect(block=True)
+        self._settle(settles, run, everything=False)
+
+    def finish(self, run: WorkerRun) -> None:
+        """Wait for every upload, settle all of them, and wait for the settles."""
+        while self._uploading:
+            self._collect(block=True)
+        self._settle(0, run, everything=True)
+        self.failed = False
+
+    def _collect(self, *, block: bool) -> None:
+        if not self._uploading:
+            return
+        done, _ = wait(self._uploading, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for future in done:
+            report = future.result()
+            self._ready.append((self._uploading.pop(future), report))
+            self.failed = self.failed or not report.all_accepted
+
+    def _settle(self, settles: int, run: WorkerRun, *, everything: bool) -> None:
+        if self._ready and (everything or len(self._ready) >= self._settle_batch):
+            context = contextvars.copy_context()
+            self._settling.add(self._settler.submit(context.run, self._relay.settle_many, self._ready))
+            self._ready = []
+        if everything:
+            finished, self._settling = wait(self._settling).done, set()
+            self._count(finished, run)
+        elif len(self._settling) > settles:
+            finished, self._settling = wait(self._settling, return_when=FIRST_COMPLETED)
+            self._count(finished, run)
+
+    @staticmethod
+    def _count(done: set[Future[list[bool]]], run: WorkerRun) -> None:
+        for future in done:
+            run.delivered += sum(future.result())

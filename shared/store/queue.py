@@ -57,15 +57,19 @@ from shared.store.queue_entry import (
     to_ms,
 )
 from shared.store.tables import (
+    MAX_BATCH_OPS,
     Clock,
     as_int,
     as_str,
     as_utc,
+    chunked,
     delete_guarded,
+    delete_guarded_all,
     etag_of,
     guarded,
     log_lost_race,
     replace_guarded,
+    replace_guarded_all,
     size_batches,
 )
 
@@ -90,6 +94,11 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger(__name__)
+
+_Claim = tuple[str, QueueEntry]
+"""A won claim: the entry's RowKey before it (its due order) and the leased entry."""
+MAX_CLAIMS_PER_TXN = MAX_BATCH_OPS // 2
+"""A claim is two operations (delete the due version, create the leased one)."""
 
 
 @dataclass(frozen=True)
@@ -242,9 +251,11 @@ class RetryQueue:
     def claim_due(self, limit: int, lease: timedelta) -> list[QueueEntry]:
         """Lease up to ``limit`` due entries, oldest due first; lost races are skipped.
 
-        Each claim moves the entry to ``due = now + lease`` (claims += 1) in one transaction
-        guarded by the ETag, so exactly one concurrent claimer wins and a crashed worker's
-        entries come due again after the lease.
+        Each claim moves the entry to ``due = now + lease`` (claims += 1), guarded by its ETag, so
+        exactly one concurrent claimer wins and a crashed worker's entries come due again after
+        the lease. The entries one query returns are claimed together, up to 50 in one transaction
+        (all or none); if another claimer took one of them, that transaction fails as a whole and
+        its entries are claimed one by one.
         """
         if lease <= timedelta(0):
             raise ValueError("the claim lease must be positive")
@@ -253,7 +264,7 @@ class RetryQueue:
         now = self._clock()
         lease_until = now + lease
         upper = f"{to_ms(now):015d}_~"
-        claimed: list[tuple[str, QueueEntry]] = []
+        claimed: list[_Claim] = []
         after = ""
         for _round in range(3):
             want = limit - len(claimed)
@@ -271,32 +282,49 @@ class RetryQueue:
                 break
             after = as_str(candidates[-1].get("RowKey"))
             lost = 0
-            shuffled = False
-            for index in range(len(candidates)):
-                if len(claimed) >= limit:
-                    break
-                if lost and not shuffled:
-                    # Another claimer works the same list from the same end: spread out.
-                    tail = candidates[index:]
-                    random.shuffle(tail)
-                    candidates[index:] = tail
-                    shuffled = True
-                claim = self._claim(candidates[index], lease_until)
-                if claim is None:
-                    lost += 1
-                    continue
-                claimed.append(claim)
+            for group in size_batches(candidates, MAX_TXN_PAYLOAD, MAX_CLAIMS_PER_TXN):
+                won = self._claim_all(group, lease_until) if lost == 0 else None
+                if won is None:
+                    won = self._claim_each(group, lease_until)
+                    lost += len(group) - len(won)
+                claimed.extend(won)
             if lost == 0 or len(claimed) >= limit:
                 break
         claimed.sort(key=lambda pair: pair[0])  # due order, also after a shuffle
         return [entry for _key, entry in claimed]
 
-    def _claim(self, entity: dict[str, Any], lease_until: datetime) -> tuple[str, QueueEntry] | None:
-        """Lease one pending entity until ``lease_until``: (its old RowKey, the leased entry), or None."""
+    def _claim_all(self, entities: list[dict[str, Any]], lease_until: datetime) -> list[_Claim] | None:
+        """Lease every entity in one transaction; None if another claimer took any of them."""
+        leased = [self._leased(entity, lease_until) for entity in entities]
+        etags = replace_guarded_all(
+            self._table, PENDING, [(entry.row_key, entry.etag, new) for entry, new in leased]
+        )
+        if etags is None:
+            return None
+        return [
+            (entry.row_key, from_entity(new, etag)) for (entry, new), etag in zip(leased, etags, strict=True)
+        ]
+
+    def _claim_each(
+        self, entities: list[dict[str, Any]], lease_until: datetime
+    ) -> list[tuple[str, QueueEntry]]:
+        """One transaction per claim, after a lost race; shuffled, so two claimers working the
+        same list from the same end spread out."""
+        shuffled = list(entities)
+        random.shuffle(shuffled)
+        return [claim for entity in shuffled if (claim := self._claim(entity, lease_until)) is not None]
+
+    def _leased(self, entity: dict[str, Any], lease_until: datetime) -> tuple[QueueEntry, dict[str, Any]]:
+        """The stored entry (no payload decoded) and its leased version until ``lease_until``."""
         entry = from_entity(entity, with_payload=False)
         new_entity = moved(entity, PENDING, pending_row_key(lease_until, entry.id), lease_until)
         new_entity["claims"] = entry.claims + 1
         new_entity[LEASED] = True  # in flight: pull_forward must leave it to its worker
+        return entry, new_entity
+
+    def _claim(self, entity: dict[str, Any], lease_until: datetime) -> _Claim | None:
+        """Lease one pending entity until ``lease_until``: (its old RowKey, the leased entry), or None."""
+        entry, new_entity = self._leased(entity, lease_until)
         etag = self._replace_entry(entry, new_entity)
         return None if etag is None else (entry.row_key, from_entity(new_entity, etag))
 
@@ -335,6 +363,25 @@ class RetryQueue:
             return True
         log_lost_race("queue.complete", entry.id)
         return False
+
+    @guarded("queue.complete_all")
+    def complete_all(self, entries: Sequence[QueueEntry]) -> list[bool]:
+        """``complete`` for several delivered entries: up to 100 of one partition in one
+        transaction (all or none); if another worker re-claimed one of them meanwhile, that
+        transaction fails as a whole and its entries are completed one by one."""
+        done: dict[tuple[str, str], bool] = {}
+        by_partition: dict[str, list[QueueEntry]] = {}
+        for entry in entries:
+            by_partition.setdefault(entry.partition, []).append(entry)
+        for partition, group in by_partition.items():
+            for batch in chunked(group, MAX_BATCH_OPS):
+                if len(batch) > 1 and delete_guarded_all(
+                    self._table, partition, [(e.row_key, e.etag) for e in batch]
+                ):
+                    done.update(((partition, e.row_key), True) for e in batch)
+                    continue
+                done.update(((partition, e.row_key), self.complete(e)) for e in batch)
+        return [done[e.partition, e.row_key] for e in entries]
 
     @guarded("queue.reschedule")
     def reschedule(

@@ -399,6 +399,62 @@ def replace_guarded(
     return etag_of(results[1])
 
 
+def _swap_ops(partition_key: str, row_key: str, etag: str, new_entity: dict[str, Any]) -> list[Any]:
+    if new_entity["RowKey"] == row_key:
+        return [
+            (
+                "update",
+                new_entity,
+                {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified},
+            )
+        ]
+    return [_guarded_delete_op(partition_key, row_key, etag), ("create", new_entity)]
+
+
+Swap = tuple[str, str, dict[str, Any]]
+"""(row_key, etag, new_entity): replace the version with ``etag`` by ``new_entity``."""
+
+
+def replace_guarded_all(table: TableClient, partition_key: str, swaps: list[Swap]) -> list[str] | None:
+    """``replace_guarded`` for several entities of one partition in ONE transaction: every swap
+    (row_key, etag, new_entity) or none. The new ETags in order, or None if any lost a race (then
+    nothing was written; the caller retries them one by one). At most 50 swaps (100 operations)."""
+    operations: list[Any] = []
+    for row_key, etag, new_entity in swaps:
+        operations.extend(_swap_ops(partition_key, row_key, etag, new_entity))
+    try:
+        results = table.submit_transaction(operations)
+    except HttpResponseError as error:
+        if not lost_race_or_exists(error):
+            raise
+        return None
+    return [etag_of(r) for r in _last_of_each(results, swaps)]
+
+
+def _last_of_each(
+    results: list[Mapping[str, Any]], swaps: list[tuple[str, str, dict[str, Any]]]
+) -> list[Any]:
+    """The result of each swap's last operation (its create, or its replace)."""
+    out: list[Any] = []
+    index = -1
+    for row_key, _etag, new_entity in swaps:
+        index += 1 if new_entity["RowKey"] == row_key else 2
+        out.append(results[index])
+    return out
+
+
+def delete_guarded_all(table: TableClient, partition_key: str, versions: list[tuple[str, str]]) -> bool:
+    """``delete_guarded`` of several (row_key, etag) of one partition in ONE transaction (at most
+    100): all or none. False if any changed or is gone (then none was deleted)."""
+    try:
+        table.submit_transaction([_guarded_delete_op(partition_key, rk, etag) for rk, etag in versions])
+    except HttpResponseError as error:
+        if not lost_race(error):
+            raise
+        return False
+    return True
+
+
 def merge_guarded(
     table: TableClient,
     sources: list[TableEntity],
@@ -444,9 +500,11 @@ def merge_guarded(
     return done
 
 
-def size_batches(entities: Iterable[dict[str, Any]], max_bytes: int) -> Iterator[list[dict[str, Any]]]:
-    """Group entities for transactions: ≤ 100 ops and ≤ ``max_bytes`` of binary properties."""
-    return by_size(entities, _binary_size, max_bytes, MAX_BATCH_OPS)
+def size_batches(
+    entities: Iterable[dict[str, Any]], max_bytes: int, max_count: int = MAX_BATCH_OPS
+) -> Iterator[list[dict[str, Any]]]:
+    """Group entities for transactions: ≤ ``max_count`` (100) and ≤ ``max_bytes`` of binary properties."""
+    return by_size(entities, _binary_size, max_bytes, max_count)
 
 
 def _binary_size(entity: dict[str, Any]) -> int:

@@ -5,6 +5,7 @@ Each test drives the same objects Azure runs (build_services), injecting faults 
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import timedelta
 
@@ -48,6 +49,7 @@ def test_outage_every_event_arrives_once_in_order_on_schedule(
 ) -> None:
     # A long poll keeps the test fast; the worker still wakes exactly at each due time.
     svc = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="100000", RETRY_POLL_SECONDS="60")
+    svc.worker.uploads = 1  # one upload at a time: the rows land strictly in arrival order
     ingestion.set_outage(503)
     for n in range(5):
         assert post(svc.webhook, hit_body(n)).status == 202
@@ -78,6 +80,35 @@ def test_outage_every_event_arrives_once_in_order_on_schedule(
     expected = cumulative[:-1]
     for offsets in by_entry.values():
         assert [round(t) for t in sorted(offsets)] == [round(t) for t in expected]
+
+
+@pytest.mark.parametrize("uploads", [1, 4])
+def test_drain_starts_uploads_oldest_first_up_to_n_at_a_time(
+    make_services: MakeServices, clock: FakeClock, ingestion: LogsIngestionStandIn, uploads: int
+) -> None:
+    svc = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="100000")
+    svc.worker.uploads = uploads
+    ingestion.set_outage(503)
+    for n in range(8):
+        assert post(svc.webhook, hit_body(n)).status == 202
+        clock.advance(0.001)
+    ingestion.set_outage(None)
+    clock.advance(2)  # every entry's first retry is due
+    ingestion.inject_delay(1.0, land=True)  # the oldest entry's rows land, its answer waits 1 s
+    run = svc.worker.run_once()
+    assert (run.attempted, run.delivered) == (8, 8)
+    assert svc.worker.queue.stats().pending == 0
+    expected = [f"req-{n:04d}" for n in range(8)]
+    assert request_ids(ingestion)[0] == expected[0]  # the oldest started first
+    assert sorted(request_ids(ingestion)) == expected  # every event once
+    answered = [
+        json.loads(gzip.decompress(r.body))[0]["RequestId"] for r in ingestion.requests if r.status < 300
+    ]
+    if uploads == 1:
+        assert answered == expected  # strictly one after another
+    else:
+        assert answered[0] != expected[0]  # newer uploads finished while the oldest was held
+        assert sorted(answered) == expected
 
 
 def test_worker_attempts_happen_within_a_second_of_due(

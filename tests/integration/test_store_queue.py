@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
+from azure.core.pipeline import PipelineRequest
 from azure.data.tables import TableClient, TableServiceClient
 from store_fixtures import FakeClock, drop_tables, open_tables, own_client
 
@@ -148,6 +149,72 @@ def test_concurrent_claimers_each_entry_exactly_once(
     assert set(claimed_ids) == ids
     assert sum(1 for per_thread in claims if per_thread) >= 2  # they really competed
     assert queue.stats().pending == 200  # all leased, none lost
+
+
+def counting_client(
+    azurite: Azurite, table: TableClient, before_batch: Callable[[], None] | None = None
+) -> tuple[TableClient, list[str]]:
+    """A client of the same table that notes each request (method and last path part) and may
+    act just before its first transaction is sent (another worker's move at the worst moment)."""
+    seen: list[str] = []
+
+    def hook(request: PipelineRequest) -> None:
+        url = request.http_request.url.split("?")[0]
+        seen.append(f"{request.http_request.method} {url.rsplit('/', 1)[-1]}")
+        if before_batch is not None and url.endswith("$batch") and seen.count(seen[-1]) == 1:
+            before_batch()
+
+    client = TableClient.from_connection_string(
+        azurite.connection_string, table_name=table.table_name, raw_request_hook=hook
+    )
+    return client, seen
+
+
+def test_claims_found_by_one_query_take_one_transaction(
+    queue: RetryQueue, tables: StoreTables, clock: FakeClock, azurite: Azurite
+) -> None:
+    ids = [queue.enqueue(small_rows(f"b{i}"), due_at=clock(), reason="x")[0].id for i in range(30)]
+    client, seen = counting_client(azurite, tables.queue)
+    with client:
+        claimed = RetryQueue(client, clock).claim_due(30, LEASE)
+    assert [e.id for e in claimed] == ids  # oldest due first
+    assert [e.claims for e in claimed] == [1] * 30 and claimed[0].rows == small_rows("b0")
+    assert seen == [f"GET {tables.queue.table_name}()", "POST $batch"]
+    assert queue.claim_due(30, LEASE) == []  # all leased
+    assert queue.complete_all(claimed) == [True] * 30
+    assert queue.stats().pending == 0
+
+
+def test_a_claim_transaction_that_lost_one_entry_claims_the_rest_one_by_one(
+    queue: RetryQueue, tables: StoreTables, clock: FakeClock, azurite: Azurite
+) -> None:
+    ids = [queue.enqueue(small_rows(f"r{i}"), due_at=clock(), reason="x")[0].id for i in range(5)]
+    rival: list[QueueEntry] = []
+    client, seen = counting_client(
+        azurite, tables.queue, before_batch=lambda: rival.extend(queue.claim_due(1, LEASE))
+    )
+    with client:
+        mine = RetryQueue(client, clock).claim_due(5, LEASE)
+    assert [e.id for e in rival] == ids[:1]  # the rival took the oldest while we were deciding
+    assert [e.id for e in mine] == ids[1:]  # in due order, each exactly once
+    assert seen.count("POST $batch") == 1 + 5  # the failed transaction, then one per entry
+    assert queue.stats().pending == 5
+
+
+def test_complete_all_after_a_lost_lease_removes_only_what_we_still_hold(
+    queue: RetryQueue, clock: FakeClock
+) -> None:
+    for i in range(4):
+        queue.enqueue(small_rows(f"c{i}"), due_at=clock(), reason="x")
+    first = queue.claim_due(4, LEASE)
+    clock.advance(LEASE)  # our worker stalled: the lease ran out
+    [again] = queue.claim_due(1, LEASE)  # another worker re-claimed the oldest
+    assert again.id == first[0].id
+    assert queue.complete_all(first) == [False, True, True, True]
+    assert queue.stats().pending == 1  # the re-claimed one stays with its new owner
+    assert queue.complete_all([again]) == [True]
+    assert queue.complete_all([]) == []
+    assert queue.stats().pending == 0
 
 
 def test_lease_expiry_redelivers_after_a_crash(queue: RetryQueue, clock: FakeClock) -> None:
