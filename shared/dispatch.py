@@ -170,6 +170,8 @@ class Relay:
         with self.telemetry.span(
             "relay.retry", {"relay.rows": len(entry.rows), "relay.attempt": entry.attempt}
         ):
+            if entry.payload:  # the stored gzipped JSON goes as it is, when it fits one request
+                return self.deliverer.deliver_packed(entry.payload, entry.rows)
             return self.deliverer.deliver(entry.rows)
 
     def settle(self, entry: QueueEntry, report: DeliveryReport) -> bool:

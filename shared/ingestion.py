@@ -107,6 +107,11 @@ def _error_code(err: HttpResponseError) -> str:
         return f"HTTP{err.status_code}"
 
 
+def packed_size(payload: bytes) -> int:
+    """Uncompressed size of a one-member gzip payload: its trailer's ISIZE (RFC 1952, mod 2**32)."""
+    return int.from_bytes(payload[-4:], "little") if len(payload) >= 18 else 0
+
+
 def describe_failure(err: Exception, rows: list[Row]) -> ChunkFailure:
     """Turn an SDK exception into a failure with what an operator needs: status, code, request id."""
     if isinstance(err, HttpResponseError) and err.response is not None:
@@ -170,6 +175,16 @@ class Deliverer:
             self._upload(chunk, report)
         return report
 
+    def deliver_packed(self, payload: bytes, rows: Sequence[Row]) -> DeliveryReport:
+        """`deliver` for rows already stored as one gzipped JSON array (a queue entry's payload):
+        sent as they are in one request when the array fits one (no JSON or gzip work here, the
+        most of an upload's CPU), otherwise chunked as `deliver` does. A 413 splits as usual."""
+        if not rows or packed_size(payload) > MAX_CHUNK_BYTES:
+            return self.deliver(rows)
+        report = DeliveryReport()
+        self._upload(list(rows), report, body=payload)
+        return report
+
     def probe(self, rows: Sequence[Row] = ()) -> Attempt:
         """Checks token, role and DCR/stream. With no rows it sends an empty JSON array (the SDK
         sends nothing for an empty list, so the body goes as a stream) and writes no row."""
@@ -177,8 +192,8 @@ class Deliverer:
         self._send(list(rows), report)
         return report.attempts[0]
 
-    def _upload(self, chunk: list[Row], report: DeliveryReport) -> None:
-        failure = self._send(chunk, report)
+    def _upload(self, chunk: list[Row], report: DeliveryReport, body: bytes | None = None) -> None:
+        failure = self._send(chunk, report, body)
         if failure is None:
             report.accepted.extend(chunk)
         elif failure.status == 413 and len(chunk) > 1:
@@ -189,7 +204,10 @@ class Deliverer:
         else:
             report.failures.append(failure)
 
-    def _send(self, chunk: list[Row], report: DeliveryReport) -> ChunkFailure | None:
+    def _send(
+        self, chunk: list[Row], report: DeliveryReport, body: bytes | None = None
+    ) -> ChunkFailure | None:
+        """One request: ``chunk`` as the SDK serialises it, or ``body`` (the chunk as gzipped JSON)."""
         errors: list[LogsUploadError] = []
         request_ids: list[str] = []
 
@@ -199,7 +217,7 @@ class Deliverer:
 
         started = self._monotonic()
         try:
-            if chunk:
+            if chunk and body is None:
                 self._client.upload(
                     rule_id=self._dcr,
                     stream_name=self._stream,
@@ -211,7 +229,7 @@ class Deliverer:
                 self._client.upload(
                     rule_id=self._dcr,
                     stream_name=self._stream,
-                    logs=io.BytesIO(b"[]"),
+                    logs=io.BytesIO(b"[]" if body is None else body),  # gzip is detected by its magic
                     raw_response_hook=keep_request_id,
                 )
         except Exception as err:  # noqa: BLE001 - credential and transport errors surface here, not in on_error

@@ -202,56 +202,56 @@ class RetryWorker:
         """Claim and deliver until nothing is due or the integration is disabled.
 
         A batch of claims is one ETag-guarded transaction (up to 50 entries). After a full batch
-        the next one is claimed beside the uploads; its entries stay leased if the pass stops
-        early, as the rest of a batch does."""
+        the next one is claimed beside the uploads, and its uploads start while the last ones of
+        the batch before are still running or settling; its entries stay leased if the run
+        stops early, as the rest of a batch does."""
         run = run or WorkerRun()
         if self._claimer is None:
             self._claimer = ThreadPoolExecutor(1, thread_name_prefix="retry-claims")
-        entries = self.queue.claim_due(self.batch, self.lease)
-        while entries:
-            upcoming: Future[list[QueueEntry]] | None = None
-            if len(entries) >= self.batch:
-                context = contextvars.copy_context()
-                upcoming = self._claimer.submit(context.run, self.queue.claim_due, self.batch, self.lease)
-            try:
-                going = self._deliver_all(entries, run)
-            finally:
-                claimed = upcoming.result() if upcoming is not None else []
-            if not going:
-                return run
-            entries = claimed or (self.queue.claim_due(self.batch, self.lease) if upcoming is None else [])
-        return run
-
-    def _deliver_all(self, entries: list[QueueEntry], run: WorkerRun) -> bool:
-        """Upload the claimed entries, started oldest first, up to ``uploads`` at a time, while
-        the delivered ones settle (their Table writes) in groups of ``settle_batch`` on up to
-        ``parallel`` threads beside. False once disabled mid-run (the entries not started stay
-        claimed and come due again after the lease)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="retry-worker")
         if self._uploader is None:
             self._uploader = ThreadPoolExecutor(self.uploads, thread_name_prefix="retry-upload")
         pass_ = _Pass(self._uploader, self._pool, self.settle_batch, self.relay)
-        enabled = True
-        next_start = 0.0
         try:
-            for entry in entries:
-                if pass_.failed:
-                    # A failure may auto-disable the integration: settle everything so far first.
-                    pass_.finish(run)
-                if not self.relay.state.get(max_age=STATE_MAX_AGE_SECONDS).enabled:
-                    enabled = False  # disabled mid-run: leave the rest pending
-                    break
-                pass_.make_room(self.uploads, self.parallel, run)
-                pause = next_start - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)
-                next_start = time.monotonic() + self._min_gap
-                run.attempted += 1
-                pass_.start(entry)
+            entries = self.queue.claim_due(self.batch, self.lease)
+            while entries:
+                upcoming: Future[list[QueueEntry]] | None = None
+                if len(entries) >= self.batch:
+                    context = contextvars.copy_context()
+                    upcoming = self._claimer.submit(context.run, self.queue.claim_due, self.batch, self.lease)
+                try:
+                    going = self._deliver_all(entries, run, pass_)
+                finally:
+                    claimed = upcoming.result() if upcoming is not None else []
+                if not going:
+                    return run
+                entries = claimed or (
+                    self.queue.claim_due(self.batch, self.lease) if upcoming is None else []
+                )
         finally:
-            pass_.finish(run)  # every upload's outcome is written before the pass ends
-        return enabled
+            pass_.finish(run)  # every upload's outcome is written before the run ends
+        return run
+
+    def _deliver_all(self, entries: list[QueueEntry], run: WorkerRun, pass_: _Pass) -> bool:
+        """Start the uploads of the claimed entries oldest first, up to ``uploads`` at a time,
+        while the delivered ones settle (their Table writes) in groups of ``settle_batch`` on up
+        to ``parallel`` threads beside. False once disabled mid-run (the entries not started stay
+        claimed and come due again after the lease)."""
+        for entry in entries:
+            if pass_.failed:
+                # A failure may auto-disable the integration: settle everything so far first.
+                pass_.finish(run)
+            if not self.relay.state.get(max_age=STATE_MAX_AGE_SECONDS).enabled:
+                return False  # disabled mid-run: leave the rest pending
+            pass_.make_room(self.uploads, self.parallel, run)
+            pause = pass_.next_start - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            pass_.next_start = time.monotonic() + self._min_gap
+            run.attempted += 1
+            pass_.start(entry)
+        return True
 
     def publish_gauges(self) -> None:
         try:
@@ -281,6 +281,7 @@ class _Pass:
         self._ready: list[tuple[QueueEntry, DeliveryReport]] = []
         self._settling: set[Future[list[bool]]] = set()
         self.failed = False  # an upload failed since the last finish()
+        self.next_start = 0.0  # monotonic time the next upload may start (pacing)
 
     def start(self, entry: QueueEntry) -> None:
         context = contextvars.copy_context()

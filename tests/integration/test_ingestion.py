@@ -26,10 +26,12 @@ from shared.ingestion import (
     _retry_after,
     build_ingestion_client,
     describe_failure,
+    packed_size,
     row_size,
     split_chunks,
 )
 from shared.schema import COLUMNS, Row
+from shared.store.queue_entry import compress_rows
 
 
 def make_row(n: int, raw_bytes: int = 100, rng: random.Random | None = None) -> Row:
@@ -180,6 +182,45 @@ def test_413_on_a_multi_row_chunk_splits_and_lands_everything(
     report = deliverer.deliver(rows)
     assert report.all_accepted
     assert sorted(summaries(report.accepted)) == sorted(summaries(rows))
+    assert [(a.ok, a.rows, a.status) for a in report.attempts] == [
+        (False, 5, 413),
+        (True, 2, 204),
+        (True, 3, 204),
+    ]
+    assert sorted(summaries(ingestion.accepted)) == sorted(summaries(rows))
+
+
+def test_a_queue_payload_that_fits_one_request_is_sent_as_stored(
+    deliverer: Deliverer, ingestion: LogsIngestionStandIn
+) -> None:
+    rows = [make_row(i, 2000) for i in range(30)]
+    payload = compress_rows(rows)
+    report = deliverer.deliver_packed(payload, rows)
+    assert report.all_accepted and [(a.ok, a.rows) for a in report.attempts] == [(True, 30)]
+    (request,) = ingestion.requests
+    assert (request.content_encoding, request.body) == ("gzip", payload)  # not serialised again
+    assert summaries(ingestion.accepted) == summaries(rows)
+    assert packed_size(payload) == len(gzip.decompress(payload))
+
+
+def test_a_queue_payload_over_one_request_is_chunked_as_deliver_does(
+    deliverer: Deliverer, ingestion: LogsIngestionStandIn
+) -> None:
+    rows = rows_for_chunks(2)
+    payload = compress_rows(rows)
+    assert packed_size(payload) > MAX_CHUNK_BYTES
+    report = deliverer.deliver_packed(payload, rows)
+    assert report.all_accepted and [(a.ok, a.rows) for a in report.attempts] == [(True, 20), (True, 20)]
+    assert summaries(ingestion.accepted) == summaries(rows)
+
+
+def test_413_on_a_queue_payload_splits_and_lands_everything(
+    deliverer: Deliverer, ingestion: LogsIngestionStandIn
+) -> None:
+    rows = [make_row(i) for i in range(5)]
+    ingestion.inject(413)
+    report = deliverer.deliver_packed(compress_rows(rows), rows)
+    assert report.all_accepted
     assert [(a.ok, a.rows, a.status) for a in report.attempts] == [
         (False, 5, 413),
         (True, 2, 204),
