@@ -19,7 +19,8 @@ from bench.report import API_LATENCY, TABLE_LATENCY, Results
 from bench.scenarios import ack, cold, drain, profile, throughput
 
 STEPS = ("throughput", "ack", "cold", "drain", "profile")
-DRAIN_THREADS = 6  # the worker's default settling threads
+DRAIN_THREADS = 6  # threads of the raw SDK's ceiling
+DRAIN_UPLOADS = 4  # the worker's default uploads at a time
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         if "cold" in chosen:
             results.cold = cold.run(h, quick=args.quick)
         if "drain" in chosen:
-            results.drains.append(drain.run(h, quick=args.quick, parallel=1))
-            results.drains.append(drain.run(h, quick=args.quick, parallel=DRAIN_THREADS))
+            results.drains.append(drain.run(h, quick=args.quick, uploads=1))
+            results.drains.append(drain.run(h, quick=args.quick, uploads=DRAIN_UPLOADS))
             results.drains.append(
-                drain.run(h, quick=args.quick, parallel=DRAIN_THREADS, table_latency=TABLE_LATENCY)
+                drain.run(h, quick=args.quick, uploads=DRAIN_UPLOADS, table_latency=TABLE_LATENCY)
             )
             results.ceiling = drain.ceiling(h, quick=args.quick, parallel=DRAIN_THREADS)
             results.ceiling_sequential = drain.ceiling(h, quick=args.quick, parallel=1)

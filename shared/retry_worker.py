@@ -72,7 +72,7 @@ class RetryWorker:
         probe_every: timedelta = timedelta(seconds=30),
         parallel: int = 6,
         uploads: int = 4,
-        settle_batch: int = 10,
+        settle_batch: int = 25,
         max_per_second: float = 150.0,
     ) -> None:
         self.relay = relay
@@ -86,6 +86,7 @@ class RetryWorker:
         self.parallel = max(1, parallel)
         self.uploads = max(1, uploads)
         self.settle_batch = max(1, settle_batch)
+        self.max_per_second = max_per_second
         self._min_gap = 1.0 / max_per_second
         self._pool: ThreadPoolExecutor | None = None
         self._uploader: ThreadPoolExecutor | None = None

@@ -1,6 +1,6 @@
 """Drain of a backlog: an outage's worth of queue entries, all due, `RetryWorker.run_once()`
-until nothing is due (one worker) with `parallel` settling threads (1: fully sequential); and the
-stand-in's own ceiling: the raw SDK uploading the same rows on `parallel` threads."""
+until nothing is due (one worker) with up to `uploads` uploads at a time (1: one after another);
+and the stand-in's own ceiling: the raw SDK uploading the same rows on `parallel` threads."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from bench.harness import Harness, say, timed
 
 @dataclass
 class Drain:
-    parallel: int
+    uploads: int  # at a time
+    parallel: int  # settling threads
+    settle_batch: int
+    pace: float  # upload starts per second at most (the DCR's request limit)
     table_latency: float
     entries: int
     events: int
@@ -38,17 +41,17 @@ class Drain:
         return self.events / self.seconds
 
 
-def run(h: Harness, *, quick: bool, parallel: int, table_latency: float = 0.0) -> Drain:
+def run(h: Harness, *, quick: bool, uploads: int, table_latency: float = 0.0) -> Drain:
     from bench.payloads import realistic_rows
 
     target = 10_000 if quick else 100_000
     svc = h.use("drain")
-    svc.worker.parallel = parallel
+    svc.worker.uploads = uploads
     queue = svc.worker.queue
     now = datetime.now(UTC)
     groups = realistic_rows(target, now)
     total = sum(len(g) for g in groups)
-    say(f"drain: {len(groups)} entries, {total:,} rows, {parallel} threads, +{table_latency * 1000:.0f} ms")
+    say(f"drain: {len(groups)} entries, {total:,} rows, {uploads} at a time, +{table_latency * 1000:.0f} ms")
     h.wire.take()
     with h.table_latency(table_latency):
         with timed() as enq_t:
@@ -77,9 +80,12 @@ def run(h: Harness, *, quick: bool, parallel: int, table_latency: float = 0.0) -
     landed = int(h.standins.state()["accepted"])
     h.standins.reset()
     table = [c for c in calls if c.target == "table"]
-    uploads = [c for c in calls if c.target == "ingestion"]
+    posts = [c for c in calls if c.target == "ingestion"]
     result = Drain(
-        parallel=parallel,
+        uploads=uploads,
+        parallel=svc.worker.parallel,
+        settle_batch=svc.worker.settle_batch,
+        pace=svc.worker.max_per_second,
         table_latency=table_latency,
         entries=len(groups),
         events=total,
@@ -92,8 +98,8 @@ def run(h: Harness, *, quick: bool, parallel: int, table_latency: float = 0.0) -
         delivered=delivered,
         landed=landed,
         pending_after=after.pending,
-        ingest_requests=len(uploads),
-        ingest_time=sum(c.seconds for c in uploads),
+        ingest_requests=len(posts),
+        ingest_time=sum(c.seconds for c in posts),
         table_requests=len(table),
         table_time=sum(c.seconds for c in table),
         ops={k: v / max(attempted, 1) for k, v in Counter(c.label for c in table).most_common()},
