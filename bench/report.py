@@ -272,6 +272,14 @@ def notes(r: Results) -> str:
                 f" One upload at a time, the raw SDK alone reaches "
                 f"{r.ceiling_sequential:,.0f} events/s: the drain reaches {d.eps / r.ceiling_sequential:.0%} of that bound."
             )
+        if d.cpu:
+            per = {name: 1000 * spent / max(d.attempted, 1) for name, spent in d.cpu.items()}
+            line += (
+                " CPU per entry: "
+                + ", ".join(f"{name} {value:.1f} ms" for name, value in per.items())
+                + f"; {os.cpu_count()} CPUs fully used would drain about "
+                f"{(os.cpu_count() or 1) * 1000 / sum(per.values()) * d.events / d.entries:,.0f} events/s."
+            )
         line += (
             f" Per entry: {d.table_requests / max(d.attempted, 1):.1f} Table requests and "
             f"{d.ingest_requests / max(d.attempted, 1):.1f} uploads; the relay, Azurite and the stand-in share "

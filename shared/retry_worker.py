@@ -240,12 +240,12 @@ class RetryWorker:
         to ``parallel`` threads beside. False once disabled mid-run (the entries not started stay
         claimed and come due again after the lease)."""
         for entry in entries:
+            pass_.make_room(self.uploads, self.parallel, run)
             if pass_.failed:
                 # A failure may auto-disable the integration: settle everything so far first.
                 pass_.finish(run)
             if not self.relay.state.get(max_age=STATE_MAX_AGE_SECONDS).enabled:
                 return False  # disabled mid-run: leave the rest pending
-            pass_.make_room(self.uploads, self.parallel, run)
             pause = pass_.next_start - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
@@ -268,7 +268,7 @@ class RetryWorker:
 
 
 class _Pass:
-    """The uploads and settles of one batch: uploads in flight (started oldest first), uploaded
+    """The uploads and settles of one run_once: uploads in flight (started oldest first), uploaded
     entries waiting to settle, and the settles running beside."""
 
     def __init__(
@@ -283,6 +283,7 @@ class _Pass:
         self._settling: set[Future[list[bool]]] = set()
         self.failed = False  # an upload failed since the last finish()
         self.next_start = 0.0  # monotonic time the next upload may start (pacing)
+        self._errors: list[Exception] = []  # uploads that raised instead of reporting
 
     def start(self, entry: QueueEntry) -> None:
         context = contextvars.copy_context()
@@ -290,7 +291,7 @@ class _Pass:
 
     def make_room(self, uploads: int, settles: int, run: WorkerRun) -> None:
         """Wait until another upload may start; hand finished uploads to the settlers."""
-        self._collect(block=len(self._uploading) >= uploads)
+        self._collect(block=False)
         while len(self._uploading) >= uploads:
             self._collect(block=True)
         self._settle(settles, run, everything=False)
@@ -301,14 +302,22 @@ class _Pass:
             self._collect(block=True)
         self._settle(0, run, everything=True)
         self.failed = False
+        if self._errors:
+            error, self._errors = self._errors[0], []
+            raise error
 
     def _collect(self, *, block: bool) -> None:
         if not self._uploading:
             return
         done, _ = wait(self._uploading, timeout=None if block else 0, return_when=FIRST_COMPLETED)
         for future in done:
-            report = future.result()
-            self._ready.append((self._uploading.pop(future), report))
+            entry = self._uploading.pop(future)
+            try:
+                report = future.result()
+            except Exception as error:  # noqa: BLE001 - raised by finish(), once the others are settled
+                self._errors.append(error)  # the entry stays leased and comes due again
+                continue
+            self._ready.append((entry, report))
             self.failed = self.failed or not report.all_accepted
 
     def _settle(self, settles: int, run: WorkerRun, *, everything: bool) -> None:

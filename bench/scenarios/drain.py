@@ -4,6 +4,8 @@ and the stand-in's own ceiling: the raw SDK uploading the same rows on `parallel
 
 from __future__ import annotations
 
+import os
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ class Drain:
     table_requests: int
     table_time: float  # summed over threads
     ops: dict[str, float] = field(default_factory=dict)  # request label -> per entry
+    cpu: dict[str, float] = field(default_factory=dict)  # process -> CPU seconds over the drain (Linux)
 
     @property
     def eps(self) -> float:
@@ -68,6 +71,7 @@ def run(h: Harness, *, quick: bool, uploads: int, table_latency: float = 0.0) ->
         enqueue_requests = len(h.wire.take())
         h.standins.reset()
         delivered = attempted = 0
+        cpu_before = _cpu_seconds()
         with timed() as drain_t:
             while True:
                 step = svc.worker.run_once()
@@ -75,6 +79,7 @@ def run(h: Harness, *, quick: bool, uploads: int, table_latency: float = 0.0) ->
                 attempted += step.attempted
                 if step.attempted == 0:
                     break
+        cpu = {name: spent - cpu_before.get(name, 0.0) for name, spent in _cpu_seconds().items()}
         calls = h.wire.take()
     after = queue.stats()
     landed = int(h.standins.state()["accepted"])
@@ -103,9 +108,43 @@ def run(h: Harness, *, quick: bool, uploads: int, table_latency: float = 0.0) ->
         table_requests=len(table),
         table_time=sum(c.seconds for c in table),
         ops={k: v / max(attempted, 1) for k, v in Counter(c.label for c in table).most_common()},
+        cpu=cpu,
     )
     say(f"drain: {result.eps:,.0f} events/s in {result.seconds:.1f} s")
     return result
+
+
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of the relay (this process), Azurite and the stand-ins (its children),
+    from /proc; empty where there is no /proc."""
+    if not os.path.isdir("/proc/self"):
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    out = {"relay": time.process_time()}
+    todo = [os.getpid()]
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, spent) in stats.items():
+            if ppid != parent:
+                continue
+            todo.append(pid)
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    command = f.read()
+            except OSError:
+                continue
+            name = "Azurite" if b"azurite" in command else "stand-in" if b"standins" in command else ""
+            if name:
+                out[name] = out.get(name, 0.0) + spent
+    return out
 
 
 def ceiling(h: Harness, *, quick: bool, parallel: int) -> float:

@@ -104,11 +104,30 @@ def test_drain_starts_uploads_oldest_first_up_to_n_at_a_time(
     answered = [
         json.loads(gzip.decompress(r.body))[0]["RequestId"] for r in ingestion.requests if r.status < 300
     ]
+    window = svc.relay.ledger.failure_window()
+    assert (window.attempts, window.failures) == (len(ingestion.requests), 8)  # each request counted once
     if uploads == 1:
         assert answered == expected  # strictly one after another
     else:
         assert answered[0] != expected[0]  # newer uploads finished while the oldest was held
         assert sorted(answered) == expected
+
+
+def test_a_failure_mid_drain_is_settled_before_more_uploads_start_so_auto_disable_stops_them(
+    make_services: MakeServices, clock: FakeClock, ingestion: LogsIngestionStandIn
+) -> None:
+    svc = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="3", AUTO_DISABLE_GRACE_MINUTES="0")
+    for n in range(20):
+        svc.worker.queue.enqueue([{"RequestId": f"req-{n:04d}"}], due_at=clock(), reason="test")
+        clock.advance(0.001)
+    ingestion.set_outage(503)
+    run = svc.worker.run_once()
+    assert svc.admin.status()["state"] == "auto_disabled"
+    # The third failure trips the rule; at most the uploads already running (4) go after it.
+    assert 3 <= run.attempted <= 3 + svc.worker.uploads - 1
+    assert svc.worker.queue.stats().pending == 20  # rescheduled or still leased: nothing lost
+    window = svc.relay.ledger.failure_window()
+    assert window.attempts == len(ingestion.requests)  # each request counted once (announce included)
 
 
 def test_worker_attempts_happen_within_a_second_of_due(
@@ -305,6 +324,7 @@ def test_manual_disable_raises_disable_integration_and_enable_replays_in_order(
         clock.advance(0.01)
     assert svc.admin.status()["queue"]["parked_entries"] == 3
     svc.admin.enable("alice")
+    svc.worker.uploads = 1  # one upload at a time: strictly in arrival order
     svc.worker.run_once()
     assert request_ids(ingestion)[1:] == ["req-0000", "req-0001", "req-0002"]
 
