@@ -56,7 +56,7 @@ def integration_recovered_row(at: datetime, disabled_at: datetime | None, resume
         "info",
         "[Relay] Sentinel integration re-enabled automatically",
         "A probe of the Logs Ingestion API succeeded after an automatic disable; the relay re-enabled "
-        f"itself and is delivering the {resumed_entries} queued or parked entries in arrival order.",
+        f"itself and is delivering the {resumed_entries} queued or parked entries, oldest first.",
         {
             "disabled_at": iso_ms(disabled_at) if disabled_at else None,
             "disabled_seconds": round(down, 1) if down is not None else None,

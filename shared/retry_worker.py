@@ -9,7 +9,7 @@ instances running the worker never deliver one entry twice.
 Health probes (an empty upload, every RECOVERY_PROBE_SECONDS) make recovery independent of the
 schedule's long steps:
 - while auto-disabled, the first successful probe re-enables the integration and resumes every
-  queued and parked entry in arrival order (a manual disable waits for an operator);
+  queued and parked entry, oldest first (a manual disable waits for an operator);
 - while enabled, with entries waiting for a later step, a successful probe makes them due now,
   so a backlog on a 30-minute step lands within a minute of the API being healthy again.
 

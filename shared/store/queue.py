@@ -10,9 +10,10 @@ Partitions of the queue table:
 How one entry is stored is ``shared.store.queue_entry``; moving parked or quarantined entries
 back is ``shared.store.queue_move``; the ETag-guarded writes are in ``shared.store.tables``.
 
-Claims are leases: ``claim_due`` moves an entry to ``due = now + lease`` in one ETag-guarded
-transaction (delete old, create new). A worker that crashes leaves the entry to come due again;
-two claimers cannot both win. Delivery is therefore at-least-once.
+Claims are leases: ``claim_due`` moves an entry to ``due = now + lease`` in an ETag-guarded
+transaction (delete old, create new; up to 50 entries in one, all or none). A worker that crashes
+leaves the entry to come due again; two claimers cannot both win. Delivery is therefore
+at-least-once. ``complete_all`` removes delivered entries together the same way.
 """
 
 from __future__ import annotations
