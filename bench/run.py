@@ -20,7 +20,7 @@ from bench.scenarios import ack, cold, drain, profile, throughput
 
 STEPS = ("throughput", "ack", "cold", "drain", "profile")
 DRAIN_THREADS = 6  # threads of the raw SDK's ceiling
-DRAIN_UPLOADS = 4  # the worker's default uploads at a time
+DRAIN_UPLOADS = 16  # the worker's default uploads at a time
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             results.drains.append(
                 drain.run(h, quick=args.quick, uploads=DRAIN_UPLOADS, table_latency=TABLE_LATENCY)
             )
+            for uploads in (4, DRAIN_UPLOADS):
+                results.drains.append(
+                    drain.run(h, quick=args.quick, uploads=uploads, api_latency=API_LATENCY)
+                )
             results.ceiling = drain.ceiling(h, quick=args.quick, parallel=DRAIN_THREADS)
             results.ceiling_sequential = drain.ceiling(h, quick=args.quick, parallel=1)
         if "profile" in chosen:

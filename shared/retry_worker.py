@@ -14,10 +14,11 @@ schedule's long steps:
   so a backlog on a 30-minute step lands within a minute of the API being healthy again.
 
 A pass starts the uploads of its claimed entries oldest first, up to ``uploads`` at a time (default
-4; Log Analytics orders rows by TimeGenerated, not by arrival), while the delivered ones settle in
-groups (one transaction removes them, one ledger write counts their requests) on up to ``parallel``
-threads (default 6) beside. A failed upload stops new starts until everything so far is settled,
-since it may auto-disable the integration. Starts are paced to ``max_per_second`` (default 150/s,
+16: at a 100 ms API round trip that is what the pacing below allows; Log Analytics orders rows by
+TimeGenerated, not by arrival), while the delivered ones settle in groups (one transaction removes
+them, one ledger write counts their requests) on up to ``parallel`` threads (default 6) beside.
+A failed upload stops new starts until everything so far is settled, since it may auto-disable
+the integration. Starts are paced to ``max_per_second`` (default 150/s,
 below the DCR's 12,000 requests/min with room left for the webhooks). The state is checked before
 each start, so a disable mid-run stops new uploads at once.
 
@@ -71,7 +72,7 @@ class RetryWorker:
         batch: int = 50,
         probe_every: timedelta = timedelta(seconds=30),
         parallel: int = 6,
-        uploads: int = 4,
+        uploads: int = 16,
         settle_batch: int = 25,
         max_per_second: float = 150.0,
     ) -> None:

@@ -17,6 +17,7 @@ from bench.harness import Harness, say, timed
 @dataclass
 class Drain:
     uploads: int  # at a time
+    api_latency: float  # the stand-in holds each upload this long
     parallel: int  # settling threads
     settle_batch: int
     pace: float  # upload starts per second at most (the DCR's request limit)
@@ -44,7 +45,9 @@ class Drain:
         return self.events / self.seconds
 
 
-def run(h: Harness, *, quick: bool, uploads: int, table_latency: float = 0.0) -> Drain:
+def run(
+    h: Harness, *, quick: bool, uploads: int, table_latency: float = 0.0, api_latency: float = 0.0
+) -> Drain:
     from bench.payloads import realistic_rows
 
     target = 10_000 if quick else 100_000
@@ -54,7 +57,10 @@ def run(h: Harness, *, quick: bool, uploads: int, table_latency: float = 0.0) ->
     now = datetime.now(UTC)
     groups = realistic_rows(target, now)
     total = sum(len(g) for g in groups)
-    say(f"drain: {len(groups)} entries, {total:,} rows, {uploads} at a time, +{table_latency * 1000:.0f} ms")
+    say(
+        f"drain: {len(groups)} entries, {total:,} rows, {uploads} at a time, "
+        f"API +{api_latency * 1000:.0f} ms, Table +{table_latency * 1000:.0f} ms"
+    )
     h.wire.take()
     with h.table_latency(table_latency):
         with timed() as enq_t:
@@ -70,6 +76,8 @@ def run(h: Harness, *, quick: bool, uploads: int, table_latency: float = 0.0) ->
                 )
         enqueue_requests = len(h.wire.take())
         h.standins.reset()
+        if api_latency:  # every upload lands, then waits before its 204, as a distant API does
+            h.standins.fault(delay=api_latency, times=1_000_000, land=True)
         delivered = attempted = 0
         cpu_before = _cpu_seconds()
         with timed() as drain_t:
@@ -88,6 +96,7 @@ def run(h: Harness, *, quick: bool, uploads: int, table_latency: float = 0.0) ->
     posts = [c for c in calls if c.target == "ingestion"]
     result = Drain(
         uploads=uploads,
+        api_latency=api_latency,
         parallel=svc.worker.parallel,
         settle_batch=svc.worker.settle_batch,
         pace=svc.worker.max_per_second,
