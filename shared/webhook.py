@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.books import Books
 from shared.clock import Clock
 from shared.dispatch import Relay, SubmitResult, types_of
 from shared.mapping import map_event
@@ -26,6 +27,8 @@ from shared.schema import Row
 from shared.selection import Selection, select
 from shared.store.dedup import DedupKeys
 from shared.store.tables import StoreUnavailable
+from shared.tally import Tally
+from shared.telemetry import Telemetry
 from shared.wallarm.events import ParseError, ParseResult, Rejection
 from shared.wallarm.parse import parse_body
 
@@ -71,6 +74,8 @@ class WebhookHandler:
         config: WebhookConfig,
         relay: Relay,
         dedup: DedupKeys,
+        books: Books,
+        telemetry: Telemetry,
         *,
         clock: Clock,
         monotonic: Callable[[], float] = time.monotonic,
@@ -78,13 +83,13 @@ class WebhookHandler:
         self.config = config
         self.relay = relay
         self.dedup = dedup
+        self.books = books
+        self.telemetry = telemetry
         self.clock = clock
         self.monotonic = monotonic
 
     def handle(self, request: WebhookRequest) -> WebhookResponse:
-        with self.relay.telemetry.span(
-            "wallarm.webhook", {"http.request.body.size": len(request.body)}
-        ) as span:
+        with self.telemetry.span("wallarm.webhook", {"http.request.body.size": len(request.body)}) as span:
             response = self._handle(request)
             span.set_attribute("http.response.status_code", response.status)
             if "error" in response.body:
@@ -149,8 +154,9 @@ class WebhookHandler:
             )
 
         deadline = started + self.config.budget.total_seconds()
+        tally = Tally("webhook")
         try:
-            result = self.relay.submit(rows, source="webhook", deadline=deadline, record=False)
+            result = self.relay.submit(rows, tally=tally, deadline=deadline)
         except StoreUnavailable as err:
             # Neither delivered nor durable: Wallarm must resend, so the dedup key must not stay.
             self._dedup_abandon(key)
@@ -164,8 +170,8 @@ class WebhookHandler:
             )
         finishing = _BESIDE.submit(contextvars.copy_context().run, self._dedup_finish, key)
         # The attempts and this webhook's counters go to Table Storage in one write.
-        counts = self._account(rows, result, filtered, len(rejected))
-        self.relay.record(result.report, source="webhook", entry_id="", counts=counts)
+        tally.add(self._account(rows, result, filtered, len(rejected)))
+        self.books.write(tally)
         finishing.result()
         status = 200 if result.queued == result.parked == result.quarantined == 0 else 202
         body: dict[str, Any] = {
@@ -248,7 +254,7 @@ class WebhookHandler:
         )
         for event_type, n in by_type.items():
             counts[f"type_{event_type}"] += n
-        tel = self.relay.telemetry
+        tel = self.telemetry
         tel.count_events("received", by_type)
         tel.count_events("filtered", filtered)
         if rejected:
@@ -263,10 +269,9 @@ class WebhookHandler:
         return counts
 
     def _count(self, counts: Mapping[str, int]) -> None:
-        try:
-            self.relay.counters.add({k: v for k, v in counts.items() if v})
-        except StoreUnavailable as err:
-            log.warning("Hourly counters not updated: %s", err)
+        tally = Tally("webhook")
+        tally.add(counts)
+        self.books.write(tally)
 
 
 def to_rows(

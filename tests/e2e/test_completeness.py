@@ -370,7 +370,7 @@ def test_a_hit_reaching_the_cloud_after_its_window_ran_is_caught_by_the_next_win
     (next_window,) = svc.completeness.reconciler.run_due()
     assert (next_window.start.hour, next_window.in_wallarm, next_window.added) == (13, 1, 1)
     assert ids(hit_rows(ingestion)) == Counter({"very-late": 1})
-    hour = svc.relay.counters.read(clock().replace(minute=0))
+    hour = svc.counters.read(clock().replace(minute=0))
     assert hour["backfilled"] == 1  # shown in the next relay_hourly_stats row
 
 

@@ -258,7 +258,7 @@ def test_window_forgets_failures_older_than_12_hours(
     ingestion.set_outage(503)
     post(svc.webhook, hit_body(7))  # 1 failure of 4 recent attempts: not 5/8
     assert svc.admin.status()["state"] == "enabled"
-    assert svc.relay.failure_window() == (4, 1)
+    assert svc.switch.failure_window() == (4, 1)
 
 
 def test_manual_disable_raises_disable_integration_and_enable_replays_in_order(
@@ -345,7 +345,7 @@ def test_concurrent_instances_deliver_each_event_once_and_count_every_request(
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     counts: Counter[str] = Counter()
     for h in (hour - timedelta(hours=1), hour):  # the test may straddle an hour
-        counts.update(instances[0].relay.counters.read(h))
+        counts.update(instances[0].counters.read(h))
     assert counts["received"] == 30
     assert counts["delivered"] + counts["queued"] == 30
 

@@ -1,0 +1,39 @@
+"""The one writer of tallies: telemetry per attempt, the ledger and the hourly counters in one
+Table write, then the auto-disable rule when a request to the API failed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from shared.store.ledger import AttemptLedger
+from shared.store.tables import StoreUnavailable
+from shared.tally import Tally
+from shared.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+class Books:
+    def __init__(
+        self,
+        ledger: AttemptLedger,
+        telemetry: Telemetry,
+        *,
+        after_failure: Callable[[], object] = lambda: None,
+    ) -> None:
+        self.ledger = ledger
+        self.telemetry = telemetry
+        self.after_failure = after_failure
+
+    def write(self, tally: Tally) -> None:
+        """A ledger outage never fails a delivery that happened: the rows are in Azure; only the
+        failure ratio and the hour's counts miss this request."""
+        for a in tally.attempts:
+            self.telemetry.attempt(a.ok, a.status, a.error, a.elapsed, tally.source)
+        try:
+            self.ledger.record_all(tally.records(), tally.counts)
+            if tally.failed:
+                self.after_failure()
+        except StoreUnavailable as err:
+            log.warning("Ledger and hourly counters not updated: %s", err)

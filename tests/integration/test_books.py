@@ -1,0 +1,77 @@
+"""Books against a real Azurite: a tally is one write of attempts and counts together; the rule
+is asked only after a failure; a Table outage never fails the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from azure.data.tables import TableServiceClient
+from store_fixtures import FakeClock, drop_tables, open_tables
+
+from shared.books import Books
+from shared.ingestion import Attempt, DeliveryReport
+from shared.store import AttemptLedger, HourlyCounters, StoreTables
+from shared.tally import Tally
+from shared.telemetry import Telemetry
+
+OK = Attempt(ok=True, rows=3, status=204, request_id="r1")
+FAIL = Attempt(ok=False, rows=2, status=503, error="ServiceUnavailable", request_id="r2")
+
+
+@pytest.fixture
+def tables(table_service: TableServiceClient, unique_prefix: str) -> Iterator[StoreTables]:
+    yield open_tables(table_service, unique_prefix)
+    drop_tables(table_service, unique_prefix)
+
+
+def _books(tables: StoreTables, clock: FakeClock, asked: list[int]) -> tuple[Books, HourlyCounters]:
+    counters = HourlyCounters(tables.counters, clock)
+    ledger = AttemptLedger(tables.ledger, clock, counters)
+    return Books(ledger, Telemetry(), after_failure=lambda: asked.append(1)), counters
+
+
+def test_attempts_and_counts_land_in_the_same_hour_row(tables: StoreTables) -> None:
+    clock = FakeClock()
+    asked: list[int] = []
+    books, counters = _books(tables, clock, asked)
+    tally = Tally.of(DeliveryReport(attempts=[OK]), source="webhook")
+    tally.add({"received": 1, "delivered": 3})
+    books.write(tally)
+    hour = counters.read(clock().replace(minute=0, second=0, microsecond=0))
+    assert hour["received"] == 1 and hour["delivered"] == 3
+    assert sum(v for k, v in hour.items() if k.startswith("attempts_m")) == 1
+    assert sum(v for k, v in hour.items() if k.startswith("failures_m")) == 0
+    assert asked == []  # a success never re-evaluates the auto-disable rule
+
+
+def test_a_failure_is_recorded_then_the_rule_is_asked(tables: StoreTables) -> None:
+    clock = FakeClock()
+    asked: list[int] = []
+    books, counters = _books(tables, clock, asked)
+    books.write(Tally.of(DeliveryReport(attempts=[OK, FAIL]), source="retry", entry_id="e1"))
+    hour = counters.read(clock().replace(minute=0, second=0, microsecond=0))
+    assert sum(v for k, v in hour.items() if k.startswith("failures_m")) == 1
+    assert asked == [1]
+    failed = list(tables.ledger.list_entities())
+    assert [(e["status"], e["source"], e["entry_id"]) for e in failed] == [(503, "retry", "e1")]
+
+
+def test_an_empty_tally_writes_nothing(tables: StoreTables) -> None:
+    clock = FakeClock()
+    books, _ = _books(tables, clock, [])
+    books.write(Tally("hourly"))
+    assert list(tables.counters.list_entities()) == []
+
+
+def test_a_table_outage_is_logged_not_raised(
+    tables: StoreTables, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    asked: list[int] = []
+    books, _ = _books(tables, clock, asked)
+    tables.counters.delete_table()  # every write now fails as a lost table does in Azure
+    tables.ledger.delete_table()
+    books.write(Tally.of(DeliveryReport(attempts=[FAIL]), source="webhook"))
+    assert "Ledger and hourly counters not updated" in caplog.text
+    assert asked == []  # no rule check on counts that were not written
