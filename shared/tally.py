@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from shared.ingestion import Attempt, DeliveryReport
 from shared.store.ledger import AttemptRecord
@@ -22,6 +23,7 @@ class Tally:
     entry_id: str = ""
     counts: Counter[str] = field(default_factory=Counter)
     attempts: list[Attempt] = field(default_factory=list)
+    at: datetime | None = None  # when the request happened; None: when it is written
 
     @classmethod
     def of(cls, report: DeliveryReport | None, *, source: str, entry_id: str = "") -> Tally:

@@ -210,6 +210,7 @@ def test_without_an_integration_token_a_quiet_pipe_is_reported_once(
     assert svc.completeness is not None and svc.completeness.reconciler is None
     body = b'[{"summary":"x","details":{"notification_type":"create_user"}}]'
     svc.webhook.handle(WebhookRequest(body, {"content-type": "application/json"}, None))
+    svc.webhook.flush()  # its counts are written just after the answer
     clock.advance(3600)
     assert svc.completeness.watchdog.run() == {
         "quiet": {"checked": True, "problem": None, "received_recently": 1}

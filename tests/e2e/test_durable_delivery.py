@@ -6,6 +6,7 @@ Each test drives the same objects Azure runs (build_services), injecting faults 
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from wallarm_fixtures import load_fixture
 
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from shared.policy import DEFAULT_SCHEDULE
+from shared.store.dedup import DedupKeys
 from shared.webhook import WebhookRequest, WebhookResponse
 
 from .conftest import FakeClock, MakeServices
@@ -198,6 +200,7 @@ def test_resent_body_is_not_duplicated_but_a_failed_one_is_processed(
     again = post(svc.webhook, body)
     assert (again.status, again.body["status"]) == (200, "duplicate")
     assert request_ids(ingestion) == ["req-0009"]
+    svc.webhook.flush()  # the "done" mark is written just after the answer; then time jumps
     clock.advance(svc.settings.dedup_window.total_seconds() + 1)
     assert post(svc.webhook, body).body["status"] == "delivered"  # outside the window: new
 
@@ -287,6 +290,7 @@ def test_hourly_row_counts_the_previous_hour_once(
     post(svc.webhook, hit_body(1))
     post(svc.webhook, load_fixture("create_user"))
     post(svc.webhook, b"not json")
+    svc.webhook.flush()  # a healthy webhook's counts are written just after its answer
     clock.advance(3600)
     other = make_services(clock)
     assert svc.hourly.report_previous_hour() is True
@@ -342,6 +346,8 @@ def test_concurrent_instances_deliver_each_event_once_and_count_every_request(
     delivered = Counter(request_ids(ingestion))
     assert sorted(delivered) == [f"req-{n:04d}" for n in range(30)]
     assert set(delivered.values()) == {1}, "an event was delivered twice"
+    for instance in instances:
+        assert instance.webhook.flush(timeout=30)  # counts written just after the answers
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     counts: Counter[str] = Counter()
     for h in (hour - timedelta(hours=1), hour):  # the test may straddle an hour
@@ -447,3 +453,37 @@ def test_worker_process_killed_mid_delivery_loses_nothing(
     _time.sleep(10.5)
     assert svc.worker.run_once().delivered == 1
     assert request_ids(ingestion) == ["req-0042"]
+
+
+def test_a_healthy_webhooks_bookkeeping_follows_its_answer_and_a_resend_meanwhile_is_a_duplicate(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    svc = make_services(clock)
+    gate = threading.Event()
+    real = svc.webhook.dedup
+
+    class SlowDone(DedupKeys):
+        """The same store, with the "done" mark held until the test lets it go."""
+
+        def finish(self, key: str, ttl: timedelta | None = None) -> None:
+            gate.wait(10)
+            super().finish(key, ttl)
+
+    slow = SlowDone.__new__(SlowDone)
+    slow.__dict__.update(real.__dict__)
+    svc.webhook.dedup = slow
+    body = hit_body(3)
+    try:
+        assert post(svc.webhook, body).body["status"] == "delivered"  # answered before "done"
+        assert svc.webhook.flush(timeout=0.1) is False  # its bookkeeping is still held
+        again = post(svc.webhook, body)
+        assert (again.status, again.body["status"]) == (200, "duplicate")
+    finally:
+        gate.set()
+    assert svc.webhook.flush(timeout=10)
+    assert post(svc.webhook, body).body["status"] == "duplicate"  # now from Table Storage
+    assert request_ids(ingestion) == ["req-0003"]
+    hour = svc.counters.read(clock().replace(minute=0, second=0, microsecond=0))
+    assert (hour["received"], hour["delivered"], hour["duplicates"]) == (3, 1, 2)

@@ -3,6 +3,7 @@ is asked only after a failure; a Table outage never fails the caller."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -64,9 +65,7 @@ def test_an_empty_tally_writes_nothing(tables: StoreTables) -> None:
     assert list(tables.counters.list_entities()) == []
 
 
-def test_a_table_outage_is_logged_not_raised(
-    tables: StoreTables, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_table_outage_is_logged_not_raised(tables: StoreTables, caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock()
     asked: list[int] = []
     books, _ = _books(tables, clock, asked)
@@ -75,3 +74,71 @@ def test_a_table_outage_is_logged_not_raised(
     books.write(Tally.of(DeliveryReport(attempts=[FAIL]), source="webhook"))
     assert "Ledger and hourly counters not updated" in caplog.text
     assert asked == []  # no rule check on counts that were not written
+
+
+def _attempts_and_failures(counters: HourlyCounters, clock: FakeClock) -> tuple[int, int]:
+    hour = counters.read(clock().replace(minute=0, second=0, microsecond=0))
+    return (
+        sum(v for k, v in hour.items() if k.startswith("attempts_m")),
+        sum(v for k, v in hour.items() if k.startswith("failures_m")),
+    )
+
+
+def test_write_after_runs_first_then_writes_later_and_flush_waits(tables: StoreTables) -> None:
+    clock = FakeClock()
+    books, counters = _books(tables, clock, [])
+    gate = threading.Event()
+    order: list[str] = []
+
+    def first() -> None:
+        gate.wait(10)
+        order.append("first")
+
+    tally = Tally.of(DeliveryReport(attempts=[OK]), source="webhook")
+    tally.add({"received": 1})
+    booking = books.write_after(tally, first)
+    assert booking is not None and not booking.done()
+    assert _attempts_and_failures(counters, clock) == (0, 0)  # not yet: the answer goes first
+    assert books.flush(timeout=0.2) is False
+    gate.set()
+    assert books.flush(timeout=10) is True
+    assert order == ["first"]
+    assert _attempts_and_failures(counters, clock) == (1, 0)
+
+
+def test_the_rule_sees_every_success_written_after_an_answer(tables: StoreTables) -> None:
+    """Exactness of the 60 % ratio: a failure's write waits for this process's pending writes."""
+    clock = FakeClock()
+    seen: list[tuple[int, int]] = []
+    counters = HourlyCounters(tables.counters, clock)
+    ledger = AttemptLedger(tables.ledger, clock, counters)
+    books = Books(
+        ledger, Telemetry(), after_failure=lambda: seen.append(_attempts_and_failures(counters, clock))
+    )
+    gate = threading.Event()
+    for _ in range(3):
+        assert books.write_after(
+            Tally.of(DeliveryReport(attempts=[OK]), source="webhook"), lambda: gate.wait(10)
+        )
+    threading.Timer(0.3, gate.set).start()
+    books.write(Tally.of(DeliveryReport(attempts=[FAIL]), source="webhook"))
+    assert seen == [(4, 1)]
+
+
+def test_a_failed_tally_is_never_deferred(tables: StoreTables) -> None:
+    books, _ = _books(tables, FakeClock(), [])
+    with pytest.raises(ValueError):
+        books.write_after(Tally.of(DeliveryReport(attempts=[FAIL]), source="webhook"), lambda: None)
+
+
+def test_too_many_in_flight_declines_so_the_caller_writes_itself(tables: StoreTables) -> None:
+    clock = FakeClock()
+    counters = HourlyCounters(tables.counters, clock)
+    books = Books(AttemptLedger(tables.ledger, clock, counters), Telemetry(), max_in_flight=2)
+    gate = threading.Event()
+    try:
+        taken = [books.write_after(Tally("webhook"), lambda: gate.wait(10)) for _ in range(3)]
+        assert [t is not None for t in taken] == [True, True, False]
+    finally:
+        gate.set()
+    assert books.flush(timeout=10)
