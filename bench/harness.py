@@ -339,6 +339,10 @@ class Harness:
         from azure.identity import ManagedIdentityCredential
         from azure.monitor.ingestion import LogsIngestionClient
 
+        from shared.env_transport import read_once
+
+        # The relay's own transport options (environment read once), so the baseline does no
+        # per-request work the relay skips: the ratio compares like with like.
         return LogsIngestionClient(
             endpoint=settings.logs_endpoint,
             credential=ManagedIdentityCredential(),
@@ -346,5 +350,5 @@ class Harness:
             retry_total=0,
             read_timeout=settings.webhook_read_timeout,
             connection_timeout=settings.connect_timeout,
-            connection_verify=settings.ca_bundle,
+            **read_once(settings.logs_endpoint, verify=settings.ca_bundle or True),
         )
