@@ -242,9 +242,11 @@ def notes(r: Results) -> str:
             hist = ", ".join(f"{d}: {n}" for d, n in t.depth_counts.items())
             out.append(
                 f"- **Sequential Table round trips per healthy webhook ({_cfg(0.0, tbl)}):** {t.table_depth:.2f} on "
-                f"average (webhooks by depth: {hist}). Two is the design: the dedup claim before delivery, then "
-                "the dedup 'done' mark and the hourly counter upsert side by side; a third appears when the "
-                "5-second integration-state cache is refreshed or a failure is recorded."
+                f"average (webhooks by depth: {hist}). One is the design: the dedup claim, sent while the body "
+                "is parsed and mapped (nothing is delivered before its answer). The dedup 'done' mark and the "
+                f"hourly counter upsert follow the answer ({ms(t.after_answer)} after it on average, waited for "
+                "outside the timing); another appears when the 5-second integration-state cache is refreshed, "
+                "and a failed upload's bookkeeping stays before its answer (the auto-disable rule decides first)."
             )
     d, seq = best_drain(r), sequential_drain(r)
     if d:

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.clock import Clock, iso_ms
-from shared.dispatch import Relay
+from shared.integration_switch import IntegrationSwitch
 from shared.store.queue import ENTRY_ID, RetryQueue
+from shared.store.state import IntegrationStateRepo
 
 KEY_CALLER = "admin-key"
 """Who acted, when the platform does not say: a caller holding the host's master key."""
@@ -87,13 +88,15 @@ def caller_name(headers: Mapping[str, str], *, platform_auth: bool) -> str:
 class Admin:
     def __init__(
         self,
-        relay: Relay,
+        switch: IntegrationSwitch,
+        state: IntegrationStateRepo,
         queue: RetryQueue,
         clock: Clock,
         *,
         platform_auth: bool = False,
     ) -> None:
-        self.relay = relay
+        self.switch = switch
+        self.state = state
         self.queue = queue
         self.clock = clock
         self.platform_auth = platform_auth
@@ -102,10 +105,10 @@ class Admin:
         return caller_name(headers, platform_auth=self.platform_auth)
 
     def status(self) -> dict[str, Any]:
-        state = self.relay.state.get()
+        state = self.state.get()
         stats = self.queue.stats()
-        attempts, failures, since = self.relay.failure_streak()
-        probe = self.relay.state.last_probe()
+        attempts, failures, since = self.switch.failure_streak()
+        probe = self.state.last_probe()
         oldest = stats.oldest_pending_created_at
         return {
             "state": state.mode,
@@ -123,13 +126,13 @@ class Admin:
                 "quarantined_entries": stats.quarantined,
             },
             "failure_window": {
-                "hours": self.relay.rule.window.total_seconds() / 3600,
+                "hours": self.switch.rule.window.total_seconds() / 3600,
                 "attempts": attempts,
                 "failures": failures,
                 "ratio": round(failures / attempts, 4) if attempts else 0.0,
-                "auto_disable_at": self.relay.rule.ratio,
-                "min_attempts": self.relay.rule.min_attempts,
-                "grace_minutes": self.relay.rule.grace.total_seconds() / 60,
+                "auto_disable_at": self.switch.rule.ratio,
+                "min_attempts": self.switch.rule.min_attempts,
+                "grace_minutes": self.switch.rule.grace.total_seconds() / 60,
                 "failing_since": iso_ms(since) if since else None,
             },
             "auto_disabled": state.mode == "auto_disabled",
@@ -159,11 +162,11 @@ class Admin:
         }
 
     def disable(self, by: str, reason: str) -> dict[str, Any]:
-        self.relay.set_enabled(False, by=by, reason=reason)
+        self.switch.set_enabled(False, by=by, reason=reason)
         return self.status()
 
     def enable(self, by: str) -> dict[str, Any]:
-        self.relay.set_enabled(True, by=by, reason="")
+        self.switch.set_enabled(True, by=by, reason="")
         return self.status()
 
     def replay_quarantined(self, ids: list[str] | None = None) -> dict[str, Any]:

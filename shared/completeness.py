@@ -13,9 +13,13 @@ from shared.hit_guard import HitGuard
 from shared.reconcile import ReconcileConfig, Reconciler
 from shared.settings import CompletenessSettings, Settings
 from shared.store.completeness import CompletenessLog
+from shared.store.counters import HourlyCounters
 from shared.store.dedup import DedupKeys
+from shared.store.queue import RetryQueue
+from shared.store.state import IntegrationStateRepo
 from shared.store.tables import StoreUnavailable
 from shared.table_hits import TableHits, build_query_client
+from shared.telemetry import Telemetry
 from shared.wallarm.api import WallarmApi
 from shared.watchdog import Probe, Watchdog
 
@@ -109,6 +113,10 @@ def build_completeness(
     probe: Probe,
     credential: TokenCredential,
     *,
+    queue: RetryQueue,
+    state: IntegrationStateRepo,
+    counters: HourlyCounters,
+    telemetry: Telemetry,
     clock: Clock,
     sleep: Callable[[float], None],
 ) -> tuple[Completeness, HitGuard | None]:
@@ -130,8 +138,27 @@ def build_completeness(
             selection=settings.selection,
         )
         reconciler = Reconciler(
-            api, TableHits(query, cs.workspace_id), dedup, relay, log_store, config, clock=clock
+            api,
+            TableHits(query, cs.workspace_id),
+            dedup,
+            relay,
+            queue,
+            telemetry,
+            log_store,
+            config,
+            clock=clock,
         )
         guard = HitGuard(dedup, ttl=config.dedup_ttl, min_age=cs.reconcile_delay / 2, clock=clock)
-    watchdog = Watchdog(cs, api, relay, probe, log_store, reconciler, clock=clock)
+    watchdog = Watchdog(
+        cs,
+        api,
+        relay,
+        probe,
+        log_store,
+        reconciler,
+        state=state,
+        counters=counters,
+        telemetry=telemetry,
+        clock=clock,
+    )
     return Completeness(cs, log_store, reconciler, watchdog, clock=clock), guard

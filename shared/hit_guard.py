@@ -22,6 +22,7 @@ from shared.dispatch import Relay, SubmitResult
 from shared.schema import Row
 from shared.store.dedup import DedupKeys
 from shared.store.tables import StoreUnavailable
+from shared.tally import Tally
 from shared.wallarm.api_hits import dedup_key, hit_key
 
 log = logging.getLogger(__name__)
@@ -96,14 +97,12 @@ class GuardedRelay(Relay):
 
     guard: HitGuard | None = None
 
-    def submit(
-        self, rows: Sequence[Row], *, source: str, deadline: float | None, record: bool = True
-    ) -> SubmitResult:
-        if self.guard is None or source != "webhook":
-            return super().submit(rows, source=source, deadline=deadline, record=record)
+    def submit(self, rows: Sequence[Row], *, tally: Tally, deadline: float | None) -> SubmitResult:
+        if self.guard is None or tally.source != "webhook":
+            return super().submit(rows, tally=tally, deadline=deadline)
         kept, claimed, _ = self.guard.claim(rows)
         try:
-            result = super().submit(kept, source=source, deadline=deadline, record=record)
+            result = super().submit(kept, tally=tally, deadline=deadline)
         except StoreUnavailable:
             self.guard.settle(claimed, durable=False)
             raise

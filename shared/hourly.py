@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from shared.clock import Clock
 from shared.dispatch import Relay
 from shared.relay_rows import hourly_stats_row
+from shared.store.counters import HourlyCounters
 from shared.store.ledger import fold_attempt_buckets
 
 log = logging.getLogger(__name__)
@@ -18,20 +19,21 @@ def hour_start(ts: datetime) -> datetime:
 
 
 class HourlyReporter:
-    def __init__(self, relay: Relay, *, clock: Clock, owner: str) -> None:
+    def __init__(self, relay: Relay, counters: HourlyCounters, *, clock: Clock, owner: str) -> None:
         self.relay = relay
+        self.counters = counters
         self.clock = clock
         self.owner = owner
 
     def report_previous_hour(self) -> bool:
         """Send one row for the hour before now. False when another firing already sent it."""
         hour = hour_start(self.clock()) - timedelta(hours=1)
-        counters = self.relay.counters
+        counters = self.counters
         if not counters.claim_hour(hour, self.owner, stale_after=timedelta(minutes=10)):
             log.info("Hourly counts for %s already sent", hour.isoformat())
             return False
         counts = fold_attempt_buckets(counters.read(hour))
         # submit() delivers or queues durably, so the hour is marked sent only once the row is safe.
-        self.relay.submit([hourly_stats_row(hour, counts)], source="hourly", deadline=None)
+        self.relay.send([hourly_stats_row(hour, counts)], source="hourly")
         counters.mark_sent(hour)
         return True

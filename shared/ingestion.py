@@ -24,6 +24,7 @@ from azure.core.exceptions import (
 )
 
 from shared.batches import by_size
+from shared.env_transport import read_once
 from shared.policy import is_poison
 from shared.schema import Row
 
@@ -267,7 +268,7 @@ def build_ingestion_client(
         "retry_total": 0,
         "read_timeout": read_timeout,
         "connection_timeout": connect_timeout,
+        # Proxies and CA bundle from the environment, read once (shared/env_transport.py).
+        **read_once(endpoint, verify=ca_bundle or True),
     }
-    if ca_bundle:
-        kwargs["connection_verify"] = ca_bundle
     return LogsIngestionClient(endpoint=endpoint, credential=credential, logging_enable=False, **kwargs)

@@ -70,10 +70,14 @@ class Family:
 
 
 def _obj(value: Any) -> Mapping[str, Any]:
+    if type(value) is dict:  # what the parser builds: skip the slower ABC check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
 def _str(value: Any) -> str:
+    if type(value) is str:
+        return value.strip()
     if value is None or isinstance(value, (dict, list)):
         return ""
     return str(value).strip()
@@ -279,6 +283,8 @@ def map_event(event: WallarmEvent, received_at: datetime) -> Row:
 
 def _clean(text: str) -> str:
     """Lone surrogates (legal as JSON escapes, not in UTF-8) become '?'."""
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

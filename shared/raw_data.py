@@ -77,16 +77,35 @@ IDENTITY_KEYS: Final[tuple[str, ...]] = (
 )
 
 
+# Built once: json.dumps with options builds a new encoder on every call.
+_COMPACT: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_COMPACT_ASCII: Final = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
+def dump_sized(value: Any) -> tuple[str, int]:
+    """Compact strict JSON and its size in UTF-8 bytes; lone surrogates become ASCII escapes so
+    the text is always valid UTF-8. ASCII text (most events) is measured without encoding it."""
+    text = _COMPACT.encode(value)
+    if text.isascii():
+        return text, len(text)
+    try:
+        return text, len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        text = _COMPACT_ASCII.encode(value)
+        return text, len(text)
+
+
 def dump(value: Any) -> bytes:
     """Compact strict JSON (UTF-8); lone surrogates become ASCII escapes to stay valid."""
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return dump_sized(value)[0].encode("utf-8")
 
 
 def cut_utf8(text: str, limit: int) -> str:
     """Cut to at most `limit` UTF-8 bytes without splitting a character."""
+    if len(text) * 4 <= limit:  # no character takes more than 4 bytes
+        return text
+    if text.isascii():
+        return text[:limit]
     data = text.encode("utf-8", "surrogatepass")
     if len(data) <= limit:
         return text
@@ -154,16 +173,15 @@ def _marked(value: Mapping[str, Any], original: int) -> dict[str, Any]:
 def raw_data(raw: Mapping[str, Any], limit: int = FIELD_LIMIT_BYTES) -> str:
     """Compact strict JSON of the event; over `limit` bytes, trimmed to valid JSON that fits."""
     try:
-        data = dump(raw)
-        if len(data) <= limit:
-            return data.decode("utf-8")
+        text, original = dump_sized(raw)
+        if original <= limit:
+            return text
         safe: Mapping[str, Any] = raw
     except (RecursionError, ValueError):  # deeper than json can go, or NaN/Infinity floats
         safe, _ = bounded_copy(raw)
-        data = dump(safe)
-        if len(data) <= limit:
-            return dump(_marked(safe, len(data))).decode("utf-8")
-    original = len(data)
+        text, original = dump_sized(safe)
+        if original <= limit:
+            return dump(_marked(safe, original)).decode("utf-8")
     nodes, depth, strings = _shape(safe, MAX_TRIM_NODES + 1)
     trimmed: bytes | None = None
     if nodes <= MAX_TRIM_NODES and depth <= MAX_DEPTH:

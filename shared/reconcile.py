@@ -27,8 +27,10 @@ from shared.schema import Row
 from shared.selection import Selection, select
 from shared.store.completeness import CompletenessLog, WindowRecord
 from shared.store.dedup import DedupKeys
+from shared.store.queue import RetryQueue
 from shared.store.tables import StoreUnavailable
 from shared.table_hits import Presence, QueryFailed
+from shared.telemetry import Telemetry
 from shared.wallarm.api import WallarmApi, WallarmApiError
 from shared.wallarm.api_hits import dedup_key, hit_key, notification_from_api_hit
 from shared.wallarm.parse import to_event
@@ -68,6 +70,8 @@ class Reconciler:
         table: HitIndex,
         dedup: DedupKeys,
         relay: Relay,
+        queue: RetryQueue,
+        telemetry: Telemetry,
         log_store: CompletenessLog,
         config: ReconcileConfig,
         *,
@@ -77,6 +81,8 @@ class Reconciler:
         self.table = table
         self.dedup = dedup
         self.relay = relay
+        self.queue = queue
+        self.telemetry = telemetry
         self.log = log_store
         self.config = config
         self.clock = clock
@@ -133,7 +139,7 @@ class Reconciler:
 
     # -- one window -------------------------------------------------------------------------
     def run(self, start: datetime, end: datetime, *, by: str, overlap: timedelta) -> WindowRecord:
-        stats = self.relay.queue.stats()
+        stats = self.queue.stats()
         if stats.pending or stats.parked:
             raise ReconcileDeferred(
                 f"{stats.pending} pending and {stats.parked} parked queue entries are not in the table yet"
@@ -154,7 +160,9 @@ class Reconciler:
         rows, claimed, already = self._claim_and_map(missing, now)
         try:
             if rows:
-                self.relay.submit(rows, source="reconcile", deadline=None)
+                # `backfilled` goes into the hour's counters with the attempts, so
+                # `relay_hourly_stats` shows it too.
+                self.relay.send(rows, source="reconcile", counts={"backfilled": len(rows)})
         except StoreUnavailable:
             self._release(claimed)
             raise
@@ -162,8 +170,7 @@ class Reconciler:
             self._finish(key)
         added = len(rows)
         if added:
-            self.relay.telemetry.count_events("backfilled", Counter(r["EventType"] for r in rows))
-            self._count_backfilled(added)
+            self.telemetry.count_events("backfilled", Counter(r["EventType"] for r in rows))
             log.warning(
                 "Reconciliation %s..%s: %d hits were missing from the table and were added",
                 iso_ms(start),
@@ -205,13 +212,6 @@ class Reconciler:
             rows.append(map_event(chosen, now))
             claimed.append(dkey)
         return rows, claimed, already
-
-    def _count_backfilled(self, added: int) -> None:
-        """Into the hour's counters, so `relay_hourly_stats` shows `backfilled` too."""
-        try:
-            self.relay.counters.add({"backfilled": added})
-        except StoreUnavailable as err:
-            log.warning("Hourly counters not updated: %s", err)
 
     def _client(self) -> int:
         if self._client_id is None:

@@ -36,13 +36,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from shared.books import Books
 from shared.clock import Clock
 from shared.dispatch import STATE_MAX_AGE_SECONDS, Relay
 from shared.ingestion import Attempt, DeliveryReport
+from shared.integration_switch import IntegrationSwitch
 from shared.log_throttle import RepeatedLog
 from shared.store.queue import QueueEntry, RetryQueue
-from shared.store.state import ProbeRecord
+from shared.store.state import IntegrationStateRepo, ProbeRecord
 from shared.store.tables import StoreUnavailable
+from shared.tally import Tally
+from shared.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +67,13 @@ class RetryWorker:
     def __init__(
         self,
         relay: Relay,
+        switch: IntegrationSwitch,
         queue: RetryQueue,
         *,
+        state: IntegrationStateRepo,
+        books: Books,
+        telemetry: Telemetry,
+        probe_api: Callable[[], Attempt],
         lease: timedelta,
         poll: timedelta,
         clock: Clock,
@@ -77,7 +86,12 @@ class RetryWorker:
         max_per_second: float = 150.0,
     ) -> None:
         self.relay = relay
+        self.switch = switch
         self.queue = queue
+        self.state = state
+        self.books = books
+        self.telemetry = telemetry
+        self.probe_api = probe_api
         self.lease = lease
         self.poll = poll
         self.clock = clock
@@ -124,7 +138,7 @@ class RetryWorker:
 
     def _step(self, run: WorkerRun) -> datetime | None:
         """One pass; returns when the next pass is worth doing (None: end the run)."""
-        state = self.relay.state.get(max_age=STATE_MAX_AGE_SECONDS)
+        state = self.state.get(max_age=STATE_MAX_AGE_SECONDS)
         now = self.clock()
         if state.mode == "disabled":  # an operator's choice: only an operator's enable ends it
             run.skipped_disabled = True
@@ -136,8 +150,8 @@ class RetryWorker:
             attempt = self._probe(run)
             if not attempt.ok:
                 return self._next_probe_at
-            run.recovered = self.relay.recover(attempt)
-            if not (run.recovered or self.relay.state.get().enabled):
+            run.recovered = self.switch.recover(attempt)
+            if not (run.recovered or self.state.get().enabled):
                 return self._next_probe_at
         elif self._sweep_due(now):
             # Webhooks on other instances act on a state up to STATE_MAX_AGE_SECONDS old, so a
@@ -170,12 +184,12 @@ class RetryWorker:
     def _probe(self, run: WorkerRun) -> Attempt:
         """An empty upload: proves token, role, DCR and stream without writing a row."""
         run.probes += 1
-        attempt = self.relay.deliverer.probe()
+        attempt = self.probe_api()
         now = self.clock()
         self._next_probe_at = now + self.probe_every
         if not attempt.ok:
             # A failed probe is a failed request to the API: it counts toward the auto-disable rule.
-            self.relay.record(DeliveryReport(attempts=[attempt]), source="probe", entry_id="")
+            self.books.write(Tally.of(DeliveryReport(attempts=[attempt]), source="probe"))
             self._quiet.log(
                 logging.WARNING,
                 "probe",
@@ -186,7 +200,7 @@ class RetryWorker:
         elif self._quiet.clear("probe"):
             log.warning("Retry worker: health probe succeeded again")
         try:
-            self.relay.state.record_probe(
+            self.state.record_probe(
                 ProbeRecord(
                     at=now,
                     ok=attempt.ok,
@@ -245,7 +259,7 @@ class RetryWorker:
             if pass_.failed:
                 # A failure may auto-disable the integration: settle everything so far first.
                 pass_.finish(run)
-            if not self.relay.state.get(max_age=STATE_MAX_AGE_SECONDS).enabled:
+            if not self.state.get(max_age=STATE_MAX_AGE_SECONDS).enabled:
                 return False  # disabled mid-run: leave the rest pending
             pause = pass_.next_start - time.monotonic()
             if pause > 0:
@@ -260,10 +274,10 @@ class RetryWorker:
             stats = self.queue.stats()
         except StoreUnavailable:
             return  # already reported by the run
-        self.relay.telemetry.gauge("relay.queue.depth", stats.pending)
+        self.telemetry.gauge("relay.queue.depth", stats.pending)
         oldest = stats.oldest_pending_created_at
         age = (self.clock() - oldest).total_seconds() if oldest else 0.0
-        self.relay.telemetry.gauge("relay.queue.oldest_pending_age_seconds", age)
+        self.telemetry.gauge("relay.queue.oldest_pending_age_seconds", age)
         if oldest and age > 1800:
             log.warning("Retry backlog: oldest pending entry is %.0f s old (%d pending)", age, stats.pending)
 

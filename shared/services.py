@@ -13,14 +13,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from shared.admin import Admin, platform_auth_enabled
+from shared.books import Books
 from shared.clock import Clock, utc_now
 from shared.completeness import Completeness, build_completeness
-from shared.dispatch import AutoDisableRule, Relay
+from shared.dispatch import Relay
 from shared.hit_guard import GuardedRelay
 from shared.hourly import HourlyReporter
 from shared.identity import build_credential
 from shared.ingestion import Deliverer, build_ingestion_client
 from shared.integration_check import IntegrationCheck
+from shared.integration_switch import AutoDisableRule, IntegrationSwitch
 from shared.retention import Retention
 from shared.retry_worker import RetryWorker
 from shared.settings import Settings, load_settings
@@ -43,6 +45,9 @@ class Services:
     health: IntegrationCheck
     admin: Admin
     relay: Relay
+    switch: IntegrationSwitch
+    state: IntegrationStateRepo
+    counters: HourlyCounters
     retention: Retention
     completeness: Completeness | None = None
 
@@ -101,29 +106,35 @@ def build_services(
     counters = HourlyCounters(tables.counters, clock)
     ledger = AttemptLedger(tables.ledger, clock, counters)
 
-    def relay_with(d: Deliverer, cls: type[Relay] = Relay) -> Relay:
-        return cls(
-            d,
-            queue,
-            ledger,
-            counters,
-            state,
-            tel,
-            schedule=settings.retry_schedule,
-            rule=rule,
-            clock=clock,
-        )
-
     # Two clients: the webhook's must answer inside Wallarm's 15 s; the worker's waits long enough
     # that a slow-but-successful request is rarely mistaken for a failure (a duplicate risk).
-    webhook_relay = relay_with(deliverer(settings.webhook_read_timeout), GuardedRelay)
-    worker_relay = relay_with(deliverer(settings.worker_read_timeout))
-    health = IntegrationCheck(webhook_relay.deliverer, queue.probe, clock)
+    webhook_deliverer = deliverer(settings.webhook_read_timeout)
+    worker_deliverer = deliverer(settings.worker_read_timeout)
+    # Announcements may be raised on the webhook's path, so they use its short timeouts.
+    switch = IntegrationSwitch(state, ledger, queue, webhook_deliverer, tel, rule=rule, clock=clock)
+    books = Books(ledger, tel, after_failure=switch.check_auto_disable)
+    webhook_relay = GuardedRelay(
+        webhook_deliverer, queue, state, books, tel, schedule=settings.retry_schedule, clock=clock
+    )
+    worker_relay = Relay(
+        worker_deliverer, queue, state, books, tel, schedule=settings.retry_schedule, clock=clock
+    )
+    health = IntegrationCheck(webhook_deliverer, queue.probe, clock)
     dedup = DedupKeys(tables.dedup, clock)
     completeness, guard = build_completeness(
-        settings, service, dedup, worker_relay, health, credential, clock=clock, sleep=sleep
+        settings,
+        service,
+        dedup,
+        worker_relay,
+        health,
+        credential,
+        queue=queue,
+        state=state,
+        counters=counters,
+        telemetry=tel,
+        clock=clock,
+        sleep=sleep,
     )
-    assert isinstance(webhook_relay, GuardedRelay)
     webhook_relay.guard = guard  # None unless reconciliation is on: then late hits claim their id
     config = WebhookConfig(
         secret=settings.webhook_secret,
@@ -136,23 +147,33 @@ def build_services(
     )
     return Services(
         settings=settings,
-        webhook=WebhookHandler(config, webhook_relay, dedup, clock=clock),
+        webhook=WebhookHandler(config, webhook_relay, dedup, books, tel, clock=clock),
         worker=RetryWorker(
             worker_relay,
+            switch,
             queue,
+            state=state,
+            books=books,
+            telemetry=tel,
+            probe_api=worker_deliverer.probe,
             lease=settings.claim_lease,
             poll=settings.worker_poll,
             probe_every=settings.recovery_probe,
             clock=clock,
             sleep=sleep,
         ),
-        hourly=HourlyReporter(worker_relay, clock=clock, owner=f"{socket.gethostname()}:{os.getpid()}"),
+        hourly=HourlyReporter(
+            worker_relay, counters, clock=clock, owner=f"{socket.gethostname()}:{os.getpid()}"
+        ),
         health=health,
-        admin=Admin(worker_relay, queue, clock, platform_auth=platform_auth_enabled(env)),
+        admin=Admin(switch, state, queue, clock, platform_auth=platform_auth_enabled(env)),
         relay=worker_relay,
+        switch=switch,
+        state=state,
+        counters=counters,
         retention=Retention(
-            worker_relay.ledger,
-            worker_relay.counters,
+            ledger,
+            counters,
             DedupKeys(tables.dedup, clock),
             settings.ledger_retention,
             settings.counter_retention,

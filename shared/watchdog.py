@@ -27,7 +27,10 @@ from shared.reconcile import Reconciler, hour_floor
 from shared.relay_rows import watchdog_row
 from shared.settings import CompletenessSettings
 from shared.store.completeness import CompletenessLog, WatchState
+from shared.store.counters import HourlyCounters
+from shared.store.state import IntegrationStateRepo
 from shared.store.tables import StoreUnavailable
+from shared.telemetry import Telemetry
 from shared.wallarm.api import Integration, WallarmApi, WallarmApiError
 
 log = logging.getLogger(__name__)
@@ -83,11 +86,17 @@ class Watchdog:
         log_store: CompletenessLog,
         reconciler: Reconciler | None,
         *,
+        state: IntegrationStateRepo,
+        counters: HourlyCounters,
+        telemetry: Telemetry,
         clock: Clock,
     ) -> None:
         self.settings = settings
         self.api = api
         self.relay = relay
+        self.state = state
+        self.counters = counters
+        self.telemetry = telemetry
         self.probe = probe
         self.log = log_store
         self.reconciler = reconciler
@@ -151,7 +160,7 @@ class Watchdog:
         if state.reenabled_at is not None and now - state.reenabled_at < REENABLE_INTERVAL:
             return "skipped: re-enabled less than an hour ago"
         status, probe = self.probe.run(send_test_event=False)
-        if status != 200 or not self.relay.state.get().enabled:
+        if status != 200 or not self.state.get().enabled:
             log.warning("Watchdog: integration left disabled, the relay itself is not healthy")
             return "skipped: the relay's own probe is not healthy"
         assert self.api is not None
@@ -162,7 +171,7 @@ class Watchdog:
             return f"failed: {err}"
         state.reenabled_at = now
         state.snapshot = {**integration.snapshot(), "active": True}
-        self.relay.telemetry.watchdog.add(1, {"problem": "reenabled"})
+        self.telemetry.watchdog.add(1, {"problem": "reenabled"})
         log.warning("Watchdog: Wallarm's integration re-enabled through the API")
         if self.reconciler is not None:
             since = (state.since or now) - DISABLE_WINDOW
@@ -176,7 +185,7 @@ class Watchdog:
         now = self.clock()
         quiet_from = now - self.settings.quiet_after
         try:
-            hours = self.relay.counters.read_range(hour_floor(quiet_from - QUIET_BASELINE), hour_floor(now))
+            hours = self.counters.read_range(hour_floor(quiet_from - QUIET_BASELINE), hour_floor(now))
             state = self.log.get_watch("quiet")
         except StoreUnavailable as err:
             log.warning("Watchdog: counters unavailable: %s", err)
@@ -198,10 +207,10 @@ class Watchdog:
         if problem and problem != state.problem:
             kind = "disabled" if problem.startswith("disabled") else problem
             log.error("Watchdog: Wallarm integration problem: %s", problem)
-            self.relay.telemetry.watchdog.add(1, {"problem": kind})
+            self.telemetry.watchdog.add(1, {"problem": kind})
             row = watchdog_row(now, kind, {**detail, "since": iso_ms(now)})
             try:
-                self.relay.submit([row], source="watchdog", deadline=None)
+                self.relay.send([row], source="watchdog")
             except StoreUnavailable as err:
                 log.error("Watchdog alert row neither delivered nor queued: %s", err)
             state.since = now

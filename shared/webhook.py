@@ -11,14 +11,16 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.books import Books
 from shared.clock import Clock
 from shared.dispatch import Relay, SubmitResult, types_of
 from shared.mapping import map_event
@@ -26,14 +28,16 @@ from shared.schema import Row
 from shared.selection import Selection, select
 from shared.store.dedup import DedupKeys
 from shared.store.tables import StoreUnavailable
+from shared.tally import Tally
+from shared.telemetry import Telemetry
 from shared.wallarm.events import ParseError, ParseResult, Rejection
 from shared.wallarm.parse import parse_body
 
 log = logging.getLogger(__name__)
 
-# The dedup "done" mark runs beside the counter write: two independent Table requests after
-# delivery cost one round trip instead of two on the ack path.
-_BESIDE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-after")
+# The dedup claim runs beside parse and map; on a failure path the dedup "done" mark runs beside
+# the counter write.
+_BESIDE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-beside")
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class WebhookHandler:
         config: WebhookConfig,
         relay: Relay,
         dedup: DedupKeys,
+        books: Books,
+        telemetry: Telemetry,
         *,
         clock: Clock,
         monotonic: Callable[[], float] = time.monotonic,
@@ -78,13 +84,15 @@ class WebhookHandler:
         self.config = config
         self.relay = relay
         self.dedup = dedup
+        self.books = books
+        self.telemetry = telemetry
         self.clock = clock
         self.monotonic = monotonic
+        self._lock = threading.Lock()
+        self._books_pending: dict[str, Future[None]] = {}  # body key -> bookkeeping after the answer
 
     def handle(self, request: WebhookRequest) -> WebhookResponse:
-        with self.relay.telemetry.span(
-            "wallarm.webhook", {"http.request.body.size": len(request.body)}
-        ) as span:
+        with self.telemetry.span("wallarm.webhook", {"http.request.body.size": len(request.body)}) as span:
             response = self._handle(request)
             span.set_attribute("http.response.status_code", response.status)
             if "error" in response.body:
@@ -149,8 +157,9 @@ class WebhookHandler:
             )
 
         deadline = started + self.config.budget.total_seconds()
+        tally = Tally("webhook", at=self.clock())
         try:
-            result = self.relay.submit(rows, source="webhook", deadline=deadline, record=False)
+            result = self.relay.submit(rows, tally=tally, deadline=deadline)
         except StoreUnavailable as err:
             # Neither delivered nor durable: Wallarm must resend, so the dedup key must not stay.
             self._dedup_abandon(key)
@@ -162,12 +171,16 @@ class WebhookHandler:
                 "queue is unavailable; Wallarm will resend",
                 retry_after_seconds=30,
             )
-        finishing = _BESIDE.submit(contextvars.copy_context().run, self._dedup_finish, key)
         # The attempts and this webhook's counters go to Table Storage in one write.
-        counts = self._account(rows, result, filtered, len(rejected))
-        self.relay.record(result.report, source="webhook", entry_id="", counts=counts)
-        finishing.result()
+        tally.add(self._account(rows, result, filtered, len(rejected)))
         status = 200 if result.queued == result.parked == result.quarantined == 0 else 202
+        if status == 200 and not tally.failed:
+            self._book_after_answer(key, tally)
+        else:
+            # A failure may trip the auto-disable rule: decided before the answer.
+            finishing = _BESIDE.submit(contextvars.copy_context().run, self._dedup_finish, key)
+            self.books.write(tally)
+            finishing.result()
         body: dict[str, Any] = {
             "status": _summary(result),
             "received": len(parsed.events) + len(parsed.rejected),
@@ -210,8 +223,35 @@ class WebhookHandler:
             )
         return None
 
+    # -- bookkeeping after a healthy answer ---------------------------------------------------
+    def _book_after_answer(self, key: str, tally: Tally) -> None:
+        """The rows are in Azure: the dedup mark and the counts need not hold up the answer.
+
+        Wallarm resends only what it got no 2xx for, so a resend never races this write; the
+        same body arriving meanwhile is answered "duplicate" from `_books_pending`."""
+        with self._lock:
+            booking = self.books.write_after(tally, lambda: self._dedup_finish(key))
+            if booking is not None:
+                self._books_pending[key] = booking
+        if booking is None:
+            self._dedup_finish(key)
+            self.books.write(tally)
+        else:
+            booking.add_done_callback(lambda _: self._booked(key))
+
+    def _booked(self, key: str) -> None:
+        with self._lock:
+            self._books_pending.pop(key, None)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait for the bookkeeping of answered webhooks (tests, benchmarks, shutdown hooks)."""
+        return self.books.flush(timeout)
+
     # -- dedup is an optimisation, never a reason to lose events -------------------------------
     def _dedup_begin(self, key: str) -> str:
+        with self._lock:
+            if key in self._books_pending:
+                return "duplicate"  # accepted a moment ago; its "done" mark is being written
         try:
             return self.dedup.begin(key, ttl=self.config.dedup_window, stale_after=timedelta(seconds=60))
         except StoreUnavailable as err:
@@ -248,7 +288,7 @@ class WebhookHandler:
         )
         for event_type, n in by_type.items():
             counts[f"type_{event_type}"] += n
-        tel = self.relay.telemetry
+        tel = self.telemetry
         tel.count_events("received", by_type)
         tel.count_events("filtered", filtered)
         if rejected:
@@ -263,10 +303,9 @@ class WebhookHandler:
         return counts
 
     def _count(self, counts: Mapping[str, int]) -> None:
-        try:
-            self.relay.counters.add({k: v for k, v in counts.items() if v})
-        except StoreUnavailable as err:
-            log.warning("Hourly counters not updated: %s", err)
+        tally = Tally("webhook")
+        tally.add(counts)
+        self.books.write(tally)
 
 
 def to_rows(

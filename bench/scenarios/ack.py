@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.harness import Harness, free_port, pct, say, sequential
+from bench.harness import Harness, free_port, on_ack_path, pct, say, sequential
 
 NO_DISABLE = {"AUTO_DISABLE_MIN_ATTEMPTS": "100000"}
 
@@ -83,7 +83,7 @@ def run(h: Harness, *, quick: bool) -> list[AckCase]:
             calls = [c for c in h.wire.take() if c.target == "table"]
             per_hook.append(len(calls))
             seconds.append(sum(c.seconds for c in calls))
-            depth.append(sequential(calls)[0])
+            depth.append(sequential(on_ack_path(calls, h.answered_at))[0])
             ops.update(c.label for c in calls)
         h.standins.clear()
         out.append(

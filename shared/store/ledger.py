@@ -119,10 +119,17 @@ class AttemptLedger:
         self.record_all([outcome])
 
     @guarded("ledger.record")
-    def record_all(self, outcomes: Sequence[AttemptRecord], counts: Mapping[str, int] | None = None) -> None:
+    def record_all(
+        self,
+        outcomes: Sequence[AttemptRecord],
+        counts: Mapping[str, int] | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> None:
         """Count ``outcomes`` in their bucket together with the caller's other ``counts`` (one
-        ETag-guarded increment: no lost increments under concurrency) and keep each failure."""
-        now = self._clock()
+        ETag-guarded increment: no lost increments under concurrency) and keep each failure.
+        ``at``: when they happened (default now), for a write made a moment later."""
+        now = at or self._clock()
         totals = dict(counts or {})
         if outcomes:
             attempts, failures = _bucket_fields(bucket_start(now, self._bucket).minute)

@@ -7,14 +7,17 @@ silently overwrite each other: the loser gets None, re-reads, and decides again.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.store.tables import Clock, as_str, as_utc, etag_of, guarded, log_lost_race, lost_race
@@ -23,6 +26,9 @@ PARTITION: Final[str] = "integration"
 ROW: Final[str] = "state"
 PROBE_ROW: Final[str] = "probe"
 MODES: Final[tuple[str, ...]] = ("enabled", "disabled", "auto_disabled")
+
+_LOG = logging.getLogger(__name__)
+_REFRESH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-refresh")
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,8 @@ class IntegrationStateRepo:
         self._clock = clock
         self._monotonic = monotonic
         self._cached: tuple[float, IntegrationState] | None = None
+        self._lock = threading.Lock()
+        self._refreshing = False
 
     @guarded("state.get")
     def get(self, *, max_age: float = 0.0) -> IntegrationState:
@@ -71,12 +79,46 @@ class IntegrationStateRepo:
 
         ``max_age`` > 0 (seconds) accepts this instance's copy read that recently: the hot paths
         (every webhook, every retried entry) then skip a read, and another instance's change takes
-        effect within ``max_age``. Writers (``set``) always read fresh with the default 0."""
-        if max_age > 0 and self._cached is not None and self._monotonic() - self._cached[0] <= max_age:
-            return self._cached[1]
+        effect within ``max_age``. Once the copy is half that old a read starts in the background,
+        so a steady stream of webhooks never waits for one. Writers (``set``) always read fresh
+        with the default 0."""
+        if max_age > 0 and self._cached is not None:
+            age = self._monotonic() - self._cached[0]
+            if age <= max_age:
+                if age > max_age / 2:
+                    self._refresh_beside()
+                return self._cached[1]
+        return self._fresh()
+
+    def _fresh(self) -> IntegrationState:
+        started = self._monotonic()
         state = self._read()
-        self._cached = (self._monotonic(), state)
+        with self._lock:
+            # The copy's age counts from before the read: a change during it is seen next time.
+            if self._cached is None or self._cached[0] <= started:
+                self._cached = (started, state)
         return state
+
+    def _forget(self) -> None:
+        with self._lock:
+            self._cached = None
+
+    def _refresh_beside(self) -> None:
+        with self._lock:
+            if self._refreshing:
+                return
+            self._refreshing = True
+
+        def refresh() -> None:
+            try:
+                self._fresh()
+            except (AzureError, OSError) as err:  # the next read that must wait will report it
+                _LOG.debug("Background state read failed: %s", type(err).__name__)
+            finally:
+                with self._lock:
+                    self._refreshing = False
+
+        _REFRESH.submit(refresh)
 
     def _read(self) -> IntegrationState:
         try:
@@ -164,13 +206,13 @@ class IntegrationStateRepo:
                 )
         except ResourceExistsError:
             log_lost_race("state.set", ROW)
-            self._cached = None
+            self._forget()
             return None
         except HttpResponseError as error:
             if not lost_race(error):
                 raise
             log_lost_race("state.set", ROW)
-            self._cached = None
+            self._forget()
             return None
         state = IntegrationState(
             enabled=enabled,
@@ -180,5 +222,6 @@ class IntegrationStateRepo:
             changed_by=changed_by,
             etag=etag_of(meta),
         )
-        self._cached = (self._monotonic(), state)
+        with self._lock:
+            self._cached = (self._monotonic(), state)
         return state

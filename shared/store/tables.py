@@ -31,6 +31,7 @@ from azure.data.tables import EntityProperty, TableClient, TableEntity, TableSer
 from shared.batches import by_size
 from shared.clock import EPOCH as EPOCH  # re-exported: the store's repositories take them from here
 from shared.clock import Clock as Clock
+from shared.env_transport import read_once
 
 _LOG = logging.getLogger(__name__)
 
@@ -331,15 +332,24 @@ def table_service_from(
     """Build the service client from a connection string (Azurite, dev) or endpoint + identity.
 
     ``client_kwargs`` go to azure-core (e.g. ``retry_total``, ``connection_timeout``,
-    ``read_timeout``) so the webhook path can stay inside Wallarm's 15 s response budget.
+    ``read_timeout``) so the webhook path can stay inside Wallarm's 15 s response budget. The
+    proxy and CA environment is read once for the account's endpoint (``shared.env_transport``).
     """
     if connection_string:
         if connection_string.strip().rstrip(";") == "UseDevelopmentStorage=true":
             connection_string = DEVELOPMENT_STORAGE  # what Core Tools users put in local.settings.json
-        return TableServiceClient.from_connection_string(connection_string, **client_kwargs)
+        # The connection string names the endpoint in several ways: let the SDK find it (no I/O).
+        url = TableServiceClient.from_connection_string(connection_string).url
+        return TableServiceClient.from_connection_string(connection_string, **_with_env(url, client_kwargs))
     if endpoint and credential is not None:
-        return TableServiceClient(endpoint=endpoint, credential=credential, **client_kwargs)
+        kwargs = _with_env(endpoint, client_kwargs)
+        return TableServiceClient(endpoint=endpoint, credential=credential, **kwargs)
     raise ValueError("table storage needs a connection string, or an endpoint and a credential")
+
+
+def _with_env(url: str, client_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    kwargs = dict(client_kwargs)
+    return {**read_once(url, verify=kwargs.pop("connection_verify", True)), **kwargs}
 
 
 def log_lost_race(operation: str, key: str) -> None:

@@ -77,7 +77,7 @@ _DECODER: Final = json.JSONDecoder(
 def parse_body(body: bytes) -> ParseResult:
     """Parse one webhook body into events (+ per-item rejections)."""
     text = _decode(body)
-    if not text.strip():
+    if not text or text.isspace():  # as `not text.strip()`, without copying the body
         raise ParseError(400, "empty_body", "The request body is empty.")
     items, rejections = _load(text)
     return _to_result(items, rejections)

@@ -210,6 +210,7 @@ def test_without_an_integration_token_a_quiet_pipe_is_reported_once(
     assert svc.completeness is not None and svc.completeness.reconciler is None
     body = b'[{"summary":"x","details":{"notification_type":"create_user"}}]'
     svc.webhook.handle(WebhookRequest(body, {"content-type": "application/json"}, None))
+    svc.webhook.flush()  # its counts are written just after the answer
     clock.advance(3600)
     assert svc.completeness.watchdog.run() == {
         "quiet": {"checked": True, "problem": None, "received_recently": 1}
@@ -370,7 +371,7 @@ def test_a_hit_reaching_the_cloud_after_its_window_ran_is_caught_by_the_next_win
     (next_window,) = svc.completeness.reconciler.run_due()
     assert (next_window.start.hour, next_window.in_wallarm, next_window.added) == (13, 1, 1)
     assert ids(hit_rows(ingestion)) == Counter({"very-late": 1})
-    hour = svc.relay.counters.read(clock().replace(minute=0))
+    hour = svc.counters.read(clock().replace(minute=0))
     assert hour["backfilled"] == 1  # shown in the next relay_hourly_stats row
 
 

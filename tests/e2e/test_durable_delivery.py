@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 from datetime import timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from wallarm_fixtures import load_fixture
 
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from shared.policy import DEFAULT_SCHEDULE
+from shared.store.dedup import DedupKeys
 from shared.webhook import WebhookRequest, WebhookResponse
 
 from .conftest import FakeClock, MakeServices
@@ -104,8 +106,7 @@ def test_drain_starts_uploads_oldest_first_up_to_n_at_a_time(
     answered = [
         json.loads(gzip.decompress(r.body))[0]["RequestId"] for r in ingestion.requests if r.status < 300
     ]
-    window = svc.relay.ledger.failure_window()
-    assert (window.attempts, window.failures) == (len(ingestion.requests), 8)  # each request counted once
+    assert svc.switch.failure_window() == (len(ingestion.requests), 8)  # each request counted once
     if uploads == 1:
         assert answered == expected  # strictly one after another
     else:
@@ -126,8 +127,8 @@ def test_a_failure_mid_drain_is_settled_before_more_uploads_start_so_auto_disabl
     # The third failure trips the rule; at most the uploads already running (4) go after it.
     assert 3 <= run.attempted <= 3 + svc.worker.uploads - 1
     assert svc.worker.queue.stats().pending == 20  # rescheduled or still leased: nothing lost
-    window = svc.relay.ledger.failure_window()
-    assert window.attempts == len(ingestion.requests)  # each request counted once (announce included)
+    attempts, _failures = svc.switch.failure_window()
+    assert attempts == len(ingestion.requests)  # each request counted once (announce included)
 
 
 def test_worker_attempts_happen_within_a_second_of_due(
@@ -248,6 +249,7 @@ def test_resent_body_is_not_duplicated_but_a_failed_one_is_processed(
     again = post(svc.webhook, body)
     assert (again.status, again.body["status"]) == (200, "duplicate")
     assert request_ids(ingestion) == ["req-0009"]
+    svc.webhook.flush()  # the "done" mark is written just after the answer; then time jumps
     clock.advance(svc.settings.dedup_window.total_seconds() + 1)
     assert post(svc.webhook, body).body["status"] == "delivered"  # outside the window: new
 
@@ -308,7 +310,7 @@ def test_window_forgets_failures_older_than_12_hours(
     ingestion.set_outage(503)
     post(svc.webhook, hit_body(7))  # 1 failure of 4 recent attempts: not 5/8
     assert svc.admin.status()["state"] == "enabled"
-    assert svc.relay.failure_window() == (4, 1)
+    assert svc.switch.failure_window() == (4, 1)
 
 
 def test_manual_disable_raises_disable_integration_and_enable_replays_in_order(
@@ -338,6 +340,7 @@ def test_hourly_row_counts_the_previous_hour_once(
     post(svc.webhook, hit_body(1))
     post(svc.webhook, load_fixture("create_user"))
     post(svc.webhook, b"not json")
+    svc.webhook.flush()  # a healthy webhook's counts are written just after its answer
     clock.advance(3600)
     other = make_services(clock)
     assert svc.hourly.report_previous_hour() is True
@@ -393,10 +396,12 @@ def test_concurrent_instances_deliver_each_event_once_and_count_every_request(
     delivered = Counter(request_ids(ingestion))
     assert sorted(delivered) == [f"req-{n:04d}" for n in range(30)]
     assert set(delivered.values()) == {1}, "an event was delivered twice"
+    for instance in instances:
+        assert instance.webhook.flush(timeout=30)  # counts written just after the answers
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     counts: Counter[str] = Counter()
     for h in (hour - timedelta(hours=1), hour):  # the test may straddle an hour
-        counts.update(instances[0].relay.counters.read(h))
+        counts.update(instances[0].counters.read(h))
     assert counts["received"] == 30
     assert counts["delivered"] + counts["queued"] == 30
 
@@ -498,3 +503,37 @@ def test_worker_process_killed_mid_delivery_loses_nothing(
     _time.sleep(10.5)
     assert svc.worker.run_once().delivered == 1
     assert request_ids(ingestion) == ["req-0042"]
+
+
+def test_a_healthy_webhooks_bookkeeping_follows_its_answer_and_a_resend_meanwhile_is_a_duplicate(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    svc = make_services(clock)
+    gate = threading.Event()
+    real = svc.webhook.dedup
+
+    class SlowDone(DedupKeys):
+        """The same store, with the "done" mark held until the test lets it go."""
+
+        def finish(self, key: str, ttl: timedelta | None = None) -> None:
+            gate.wait(10)
+            super().finish(key, ttl)
+
+    slow = SlowDone.__new__(SlowDone)
+    slow.__dict__.update(real.__dict__)
+    svc.webhook.dedup = slow
+    body = hit_body(3)
+    try:
+        assert post(svc.webhook, body).body["status"] == "delivered"  # answered before "done"
+        assert svc.webhook.flush(timeout=0.1) is False  # its bookkeeping is still held
+        again = post(svc.webhook, body)
+        assert (again.status, again.body["status"]) == (200, "duplicate")
+    finally:
+        gate.set()
+    assert svc.webhook.flush(timeout=10)
+    assert post(svc.webhook, body).body["status"] == "duplicate"  # now from Table Storage
+    assert request_ids(ingestion) == ["req-0003"]
+    hour = svc.counters.read(clock().replace(minute=0, second=0, microsecond=0))
+    assert (hour["received"], hour["delivered"], hour["duplicates"]) == (3, 1, 2)

@@ -150,12 +150,12 @@ def test_outages_of_every_kind_trip_auto_disable_and_every_event_lands_once_afte
     def send_for(seconds: float, until_mode: str | None = None) -> None:
         nonlocal n
         end = time.monotonic() + seconds
-        while time.monotonic() < end and svc.relay.state.get().mode != until_mode:
+        while time.monotonic() < end and svc.state.get().mode != until_mode:
             response = post(svc.webhook, hit_body(n))
             assert response.status in (200, 202), response.body
             acked.append(f"req-{n:04d}")
             n += 1
-            modes.add(svc.relay.state.get().mode)
+            modes.add(svc.state.get().mode)
             time.sleep(0.3)
 
     try:
@@ -175,7 +175,7 @@ def test_outages_of_every_kind_trip_auto_disable_and_every_event_lands_once_afte
         ingestion.set_outage(503)
         send_for(60, until_mode="auto_disabled")  # the last outage lasts until it trips the rule
         send_for(3)  # and a little longer: these are parked
-        assert svc.relay.state.get().mode == "auto_disabled"
+        assert svc.state.get().mode == "auto_disabled"
         waiting = set(acked) - set(request_ids(ingestion))
         healed = time.monotonic()
         ingestion.clear()
@@ -191,7 +191,7 @@ def test_outages_of_every_kind_trip_auto_disable_and_every_event_lands_once_afte
     delivered = [r for r in request_ids(ingestion) if r]
     assert "auto_disabled" in modes
     assert sorted(delivered) == sorted(acked)  # every acknowledged event, exactly once
-    assert svc.relay.state.get().mode == "enabled"
+    assert svc.state.get().mode == "enabled"
     types = [r["EventType"] for r in ingestion.accepted]
     assert types.count("integration_broken") >= 1 and types.count("integration_recovered") >= 1
     after_heal = [landed_at[r] for r in waiting]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -70,3 +71,32 @@ def test_inconsistent_arguments_are_rejected(repo: IntegrationStateRepo) -> None
         repo.set(True, "disabled", "x", "y", expected=repo.get())
     with pytest.raises(ValueError):
         repo.set(False, "paused", "x", "y", expected=repo.get())
+
+
+def test_a_cached_copy_past_half_its_age_is_refreshed_in_the_background(
+    tables: StoreTables, clock: FakeClock
+) -> None:
+    """The hot path never waits for a state read in a steady stream, and the bound holds."""
+    now = [100.0]
+    mine = IntegrationStateRepo(tables.state, clock, monotonic=lambda: now[0])
+    other = IntegrationStateRepo(tables.state, clock)
+    assert mine.get(max_age=5).enabled  # read and cached at t=100
+    other.set(False, "disabled", "maintenance", "alice", expected=other.get())
+    now[0] = 102.0  # under half the age: the copy, no read
+    assert mine.get(max_age=5).enabled
+    now[0] = 103.0  # past half: still the copy for this call, a read starts beside it
+    assert mine.get(max_age=5).enabled
+    deadline = time.monotonic() + 10
+    while mine.get(max_age=5).enabled and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert mine.get(max_age=5).mode == "disabled"  # the background read landed, still t=103
+
+
+def test_a_copy_older_than_max_age_is_never_used(tables: StoreTables, clock: FakeClock) -> None:
+    now = [100.0]
+    mine = IntegrationStateRepo(tables.state, clock, monotonic=lambda: now[0])
+    other = IntegrationStateRepo(tables.state, clock)
+    assert mine.get(max_age=5).enabled
+    other.set(False, "disabled", "maintenance", "alice", expected=other.get())
+    now[0] = 105.01
+    assert mine.get(max_age=5).mode == "disabled"  # read before answering

@@ -7,10 +7,20 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from wallarm_fixtures import ALL_FIXTURES, Fixture, fixture_body, load_fixture, oversized_hit_body
 
 from shared.mapping import EVENT_FAMILIES, family_of, map_event
-from shared.raw_data import FIELD_LIMIT_BYTES, ORIGINAL_BYTES_KEY, TRUNCATED_KEY, cut_utf8, raw_data
+from shared.raw_data import (
+    FIELD_LIMIT_BYTES,
+    ORIGINAL_BYTES_KEY,
+    TRUNCATED_KEY,
+    cut_utf8,
+    dump,
+    dump_sized,
+    raw_data,
+)
 from shared.schema import COLUMNS, SEVERITIES
 from shared.wallarm.events import WallarmEvent
 from shared.wallarm.parse import parse_body
@@ -237,3 +247,32 @@ def test_cut_utf8() -> None:
     assert cut_utf8("aé", 2) == "a"
     assert cut_utf8("aé", 3) == "aé"
     assert cut_utf8("", 0) == ""
+
+
+def _cut_reference(text: str, limit: int) -> str:
+    """cut_utf8 as it was before its fast paths: always through the bytes."""
+    data = text.encode("utf-8", "surrogatepass")
+    return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
+
+
+@given(text=st.text(alphabet=st.characters(codec=None, exclude_categories=())), limit=st.integers(0, 80))
+def test_cut_utf8_fast_paths_agree_with_cutting_the_bytes(text: str, limit: int) -> None:
+    """Short and ASCII text skip the encoding; the result is what cutting the bytes gives."""
+    for candidate in (text, text.encode("ascii", "replace").decode("ascii"), text * 30):
+        assert cut_utf8(candidate, limit) == _cut_reference(candidate, limit)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": "plain ascii", "n": [1, 2.5, None, True]},
+        {"é": "€😀", "line": "\u2028"},
+        {"lone": "\ud800 and \udfff"},  # not UTF-8: escaped as ASCII
+        '\x00\x1f"\\',
+    ],
+)
+def test_dump_sized_is_dump_and_its_utf8_size(value: Any) -> None:
+    text, size = dump_sized(value)
+    assert text.encode("utf-8") == dump(value)
+    assert size == len(dump(value))
+    assert json.loads(text) == json.loads(dump(value))
