@@ -61,6 +61,7 @@ class WorkerRun:
     probes: int = 0
     recovered: bool = False
     storage_errors: int = 0
+    lease_short: int = 0  # claimed entries not started: too little of their lease was left
 
 
 class RetryWorker:
@@ -84,7 +85,11 @@ class RetryWorker:
         uploads: int = 16,
         settle_batch: int = 25,
         max_per_second: float = 150.0,
+        start_margin: timedelta | None = None,
     ) -> None:
+        """`start_margin` (default half the lease): an entry whose lease ends sooner is not
+        started, since its upload (read timeout included) could outlast the lease and another
+        instance would then deliver it too; it comes due again when the lease ends."""
         self.relay = relay
         self.switch = switch
         self.queue = queue
@@ -93,6 +98,7 @@ class RetryWorker:
         self.telemetry = telemetry
         self.probe_api = probe_api
         self.lease = lease
+        self.start_margin = lease / 2 if start_margin is None else start_margin
         self.poll = poll
         self.clock = clock
         self.sleep = sleep
@@ -261,6 +267,9 @@ class RetryWorker:
                 pass_.finish(run)
             if not self.state.get(max_age=STATE_MAX_AGE_SECONDS).enabled:
                 return False  # disabled mid-run: leave the rest pending
+            if entry.due_at - self.clock() < self.start_margin:
+                run.lease_short += 1  # claimed too long ago (a slow API): its next claim delivers it
+                continue
             pause = pass_.next_start - time.monotonic()
             if pause > 0:
                 time.sleep(pause)

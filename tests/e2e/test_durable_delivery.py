@@ -537,3 +537,26 @@ def test_a_healthy_webhooks_bookkeeping_follows_its_answer_and_a_resend_meanwhil
     assert request_ids(ingestion) == ["req-0003"]
     hour = svc.counters.read(clock().replace(minute=0, second=0, microsecond=0))
     assert (hour["received"], hour["delivered"], hour["duplicates"]) == (3, 1, 2)
+
+
+def test_an_entry_whose_lease_is_nearly_over_is_not_started_and_its_next_claim_delivers_it(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    """A claimed entry waiting behind slow uploads must not start once its lease could run out
+    mid-upload: another instance would claim and deliver it too."""
+    svc = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="100000")
+    ingestion.set_outage(503)
+    assert post(svc.webhook, hit_body(5)).body["status"] == "queued"
+    ingestion.set_outage(None)
+    clock.advance(5)
+    svc.worker.start_margin = svc.worker.lease + timedelta(seconds=1)  # as if claimed long ago
+    run = svc.worker.run_once()
+    assert (run.attempted, run.lease_short) == (0, 1)
+    assert request_ids(ingestion) == []
+    svc.worker.start_margin = svc.worker.lease / 2
+    assert svc.worker.run_once().attempted == 0  # still leased: nobody may take it yet
+    clock.advance(svc.worker.lease.total_seconds() + 1)
+    assert svc.worker.run_once().delivered == 1
+    assert request_ids(ingestion) == ["req-0005"]
