@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from shared.books import Books
 from shared.clock import Clock
-from shared.ingestion import ChunkFailure, Deliverer, DeliveryReport
+from shared.ingestion import ChunkFailure, Deliverer, DeliveryReport, Packed
 from shared.policy import RetrySchedule, next_due
 from shared.schema import Row
 from shared.store.queue import QueueEntry, RetryQueue
@@ -78,11 +78,19 @@ class Relay:
         self.books.write(tally)
         return result
 
-    def submit(self, rows: Sequence[Row], *, tally: Tally, deadline: float | None) -> SubmitResult:
+    def submit(
+        self,
+        rows: Sequence[Row],
+        *,
+        tally: Tally,
+        deadline: float | None,
+        packed: Sequence[Packed] | None = None,
+    ) -> SubmitResult:
         """Deliver now, else queue; raises StoreUnavailable only if a row could be neither.
 
         The attempts go into `tally`, which its opener writes (`Books.write`) once it has added
-        its own counts: one counter write per request."""
+        its own counts: one counter write per request. `packed`: the same rows already cut and
+        serialised (`ingestion.pack`), done while the caller waited for something else."""
         result = SubmitResult()
         if not rows:
             return result
@@ -91,7 +99,11 @@ class Relay:
             result.parked = len(rows)
             return result
         with self.telemetry.span("relay.deliver", {"relay.rows": len(rows), "relay.source": tally.source}):
-            report = self.deliverer.deliver(rows, deadline)
+            report = (
+                self.deliverer.deliver(rows, deadline)
+                if packed is None
+                else self.deliverer.deliver_chunks(packed, deadline)
+            )
         tally.add_report(report)
         result.delivered = len(report.accepted)
         now = self.clock()

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from shared.clock import Clock
 from shared.dispatch import Relay, SubmitResult
+from shared.ingestion import Packed
 from shared.schema import Row
 from shared.store.dedup import DedupKeys
 from shared.store.tables import StoreUnavailable
@@ -97,12 +98,21 @@ class GuardedRelay(Relay):
 
     guard: HitGuard | None = None
 
-    def submit(self, rows: Sequence[Row], *, tally: Tally, deadline: float | None) -> SubmitResult:
+    def submit(
+        self,
+        rows: Sequence[Row],
+        *,
+        tally: Tally,
+        deadline: float | None,
+        packed: Sequence[Packed] | None = None,
+    ) -> SubmitResult:
         if self.guard is None or tally.source != "webhook":
-            return super().submit(rows, tally=tally, deadline=deadline)
+            return super().submit(rows, tally=tally, deadline=deadline, packed=packed)
         kept, claimed, _ = self.guard.claim(rows)
         try:
-            result = super().submit(kept, tally=tally, deadline=deadline)
+            # Rows dropped by the guard make the packed requests stale: pack again.
+            same = len(kept) == len(rows)
+            result = super().submit(kept, tally=tally, deadline=deadline, packed=packed if same else None)
         except StoreUnavailable:
             self.guard.settle(claimed, durable=False)
             raise

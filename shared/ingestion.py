@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import zlib
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,6 +80,34 @@ def row_size(row: Row) -> int:
 def split_chunks(rows: Sequence[Row], max_bytes: int = MAX_CHUNK_BYTES) -> Iterator[list[Row]]:
     """Split exactly like the SDK does, so each chunk we pass becomes one request."""
     return by_size(rows, row_size, max_bytes)
+
+
+@dataclass(frozen=True)
+class Packed:
+    """One request's rows and its body: the gzipped JSON array the SDK would send for them."""
+
+    rows: list[Row]
+    body: bytes
+
+
+def pack(rows: Sequence[Row], max_bytes: int = MAX_CHUNK_BYTES) -> list[Packed]:
+    """Cut and serialise rows as the SDK's `upload()` does (`_helpers._create_gzip_requests`),
+    each row dumped once: the sizes and the body come from the same text. Byte for byte the same
+    JSON (`json.dumps` of a list joins its items with ", "); `json.dumps` escapes non-ASCII, so a
+    row's UTF-8 size is its length."""
+    texts = [json.dumps(row) for row in rows]
+    out: list[Packed] = []
+    for batch in by_size(range(len(texts)), lambda i: len(texts[i]), max_bytes):
+        out.append(
+            Packed([rows[i] for i in batch], gzip_json("[" + ", ".join(texts[i] for i in batch) + "]"))
+        )
+    return out
+
+
+def gzip_json(text: str) -> bytes:
+    """Gzip as the SDK does (zlib, gzip wrapper, default level)."""
+    compress = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+    return compress.compress(text.encode("utf-8")) + compress.flush()
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -164,16 +193,19 @@ class Deliverer:
         After the first chunk, a chunk starts only if a request that runs into the read timeout
         would still end by the deadline, so a hanging API cannot push the answer past it.
         """
+        return self.deliver_chunks(pack(rows), deadline)
+
+    def deliver_chunks(self, chunks: Sequence[Packed], deadline: float | None = None) -> DeliveryReport:
+        """`deliver` for rows packed beforehand (`pack`), e.g. while a dedup claim is in flight."""
         report = DeliveryReport()
-        chunks = list(split_chunks(rows))
         for index, chunk in enumerate(chunks):
             # The first chunk only needs time left; later ones need room for a full request.
             reserve = self._request_timeout if index > 0 else 0.0
             if deadline is not None and self._monotonic() + reserve >= deadline:
                 for rest in chunks[index:]:
-                    report.not_attempted.extend(rest)
+                    report.not_attempted.extend(rest.rows)
                 break
-            self._upload(chunk, report)
+            self._upload(chunk.rows, report, body=chunk.body)
         return report
 
     def deliver_packed(self, payload: bytes, rows: Sequence[Row]) -> DeliveryReport:

@@ -23,6 +23,7 @@ from typing import Any
 from shared.books import Books
 from shared.clock import Clock
 from shared.dispatch import Relay, SubmitResult, types_of
+from shared.ingestion import Packed, pack
 from shared.mapping import map_event
 from shared.schema import Row
 from shared.selection import Selection, select
@@ -113,6 +114,8 @@ class WebhookHandler:
             parsed = parse_body(request.body)
             received_at = self.clock()
             mapped = to_rows(parsed, self.config.selection, received_at)
+            # Serialised and gzipped now, while the claim is still on its way back.
+            packed = pack(mapped[0])
         except BaseException as err:
             if claiming.result() == "new":
                 self._dedup_abandon(key)
@@ -132,7 +135,7 @@ class WebhookHandler:
             )
 
         try:
-            return self._accept(parsed, mapped, key, started)
+            return self._accept(parsed, mapped, packed, key, started)
         except BaseException:
             # An unexpected failure must not leave the key "processing": Wallarm's resend would
             # get 409 until the claim goes stale.
@@ -143,6 +146,7 @@ class WebhookHandler:
         self,
         parsed: ParseResult,
         mapped: tuple[list[Row], Counter[str], list[Rejection]],
+        packed: list[Packed],
         key: str,
         started: float,
     ) -> WebhookResponse:
@@ -159,7 +163,7 @@ class WebhookHandler:
         deadline = started + self.config.budget.total_seconds()
         tally = Tally("webhook", at=self.clock())
         try:
-            result = self.relay.submit(rows, tally=tally, deadline=deadline)
+            result = self.relay.submit(rows, tally=tally, deadline=deadline, packed=packed)
         except StoreUnavailable as err:
             # Neither delivered nor durable: Wallarm must resend, so the dedup key must not stay.
             self._dedup_abandon(key)
