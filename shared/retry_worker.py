@@ -22,8 +22,9 @@ the integration. Starts are paced to ``max_per_second`` (default 150/s,
 below the DCR's 12,000 requests/min with room left for the webhooks). The state is checked before
 each start, so a disable mid-run stops new uploads at once.
 
-Idle is cheap and quiet: a disabled or empty run sleeps, a Table Storage outage backs off
-(1 s doubling to 30 s), and repeated identical warnings are summarised.
+Idle is cheap and quiet: a disabled run returns, an auto-disabled one sleeps until its probe, a
+queue empty for 10 minutes ends a run after one pass, a Table Storage outage backs off (1 s
+doubling to 30 s), and repeated identical warnings are summarised.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class WorkerRun:
     recovered: bool = False
     storage_errors: int = 0
     lease_short: int = 0  # claimed entries not started: too little of their lease was left
+    idle_exit: bool = False  # ended early: the queue has been empty for idle_exit_after
 
 
 class RetryWorker:
@@ -86,10 +88,16 @@ class RetryWorker:
         settle_batch: int = 25,
         max_per_second: float = 150.0,
         start_margin: timedelta | None = None,
+        idle_exit_after: timedelta | None = timedelta(minutes=10),
     ) -> None:
         """`start_margin` (default half the lease): an entry whose lease ends sooner is not
         started, since its upload (read timeout included) could outlast the lease and another
-        instance would then deliver it too; it comes due again when the lease ends."""
+        instance would then deliver it too; it comes due again when the lease ends.
+
+        `idle_exit_after`: once the queue has been empty this long, a run ends after its first
+        pass instead of polling for the rest of the minute (the timer's run time is the bill of
+        an idle relay); the first entry queued after that waits for the next timer (at most a
+        minute) and the runs poll again from then on. None: always poll."""
         self.relay = relay
         self.switch = switch
         self.queue = queue
@@ -114,6 +122,8 @@ class RetryWorker:
         self._claimer: ThreadPoolExecutor | None = None
         self._next_probe_at: datetime | None = None
         self._next_sweep_at: datetime | None = None
+        self.idle_exit_after = idle_exit_after
+        self._busy_at: datetime | None = None  # when this process last saw the queue non-empty
         self._quiet = RepeatedLog(log)
 
     def run(self, run_for: timedelta) -> WorkerRun:
@@ -168,6 +178,11 @@ class RetryWorker:
         self.run_once(run)
         now = self.clock()
         upcoming = self.queue.next_due_at()
+        if upcoming is None and self._idle_for(now) >= (self.idle_exit_after or timedelta.max):
+            run.idle_exit = True
+            return None
+        if upcoming is not None:
+            self._busy_at = now
         if upcoming is not None and upcoming <= now:
             return now
         wait_until = now + self.poll
@@ -180,6 +195,12 @@ class RetryWorker:
         elif upcoming is not None:
             wait_until = min(wait_until, upcoming)
         return wait_until
+
+    def _idle_for(self, now: datetime) -> timedelta:
+        """How long the queue has been empty as this process saw it (a new process: not yet)."""
+        if self._busy_at is None:
+            self._busy_at = now
+        return now - self._busy_at
 
     def _sweep_due(self, now: datetime) -> bool:
         return self._next_sweep_at is None or now >= self._next_sweep_at

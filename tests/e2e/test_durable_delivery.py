@@ -560,3 +560,24 @@ def test_an_entry_whose_lease_is_nearly_over_is_not_started_and_its_next_claim_d
     clock.advance(svc.worker.lease.total_seconds() + 1)
     assert svc.worker.run_once().delivered == 1
     assert request_ids(ingestion) == ["req-0005"]
+
+
+def test_after_ten_idle_minutes_a_run_ends_at_once_and_a_new_entry_brings_polling_back(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    """An idle relay's bill is its timer's run time: polling stops once the queue stays empty."""
+    svc = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="100000")
+    started = clock()
+    run = svc.worker.run(timedelta(minutes=15))  # a fresh process polls for 10 idle minutes
+    assert run.idle_exit and clock() - started == timedelta(minutes=10)
+    started = clock()
+    assert svc.worker.run(timedelta(seconds=50)).idle_exit and clock() == started  # next ticks: one pass
+    ingestion.set_outage(503)
+    assert post(svc.webhook, hit_body(1)).body["status"] == "queued"
+    ingestion.set_outage(None)
+    started = clock()
+    run = svc.worker.run(timedelta(seconds=50))  # the next tick delivers and polls again
+    assert run.delivered == 1 and not run.idle_exit and clock() - started == timedelta(seconds=50)
+    assert request_ids(ingestion) == ["req-0001"]
