@@ -14,8 +14,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+from local.standins.server import StartStop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT_NAME = "devstoreaccount1"
@@ -72,7 +72,7 @@ def _table_endpoint_of(connection_string: str) -> str:
     return f"{parts.get('DefaultEndpointsProtocol', 'https')}://{account}.table.{suffix}"
 
 
-class Azurite:
+class Azurite(StartStop):
     """An Azurite Table service on 127.0.0.1 (in-memory) or an external one from the environment.
 
     ``start()`` waits until the port accepts connections (``timeout`` seconds) and raises
@@ -174,18 +174,6 @@ class Azurite:
             self._workdir.cleanup()
             self._workdir = None
         self._endpoint = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _tail(path: Path, limit: int = 2000) -> str:

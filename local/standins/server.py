@@ -112,16 +112,14 @@ def owner_of(handler: BaseHTTPRequestHandler) -> Any:
     return handler.server.owner  # type: ignore[attr-defined]
 
 
-class StandInLifecycle:
-    """``start``/``stop``/context-manager boilerplate for stand-ins that own a ``ThreadedServer``."""
-
-    _server: ThreadedServer
+class StartStop:
+    """A context manager over ``start``/``stop``: ``with Azurite() as a:`` and the stand-ins alike."""
 
     def start(self) -> None:
-        self._server.start()
+        raise NotImplementedError
 
     def stop(self) -> None:
-        self._server.stop()
+        raise NotImplementedError
 
     def __enter__(self) -> Self:
         self.start()
@@ -134,3 +132,15 @@ class StandInLifecycle:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class StandInLifecycle(StartStop):
+    """``start``/``stop`` for stand-ins that own a ``ThreadedServer``."""
+
+    _server: ThreadedServer
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
