@@ -64,6 +64,7 @@ class WorkerRun:
     storage_errors: int = 0
     lease_short: int = 0  # claimed entries not started: too little of their lease was left
     idle_exit: bool = False  # ended early: the queue has been empty for idle_exit_after
+    released: int = 0  # claimed entries given back unstarted (due now, not after their lease)
 
 
 class RetryWorker:
@@ -246,8 +247,9 @@ class RetryWorker:
 
         A batch of claims is one ETag-guarded transaction (up to 50 entries). After a full batch
         the next one is claimed beside the uploads, and its uploads start while the last ones of
-        the batch before are still running or settling; its entries stay leased if the run
-        stops early, as the rest of a batch does."""
+        the batch before are still running or settling. Claimed entries not started (the run
+        stopped early, or too little of their lease was left) are released: due now, not after
+        the lease."""
         run = run or WorkerRun()
         if self._claimer is None:
             self._claimer = ThreadPoolExecutor(1, thread_name_prefix="retry-claims")
@@ -256,6 +258,7 @@ class RetryWorker:
         if self._uploader is None:
             self._uploader = ThreadPoolExecutor(self.uploads, thread_name_prefix="retry-upload")
         pass_ = _Pass(self._uploader, self._pool, self.settle_batch, self.relay)
+        unstarted: list[QueueEntry] = []
         try:
             entries = self.queue.claim_due(self.batch, self.lease)
             while entries:
@@ -264,32 +267,39 @@ class RetryWorker:
                     context = contextvars.copy_context()
                     upcoming = self._claimer.submit(context.run, self.queue.claim_due, self.batch, self.lease)
                 try:
-                    going = self._deliver_all(entries, run, pass_)
+                    going = self._deliver_all(entries, run, pass_, unstarted)
                 finally:
                     claimed = upcoming.result() if upcoming is not None else []
                 if not going:
+                    unstarted.extend(claimed)
                     return run
                 entries = claimed or (
                     self.queue.claim_due(self.batch, self.lease) if upcoming is None else []
                 )
         finally:
             pass_.finish(run)  # every upload's outcome is written before the run ends
+            if unstarted:
+                run.released += self.queue.release(unstarted)
         return run
 
-    def _deliver_all(self, entries: list[QueueEntry], run: WorkerRun, pass_: _Pass) -> bool:
+    def _deliver_all(
+        self, entries: list[QueueEntry], run: WorkerRun, pass_: _Pass, unstarted: list[QueueEntry]
+    ) -> bool:
         """Start the uploads of the claimed entries oldest first, up to ``uploads`` at a time,
         while the delivered ones settle (their Table writes) in groups of ``settle_batch`` on up
-        to ``parallel`` threads beside. False once disabled mid-run (the entries not started stay
-        claimed and come due again after the lease)."""
-        for entry in entries:
+        to ``parallel`` threads beside. False once disabled mid-run; entries not started go to
+        ``unstarted``."""
+        for index, entry in enumerate(entries):
             pass_.make_room(self.uploads, self.parallel, run)
             if pass_.failed:
                 # A failure may auto-disable the integration: settle everything so far first.
                 pass_.finish(run)
             if not self.state.get(max_age=STATE_MAX_AGE_SECONDS).enabled:
-                return False  # disabled mid-run: leave the rest pending
+                unstarted.extend(entries[index:])  # disabled mid-run: the rest wait, unleased
+                return False
             if entry.due_at - self.clock() < self.start_margin:
                 run.lease_short += 1  # claimed too long ago (a slow API): its next claim delivers it
+                unstarted.append(entry)
                 continue
             pause = pass_.next_start - time.monotonic()
             if pause > 0:

@@ -357,6 +357,26 @@ class RetryQueue:
                 count += 1
         return count
 
+    @guarded("queue.release")
+    def release(self, entries: Sequence[QueueEntry]) -> int:
+        """Give back claimed entries that were not started: due now, no longer leased, so the next
+        claim (any instance) takes them at once instead of after the lease. ETag-guarded: an entry
+        whose lease another worker already took over is left to it."""
+        now = self._clock()
+        released = 0
+        for entry in entries:
+            new_entity = entity_with(
+                entry,
+                rows=entry.rows,
+                payload=entry.payload,
+                partition=PENDING,
+                row_key=pending_row_key(now, entry.id),
+                due_at=now,
+            )
+            if self._replace_entry(entry, new_entity) is not None:
+                released += 1
+        return released
+
     @guarded("queue.complete")
     def complete(self, entry: QueueEntry) -> bool:
         """Remove a delivered entry. False (logged) if another worker re-claimed it meanwhile."""

@@ -539,7 +539,7 @@ def test_a_healthy_webhooks_bookkeeping_follows_its_answer_and_a_resend_meanwhil
     assert (hour["received"], hour["delivered"], hour["duplicates"]) == (3, 1, 2)
 
 
-def test_an_entry_whose_lease_is_nearly_over_is_not_started_and_its_next_claim_delivers_it(
+def test_an_entry_whose_lease_is_nearly_over_is_not_started_but_released_for_the_next_claim(
     make_services: MakeServices,
     clock: FakeClock,
     ingestion: LogsIngestionStandIn,
@@ -553,12 +553,10 @@ def test_an_entry_whose_lease_is_nearly_over_is_not_started_and_its_next_claim_d
     clock.advance(5)
     svc.worker.start_margin = svc.worker.lease + timedelta(seconds=1)  # as if claimed long ago
     run = svc.worker.run_once()
-    assert (run.attempted, run.lease_short) == (0, 1)
+    assert (run.attempted, run.lease_short, run.released) == (0, 1, 1)
     assert request_ids(ingestion) == []
     svc.worker.start_margin = svc.worker.lease / 2
-    assert svc.worker.run_once().attempted == 0  # still leased: nobody may take it yet
-    clock.advance(svc.worker.lease.total_seconds() + 1)
-    assert svc.worker.run_once().delivered == 1
+    assert svc.worker.run_once().delivered == 1  # released: due now, not after the lease
     assert request_ids(ingestion) == ["req-0005"]
 
 
@@ -581,3 +579,24 @@ def test_after_ten_idle_minutes_a_run_ends_at_once_and_a_new_entry_brings_pollin
     run = svc.worker.run(timedelta(seconds=50))  # the next tick delivers and polls again
     assert run.delivered == 1 and not run.idle_exit and clock() - started == timedelta(seconds=50)
     assert request_ids(ingestion) == ["req-0001"]
+
+
+def test_entries_claimed_when_a_disable_stops_the_run_are_released_not_left_leased(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    """A disable mid-run must not strand claimed entries for the lease (180 s): after the
+    re-enable they are delivered at once."""
+    svc = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="100000")
+    ingestion.set_outage(503)
+    for n in range(3):
+        assert post(svc.webhook, hit_body(n)).body["status"] == "queued"
+    ingestion.set_outage(None)
+    clock.advance(5)
+    svc.admin.disable("alice", "maintenance")
+    run = svc.worker.run_once()  # claims, then finds the integration disabled before any start
+    assert (run.attempted, run.released) == (0, 3)
+    svc.admin.enable("alice")
+    assert svc.worker.run_once().delivered == 3  # due now, not after the lease
+    assert request_ids(ingestion)[-3:] == ["req-0000", "req-0001", "req-0002"]
