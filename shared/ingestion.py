@@ -11,7 +11,7 @@ import io
 import json
 import time
 import zlib
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -71,15 +71,6 @@ class DeliveryReport:
     @property
     def all_accepted(self) -> bool:
         return not self.failures and not self.not_attempted
-
-
-def row_size(row: Row) -> int:
-    return len(json.dumps(row).encode("utf-8"))
-
-
-def split_chunks(rows: Sequence[Row], max_bytes: int = MAX_CHUNK_BYTES) -> Iterator[list[Row]]:
-    """Split exactly like the SDK does, so each chunk we pass becomes one request."""
-    return by_size(rows, row_size, max_bytes)
 
 
 @dataclass(frozen=True)

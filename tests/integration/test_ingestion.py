@@ -26,9 +26,8 @@ from shared.ingestion import (
     _retry_after,
     build_ingestion_client,
     describe_failure,
+    pack,
     packed_size,
-    row_size,
-    split_chunks,
 )
 from shared.schema import COLUMNS, Row
 from shared.store.queue_entry import compress_rows
@@ -51,11 +50,16 @@ def make_row(n: int, raw_bytes: int = 100, rng: random.Random | None = None) -> 
     return row
 
 
+def row_size(row: Row) -> int:
+    """A row's size as the SDK measures it for its 1 MiB chunks."""
+    return len(json.dumps(row).encode("utf-8"))
+
+
 def rows_for_chunks(chunks: int, per_chunk: int = 20) -> list[Row]:
     """Rows of ~60 KB (under the 64 KB field cap) filling `chunks` SDK chunks of `per_chunk` rows."""
     size = MAX_CHUNK_BYTES // per_chunk - 1000
     rows = [make_row(i, size) for i in range(chunks * per_chunk)]
-    assert len(list(split_chunks(rows))) == chunks
+    assert len(pack(rows)) == chunks
     return rows
 
 
@@ -101,17 +105,17 @@ def _varied_rows() -> list[list[Row]]:
 
 
 @pytest.mark.parametrize("rows", _varied_rows(), ids=lambda rows: f"{len(rows)}rows")
-def test_split_chunks_matches_the_sdk(rows: list[Row]) -> None:
-    ours = list(split_chunks(rows))
+def test_pack_cuts_like_the_sdk(rows: list[Row]) -> None:
+    ours = [p.rows for p in pack(rows)]
     sdk = list(_split_chunks(cast(list[MutableMapping[str, Any]], rows)))
     assert ours == sdk
     assert [r for chunk in ours for r in chunk] == rows
 
 
-def test_split_chunks_boundary_exact_limit_fits_one_byte_more_does_not() -> None:
+def test_pack_boundary_exact_limit_fits_one_byte_more_does_not() -> None:
     exact, over = _varied_rows()[-2:]
-    assert len(list(split_chunks(exact))) == 1
-    assert len(list(split_chunks(over))) == 2
+    assert len(pack(exact)) == 1
+    assert len(pack(over)) == 2
 
 
 def test_each_chunk_is_one_request_under_1_mib_as_sent(
@@ -122,7 +126,7 @@ def test_each_chunk_is_one_request_under_1_mib_as_sent(
     assert report.all_accepted
     assert summaries(report.accepted) == summaries(rows)
     requests = ingestion.requests
-    assert [r.row_count for r in requests] == [len(c) for c in split_chunks(rows)]
+    assert [r.row_count for r in requests] == [len(p.rows) for p in pack(rows)]
     for request in requests:
         assert request.status == 204
         assert request.content_encoding == "gzip"
@@ -140,7 +144,7 @@ def test_failure_in_chunk_2_of_3_is_reported_and_never_resent(
     deliverer: Deliverer, ingestion: LogsIngestionStandIn
 ) -> None:
     rows = rows_for_chunks(3)
-    chunks = list(split_chunks(rows))
+    chunks = [p.rows for p in pack(rows)]
     ingestion.inject_delay(0.001, land=True)  # the first request passes (a fault consumed, rows land)
     ingestion.inject(503, retry_after=12)
     report = deliverer.deliver(rows)
@@ -327,7 +331,7 @@ def test_deadline_passing_between_chunks_leaves_the_rest_not_attempted(
         ingestion.endpoint, credential, read_timeout=2, connect_timeout=2, ca_bundle=tls_ca
     )
     rows = [make_row(i, 400_000) for i in range(3)]
-    chunks = list(split_chunks(rows))
+    chunks = [p.rows for p in pack(rows)]
     assert len(chunks) == 2
     with client:
         report = Deliverer(client, ingestion.dcr_id, ingestion.stream, monotonic=lambda: next(ticks)).deliver(
