@@ -4,11 +4,9 @@ is asked only after a failure; a Table outage never fails the caller."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
-from azure.data.tables import TableServiceClient
-from store_fixtures import FakeClock, drop_tables, open_tables
+from store_fixtures import FakeClock
 
 from shared.books import Books
 from shared.ingestion import Attempt, DeliveryReport
@@ -18,12 +16,6 @@ from shared.telemetry import Telemetry
 
 OK = Attempt(ok=True, rows=3, status=204, request_id="r1")
 FAIL = Attempt(ok=False, rows=2, status=503, error="ServiceUnavailable", request_id="r2")
-
-
-@pytest.fixture
-def tables(table_service: TableServiceClient, unique_prefix: str) -> Iterator[StoreTables]:
-    yield open_tables(table_service, unique_prefix)
-    drop_tables(table_service, unique_prefix)
 
 
 def _books(tables: StoreTables, clock: FakeClock, asked: list[int]) -> tuple[Books, HourlyCounters]:

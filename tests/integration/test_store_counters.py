@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from azure.data.tables import TableServiceClient
-from store_fixtures import T0, FakeClock, drop_tables, open_tables, own_client
+from store_fixtures import T0, FakeClock, own_client
 
 from local.standins.azurite import Azurite
 from shared.store import HourlyCounters, StoreTables
 from shared.store.counters import sanitize_counter_name
 
 STALE = timedelta(minutes=10)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def tables(table_service: TableServiceClient, unique_prefix: str) -> Iterator[StoreTables]:
-    yield open_tables(table_service, unique_prefix)
-    drop_tables(table_service, unique_prefix)
 
 
 @pytest.fixture

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from azure.data.tables import TableServiceClient
-from store_fixtures import FakeClock, drop_tables, open_tables, own_client
+from store_fixtures import FakeClock, own_client
 
 from local.standins.azurite import Azurite
 from shared.store import DedupKeys, StoreTables
@@ -20,17 +18,6 @@ STALE = timedelta(minutes=2)
 
 def key(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def tables(table_service: TableServiceClient, unique_prefix: str) -> Iterator[StoreTables]:
-    yield open_tables(table_service, unique_prefix)
-    drop_tables(table_service, unique_prefix)
 
 
 @pytest.fixture

@@ -4,12 +4,10 @@ boundary, races, failed-attempt records, purge."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from azure.data.tables import TableServiceClient
-from store_fixtures import T0, FakeClock, drop_tables, open_tables, own_client
+from store_fixtures import T0, FakeClock, own_client
 
 from local.standins.azurite import Azurite
 from shared.store import AttemptLedger, AttemptRecord, HourlyCounters, StoreTables, WindowCounts
@@ -24,17 +22,6 @@ FAIL = AttemptRecord(
     source="retry",
     entry_id="e1",
 )
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def tables(table_service: TableServiceClient, unique_prefix: str) -> Iterator[StoreTables]:
-    yield open_tables(table_service, unique_prefix)
-    drop_tables(table_service, unique_prefix)
 
 
 @pytest.fixture

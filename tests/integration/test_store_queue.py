@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from azure.core.pipeline import PipelineRequest
 from azure.data.tables import TableClient, TableServiceClient
-from store_fixtures import FakeClock, drop_tables, open_tables, own_client
+from store_fixtures import FakeClock, own_client
 
 from local.standins.azurite import Azurite
 from shared.schema import Row
@@ -19,17 +19,6 @@ from shared.store import QueueEntry, RetryQueue, StoreTables, StoreUnavailable
 from shared.store.queue import CHUNK_BYTES, MAX_ENTRY_PAYLOAD, PARKED, PENDING, compress_rows
 
 LEASE = timedelta(minutes=5)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def tables(table_service: TableServiceClient, unique_prefix: str) -> Iterator[StoreTables]:
-    yield open_tables(table_service, unique_prefix)
-    drop_tables(table_service, unique_prefix)
 
 
 @pytest.fixture

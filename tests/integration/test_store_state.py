@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from azure.data.tables import TableServiceClient
-from store_fixtures import T0, FakeClock, drop_tables, open_tables
+from store_fixtures import T0, FakeClock
 
 from shared.store import DEFAULT_STATE, IntegrationStateRepo, StoreTables
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def tables(table_service: TableServiceClient, unique_prefix: str) -> Iterator[StoreTables]:
-    yield open_tables(table_service, unique_prefix)
-    drop_tables(table_service, unique_prefix)
 
 
 @pytest.fixture
