@@ -14,7 +14,7 @@ import azure.functions as func
 
 from shared.admin import InvalidInput, parse_ids, parse_reason
 from shared.http import json_response, to_http_response, to_webhook_request
-from shared.integration_check import storage_unavailable_body
+from shared.integration_check import settings_error_body, storage_unavailable_body
 from shared.services import Services, build_services
 from shared.settings import SettingsError
 from shared.store.tables import StoreUnavailable
@@ -38,7 +38,7 @@ def _with_services(handle: Callable[[Services], func.HttpResponse]) -> func.Http
         return handle(services())
     except SettingsError as err:
         log.error("%s", err)
-        return json_response(500, {"error": {"code": "misconfigured", "problems": err.problems}})
+        return json_response(500, settings_error_body(err))
     except StoreUnavailable as err:  # also while starting: the relay creates its tables then
         log.error("Answered 503: %s", err)
         return json_response(503, storage_unavailable_body(err), {"Retry-After": "30"})
