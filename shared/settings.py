@@ -502,10 +502,18 @@ def _risks(raw: str | None, problems: list[str]) -> frozenset[str]:
 _URLS = ("WALLARM_API_URL", "LOGS_QUERY_ENDPOINT", "WALLARM_INTEGRATION_URL")
 
 
+def _https_or_loopback(url: str) -> bool:
+    """An https:// URL, or plain http to a stand-in on 127.0.0.1 (not http://127.0.0.1.example.com)."""
+    parts = urlparse(url)
+    return bool(parts.netloc) and (
+        parts.scheme == "https" or (parts.scheme == "http" and parts.hostname == "127.0.0.1")
+    )
+
+
 def _url_problem(env: Mapping[str, str], name: str) -> str:
     """An https:// URL (plain http only to a loopback stand-in); '' when unset or fine."""
     url = env.get(name, "").strip()
-    if not url or url.startswith(("https://", "http://127.0.0.1")) and urlparse(url).netloc:
+    if not url or _https_or_loopback(url):
         return ""
     return f"{name}={url!r} must be an https:// URL: {_use(name, 'https://<host>/…')}."
 
@@ -616,9 +624,7 @@ def _storage(env: Mapping[str, str], problems: list[str]) -> tuple[str | None, s
             "UseDevelopmentStorage=true): copy it from the storage account's Access keys page, e.g. "
             f"{_EXAMPLES['RELAY_STORAGE_CONNECTION_STRING']}."
         )
-    if table_endpoint and not (
-        table_endpoint.startswith(("https://", "http://127.0.0.1")) and urlparse(table_endpoint).netloc
-    ):
+    if table_endpoint and not _https_or_loopback(table_endpoint):
         problems.append(
             f"RELAY_STORAGE_TABLE_ENDPOINT={table_endpoint!r} must be an https:// URL: "
             f"{_use('RELAY_STORAGE_TABLE_ENDPOINT', 'the storage account table endpoint')}."

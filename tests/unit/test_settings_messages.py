@@ -111,6 +111,13 @@ def test_an_unknown_wallarm_cloud_is_refused_without_a_token_too() -> None:
     assert load_settings({**MINIMAL, "WALLARM_API_CLOUD": "US"}).completeness.wallarm_cloud == "us"
 
 
+@pytest.mark.parametrize("name", ["WALLARM_API_URL", "LOGS_QUERY_ENDPOINT", "RELAY_STORAGE_TABLE_ENDPOINT"])
+def test_plain_http_only_to_a_loopback_stand_in(name: str) -> None:
+    (problem,) = problems(**{name: "http://127.0.0.1.attacker.example/"})
+    assert "must be an https:// URL" in problem
+    load_settings({**MINIMAL, name: "http://127.0.0.1:10002/devstoreaccount1"})
+
+
 def test_a_workspace_resource_id_is_refused_for_the_workspace_guid() -> None:
     (problem,) = problems(LOGS_WORKSPACE_ID=BAD_TEXT["LOGS_WORKSPACE_ID"])
     assert "not a GUID" in problem and "not its name or resource ID" in problem
