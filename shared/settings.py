@@ -192,7 +192,7 @@ TEXTS: Final[tuple[Text, ...]] = (
     Text("ALLOWED_SOURCE_NETWORKS", "— (all)", "34.94.16.0/24,2600:1900:4000::/44"),
     Text("SELECT_SECURITY_ISSUE_RISKS", "all", "high,medium"),
     Text("RETRY_SCHEDULE", "Wallarm's", "1s,3s,5s,10s,10s; 1m,3m,10m,30m; every 30m"),
-    Text("WALLARM_API_TOKEN", "—", "the token of a Wallarm API token with the Administrator role"),
+    Text("WALLARM_API_TOKEN", "—", "a Wallarm API token, as a Key Vault reference"),
     Text("WALLARM_API_CLOUD", "—", "eu"),
     Text("WALLARM_API_URL", "per cloud", "https://us1.api.wallarm.com"),
     Text("WALLARM_CLIENT_ID", "— (asked once)", "12345"),
@@ -209,7 +209,7 @@ _EXAMPLES: Final[dict[str, str]] = {t.name: t.example for t in TEXTS}
 
 # Every other environment variable the code reads, with who reads it and why: not relay settings
 # (load_settings does not read them) but documented beside them, so that nothing the relay depends
-# on is a secret of its source. tests/unit/test_env_reads.py holds the code's reads against this list
+# on is known only from its source. tests/unit/test_env_reads.py holds the code's reads against this list
 # and the spec above.
 READ_ELSEWHERE: Final[dict[str, str]] = {
     "AZURE_TENANT_ID": "azure-identity: the tenant of an app registration (with AZURE_CLIENT_SECRET), "
@@ -421,6 +421,9 @@ def _networks(raw: str, problems: list[str]) -> tuple[IpNetwork, ...]:
     return tuple(nets)
 
 
+CLIENT_ID_FORM = "the identity's client ID (not its name or resource ID)"
+
+
 def _plain_string_problems(env: Mapping[str, str]) -> list[str]:
     """Whitespace inside, control or non-ASCII characters in a name, ID or URL setting."""
     problems = []
@@ -435,8 +438,7 @@ def _plain_string_problems(env: Mapping[str, str]) -> list[str]:
     client_id = env.get("AZURE_CLIENT_ID", "").strip()
     if client_id and not _GUID.match(client_id):
         problems.append(
-            f"AZURE_CLIENT_ID={client_id!r} is not a GUID: "
-            f"{_use('AZURE_CLIENT_ID', 'the identity client ID (not its name or resource ID)')}."
+            f"AZURE_CLIENT_ID={client_id!r} is not a GUID: {_use('AZURE_CLIENT_ID', CLIENT_ID_FORM)}."
         )
     header = env.get("WEBHOOK_SECRET_HEADER", "").strip()
     if header and not _HTTP_TOKEN.match(header):
@@ -548,7 +550,7 @@ def _completeness(env: Mapping[str, str], problems: list[str]) -> CompletenessSe
             "workspace → Overview → Workspace ID), not its name or resource ID, e.g. "
             f"LOGS_WORKSPACE_ID={_EXAMPLES['LOGS_WORKSPACE_ID']}."
         )
-    problems.extend(_url_problem(env, name) for name in _URLS if _url_problem(env, name))
+    problems.extend(problem for problem in (_url_problem(env, name) for name in _URLS) if problem)
     client = env.get("WALLARM_CLIENT_ID", "").strip()
     if client and not client.isdigit():
         problems.append(
