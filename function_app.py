@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 
 import azure.functions as func
@@ -16,7 +17,7 @@ from shared.admin import InvalidInput, parse_ids, parse_reason
 from shared.http import json_response, to_http_response, to_webhook_request
 from shared.integration_check import settings_error_body, storage_unavailable_body
 from shared.services import Services, build_services
-from shared.settings import SettingsError
+from shared.settings import SettingsError, load_settings
 from shared.store.tables import StoreUnavailable
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -27,6 +28,8 @@ log = logging.getLogger("shared.function_app")
 def services() -> Services:
     from shared.telemetry_export import configure_telemetry_export
 
+    # Settings first: the exporter would trip over an unresolved Key Vault reference with a ValueError.
+    load_settings(os.environ)
     configure_telemetry_export()
     return build_services()
 

@@ -13,7 +13,9 @@ from .conftest import Call, body_json
 REFERENCE = "@Microsoft.KeyVault(SecretUri=https://relay-kv.vault.azure.net/secrets/webhook-secret/)"
 
 
-@pytest.mark.parametrize("name", ["WEBHOOK_SHARED_SECRET", "WALLARM_API_TOKEN"])
+@pytest.mark.parametrize(
+    "name", ["WEBHOOK_SHARED_SECRET", "WALLARM_API_TOKEN", "APPLICATIONINSIGHTS_CONNECTION_STRING"]
+)
 def test_the_probe_reports_keyvault_reference_unresolved(
     call: Call, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
