@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 
 import azure.functions as func
 
 from shared.admin import InvalidInput, parse_ids, parse_reason
 from shared.http import json_response, to_http_response, to_webhook_request
-from shared.integration_check import storage_unavailable_body
+from shared.integration_check import settings_error_body, storage_unavailable_body
 from shared.services import Services, build_services
-from shared.settings import SettingsError
+from shared.settings import SettingsError, load_settings
 from shared.store.tables import StoreUnavailable
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -27,6 +28,8 @@ log = logging.getLogger("shared.function_app")
 def services() -> Services:
     from shared.telemetry_export import configure_telemetry_export
 
+    # Settings first: the exporter would trip over an unresolved Key Vault reference with a ValueError.
+    load_settings(os.environ)
     configure_telemetry_export()
     return build_services()
 
@@ -38,7 +41,7 @@ def _with_services(handle: Callable[[Services], func.HttpResponse]) -> func.Http
         return handle(services())
     except SettingsError as err:
         log.error("%s", err)
-        return json_response(500, {"error": {"code": "misconfigured", "problems": err.problems}})
+        return json_response(500, settings_error_body(err))
     except StoreUnavailable as err:  # also while starting: the relay creates its tables then
         log.error("Answered 503: %s", err)
         return json_response(503, storage_unavailable_body(err), {"Retry-After": "30"})

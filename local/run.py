@@ -10,6 +10,7 @@ RELAY_STORAGE_TABLE_ENDPOINT to use real storage. Then it serves function_app ov
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import secrets
@@ -19,6 +20,8 @@ import threading
 import time
 from contextlib import ExitStack, suppress
 from pathlib import Path
+
+from local.standins.azurite import AzuriteError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,13 +59,80 @@ def _start_standins(stack: ExitStack) -> dict[str, str]:
     return env
 
 
+class UserError(Exception):
+    """Something the person running the relay can fix: what is wrong, and how."""
+
+    def __init__(self, what: str, fix: str) -> None:
+        super().__init__(what)
+        self.what = what
+        self.fix = fix
+
+
+def _port(raw: str) -> int:
+    """--port / RELAY_LOCAL_PORT: 0 (any free port) to 65535."""
+    if not raw.strip().isdigit() or int(raw) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a port: use a number from 1 to 65535, e.g. --port 7072 or RELAY_LOCAL_PORT=7072"
+        )
+    return int(raw)
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in logging.getLevelNamesMapping():
+        raise UserError(
+            f"RELAY_LOG_LEVEL={raw!r} is not a log level.",
+            "use DEBUG, INFO, WARNING or ERROR, e.g. RELAY_LOG_LEVEL=DEBUG.",
+        )
+    return level
+
+
+def _settings_error(err: Exception) -> UserError:
+    problems = getattr(err, "problems", [str(err)])
+    listed = "".join(f"\n  - {problem}" for problem in problems)
+    return UserError(
+        f"the relay's settings are invalid ({len(problems)} problem{'s' * (len(problems) != 1)}):{listed}",
+        "set each setting as its line says (`export NAME=value`, or `unset NAME` for its default) "
+        "and run `python -m local.run` again.",
+    )
+
+
+def _listen_error(err: OSError, port: int) -> UserError:
+    if err.errno == errno.EADDRINUSE:
+        return UserError(
+            f"port {port} on 127.0.0.1 is already in use (another local.run or `func start`?).",
+            f"stop that process (`lsof -i :{port}` names it) or use another port, "
+            f"e.g. `python -m local.run --port {port + 1 if port < 65535 else 7072}`.",
+        )
+    return UserError(
+        f"cannot listen on 127.0.0.1:{port}: {err.strerror or err}.",
+        "use a port above 1023 that is free, e.g. `python -m local.run --port 7072`.",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Runs the relay until Ctrl+C; a user error is two lines on stderr (what, fix) and exit 2."""
+    try:
+        return _main(argv)
+    except UserError as err:
+        print(f"local.run: {err.what}\nfix: {err.fix}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl+C while the stand-ins start
+        return 130
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("RELAY_LOCAL_PORT", "7071")))
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=os.environ.get("RELAY_LOCAL_PORT", "7071"),
+        help="port on 127.0.0.1 (default: RELAY_LOCAL_PORT or 7071)",
+    )
     parser.add_argument("--no-timers", action="store_true", help="do not run the timer functions")
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=os.environ.get("RELAY_LOG_LEVEL", "INFO"),
+        level=_log_level(os.environ.get("RELAY_LOG_LEVEL", "INFO")),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for noisy in ("azure", "urllib3"):
@@ -71,7 +141,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with ExitStack() as stack:
         print("wallarm-sentinel-relay, local run")
-        env = _start_standins(stack)
+        try:
+            env = _start_standins(stack)
+        except AzuriteError as err:
+            raise UserError(
+                f"the Table Storage stand-in did not start: {err}",
+                "run scripts/setup once (it installs Azurite), or set RELAY_STORAGE_CONNECTION_STRING "
+                "to a Table Storage you have.",
+            ) from None
         os.environ.update(env)
         os.environ.setdefault("RETRY_WORKER_SCHEDULE", "0 * * * * *")
         os.environ.setdefault("HOURLY_COUNT_SCHEDULE", "0 0 * * * *")
@@ -80,11 +157,22 @@ def main(argv: list[str] | None = None) -> int:
 
         from function_app import app, services
         from local.host import LocalHost
+        from shared.integration_check import storage_advice
+        from shared.settings import SettingsError
+        from shared.store.tables import StoreUnavailable
 
         function_key = os.environ.get("RELAY_LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(16)
         master_key = os.environ.get("RELAY_LOCAL_MASTER_KEY") or secrets.token_urlsafe(16)
-        host = LocalHost(app, port=args.port, function_key=function_key, master_key=master_key)
-        services()  # fail now, with the settings problems listed, rather than on the first webhook
+        try:
+            host = LocalHost(app, port=args.port, function_key=function_key, master_key=master_key)
+        except OSError as err:
+            raise _listen_error(err, args.port) from None
+        try:
+            services()  # fail now, with the settings problems listed, rather than on the first webhook
+        except SettingsError as err:
+            raise _settings_error(err) from None
+        except StoreUnavailable as err:
+            raise UserError(f"Table Storage is unavailable ({err}).", storage_advice(err)) from None
         host.start()
         stack.callback(host.stop)
         if not args.no_timers:

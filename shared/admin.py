@@ -170,5 +170,15 @@ class Admin:
         return self.status()
 
     def replay_quarantined(self, ids: list[str] | None = None) -> dict[str, Any]:
+        """Replay all quarantined entries, or those ``ids``; an id that is not quarantined is refused
+        (InvalidInput), so a mistyped id never looks like a replay that found nothing to do."""
         moved = self.queue.replay_quarantined(due_at=self.clock(), ids=ids)
+        asked = len(set(ids or ()))
+        if ids is not None and moved < asked:
+            raise InvalidInput(
+                "unknown_id",
+                f"{asked - moved} of the {asked} ids given are not quarantined entries (mistyped, or "
+                f"already replayed or delivered), {moved} replayed: the ids of quarantined entries are "
+                "under `quarantined` in the status answer",
+            )
         return {"replayed": moved, **self.status()}

@@ -9,6 +9,7 @@ from typing import Any
 from shared.clock import Clock
 from shared.ingestion import Attempt, Deliverer
 from shared.relay_rows import test_integration_row
+from shared.settings import KEYVAULT_FIX, SettingsError
 from shared.store.tables import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ def advice_for(attempt: Attempt) -> str:
         return (
             "No token could be obtained: on Azure, enable the managed identity (and set AZURE_CLIENT_ID "
             "for a user-assigned one); for an app registration set AZURE_TENANT_ID, AZURE_CLIENT_ID and "
-            "AZURE_CLIENT_SECRET."
+            "AZURE_CLIENT_SECRET; for a local run against a real workspace, sign in with `az login` "
+            "(or `azd auth login`) as a user who holds the data roles, and set AZURE_TENANT_ID to the "
+            "workspace's tenant if you have several."
         )
     return "The ingestion endpoint could not be reached: check LOGS_INGESTION_ENDPOINT and outbound network."
 
@@ -64,6 +67,21 @@ def storage_advice(error: StoreUnavailable | None) -> str:
         "Table Storage could not be reached: check RELAY_STORAGE_TABLE_ENDPOINT (or "
         "RELAY_STORAGE_CONNECTION_STRING) and outbound network." + consequence
     )
+
+
+def settings_error_body(error: SettingsError) -> dict[str, Any]:
+    """The 500 answer of every route while the settings are invalid (the probe's too): each problem
+    with its fix. An unresolved Key Vault reference gets its own code, since its fix is on the vault,
+    not in the settings."""
+    body: dict[str, Any] = {"code": "misconfigured", "problems": error.problems}
+    if error.unresolved:
+        body = {
+            "code": "keyvault_reference_unresolved",
+            "settings": list(error.unresolved),
+            "advice": KEYVAULT_FIX[:1].upper() + KEYVAULT_FIX[1:] + ".",
+            "problems": error.problems,
+        }
+    return {"error": body}
 
 
 def storage_unavailable_body(error: StoreUnavailable) -> dict[str, Any]:

@@ -224,9 +224,9 @@ def test_bad_replay_ids_are_a_400_and_never_logged(
     assert MARKER not in relay_log(caplog) and "../" not in relay_log(caplog)
 
 
-def test_well_formed_unknown_id_replays_nothing(call: Call) -> None:
+def test_well_formed_unknown_id_is_refused(call: Call) -> None:
     resp = call(
         "relay_admin", route_params={"action": "replay"}, params={"id": "001764072000000-0000001a2b3c4d"}
     )
-    assert resp.status_code == 200
-    assert body_json(resp)["replayed"] == 0
+    assert resp.status_code == 400  # not a 200 that "replayed": 0 (issue 20)
+    assert body_json(resp)["error"]["code"] == "unknown_id"

@@ -113,8 +113,8 @@ def test_relayctl_status_disable_enable(runner: dict[str, str], capsys: pytest.C
     assert relayctl([*base, "enable"]) == 0
     assert json.loads(capsys.readouterr().out)["state"] == "enabled"
     assert (
-        relayctl(["--url", runner["url"], "--key", "fn-key-for-tests", "status"]) == 1
-    )  # not the master key
+        relayctl(["--url", runner["url"], "--key", "fn-key-for-tests", "status"]) == 2
+    )  # not the master key: a user error, with the hint how to get it
 
 
 def test_burst_of_200_parallel_posts_every_one_answered_every_row_landed_once() -> None:

@@ -49,7 +49,7 @@ def test_cloud_picks_the_api_host_and_the_hostname_the_integration_url() -> None
 def test_a_token_needs_a_cloud_and_a_workspace_and_all_problems_come_at_once() -> None:
     found = problems(WALLARM_API_TOKEN=TOKEN, WALLARM_CLIENT_ID="acme", WATCHDOG_REENABLE="maybe")
     assert len(found) == 4
-    assert any(p.startswith("WALLARM_API_CLOUD=''") for p in found)
+    assert any(p.startswith("WALLARM_API_CLOUD is missing") for p in found)
     assert any(p.startswith("LOGS_WORKSPACE_ID is missing") for p in found)
     assert any("WALLARM_CLIENT_ID" in p for p in found)
     assert any("WATCHDOG_REENABLE" in p for p in found)
@@ -58,14 +58,18 @@ def test_a_token_needs_a_cloud_and_a_workspace_and_all_problems_come_at_once() -
 def test_api_url_must_be_https_except_a_loopback_stand_in() -> None:
     base = {"WALLARM_API_TOKEN": TOKEN, "LOGS_WORKSPACE_ID": WORKSPACE}
     assert problems(**base, WALLARM_API_URL="http://api.example.com") == [
-        "WALLARM_API_URL='http://api.example.com' must be an https:// URL."
+        "WALLARM_API_URL='http://api.example.com' must be an https:// URL: use https://<host>/…, "
+        "e.g. WALLARM_API_URL=https://us1.api.wallarm.com."
     ]
     cs = load_settings({**MINIMAL, **base, "WALLARM_API_URL": "http://127.0.0.1:8081/"}).completeness
     assert cs.wallarm_api_url == "http://127.0.0.1:8081"
 
 
 def test_delay_has_a_floor_so_the_webhook_guard_keeps_a_margin() -> None:
-    assert problems(RECONCILE_DELAY_MINUTES="5") == ["RECONCILE_DELAY_MINUTES='5' must be at least 10."]
+    assert problems(RECONCILE_DELAY_MINUTES="5") == [
+        "RECONCILE_DELAY_MINUTES='5' must be at least 10: use a number of minutes, at least 10, "
+        "e.g. RECONCILE_DELAY_MINUTES=30."
+    ]
 
 
 def test_an_unresolved_key_vault_reference_is_named() -> None:

@@ -175,7 +175,9 @@ def test_missing_storage_names_both_settings() -> None:
 
 @pytest.mark.parametrize("prefix", ["1relay", "relay-x", "", "a" * 41])
 def test_bad_table_prefix(prefix: str) -> None:
-    assert one_problem(RELAY_TABLE_PREFIX=prefix).startswith(f"RELAY_TABLE_PREFIX={prefix!r} must be letters")
+    assert one_problem(RELAY_TABLE_PREFIX=prefix).startswith(
+        f"RELAY_TABLE_PREFIX={prefix!r} is not a table name prefix: use letters"
+    )
 
 
 def test_table_prefix_of_40_chars_is_fine() -> None:
@@ -237,18 +239,20 @@ def test_secret_header_must_be_an_http_header_name(header: str) -> None:
 
 
 def test_table_prefix_must_be_ascii() -> None:
-    assert one_problem(RELAY_TABLE_PREFIX="relayé").startswith("RELAY_TABLE_PREFIX='relayé' must be letters")
+    assert one_problem(RELAY_TABLE_PREFIX="relayé").startswith(
+        "RELAY_TABLE_PREFIX='relayé' is not a table name prefix: use letters"
+    )
 
 
 def test_bad_cidr_names_the_entry_and_shows_an_example() -> None:
     problem = one_problem(ALLOWED_SOURCE_NETWORKS="34.94.16.0/24, 34.94.300.0/24")
     assert problem.startswith("ALLOWED_SOURCE_NETWORKS: '34.94.300.0/24' is not an IP address or CIDR")
-    assert "e.g. 34.94.16.0/24" in problem
+    assert "e.g. ALLOWED_SOURCE_NETWORKS=34.94.16.0/24" in problem
 
 
 def test_bad_boolean() -> None:
     assert one_problem(SELECT_HIT_HEADERS="maybe") == (
-        "SELECT_HIT_HEADERS='maybe' is not a boolean: use true or false."
+        "SELECT_HIT_HEADERS='maybe' is not a boolean: use true or false, e.g. SELECT_HIT_HEADERS=false."
     )
 
 
@@ -260,25 +264,33 @@ def test_unknown_risk_level() -> None:
 
 def test_bad_retry_schedule_carries_the_parser_message() -> None:
     assert one_problem(RETRY_SCHEDULE="1s,3s") == (
-        "RETRY_SCHEDULE: end the schedule with a positive '; every <duration>' (e.g. every 30m)"
+        "RETRY_SCHEDULE: end the schedule with a positive '; every <duration>' (e.g. every 30m); use delays "
+        "like 10s, 1m or 1h, comma-separated, cycles separated by ';', ending with 'every <delay>', "
+        "e.g. RETRY_SCHEDULE=1s,3s,5s,10s,10s; 1m,3m,10m,30m; every 30m."
     )
     assert one_problem(RETRY_SCHEDULE="1x; every 1m").startswith("RETRY_SCHEDULE: '1x' is not a duration")
 
 
 def test_ratio_above_one() -> None:
     assert one_problem(AUTO_DISABLE_FAILURE_RATIO="1.5") == (
-        "AUTO_DISABLE_FAILURE_RATIO must be between 0.01 and 1 (Wallarm uses 0.6)."
+        "AUTO_DISABLE_FAILURE_RATIO='1.5' must be at most 1: use a number between 0.01 and 1, "
+        "e.g. AUTO_DISABLE_FAILURE_RATIO=0.6."
     )
 
 
 def test_ratio_below_minimum() -> None:
     assert (
-        one_problem(AUTO_DISABLE_FAILURE_RATIO="0") == "AUTO_DISABLE_FAILURE_RATIO='0' must be at least 0.01."
+        one_problem(AUTO_DISABLE_FAILURE_RATIO="0")
+        == "AUTO_DISABLE_FAILURE_RATIO='0' must be at least 0.01: use a number between 0.01 and 1, "
+        "e.g. AUTO_DISABLE_FAILURE_RATIO=0.6."
     )
 
 
 def test_not_a_number() -> None:
-    assert one_problem(MAX_BODY_BYTES="5MB") == "MAX_BODY_BYTES='5MB' is not a number."
+    assert one_problem(MAX_BODY_BYTES="5MB") == (
+        "MAX_BODY_BYTES='5MB' is not a number: use a whole number of bytes, at least 1024, "
+        "e.g. MAX_BODY_BYTES=5242880."
+    )
 
 
 def test_every_problem_is_reported_at_once() -> None:
