@@ -24,6 +24,7 @@ var keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
 
 resource vault 'Microsoft.KeyVault/vaults@2024-11-01' = {
   #checkov:skip=CKV_AZURE_110:Purge protection would keep the vault name taken for the retention period after `azd down --purge`, so the environment could not be re-created; the vault holds only two values the deployment writes again (they live in the azd environment).
+  #checkov:skip=CKV_AZURE_42:Recoverable means soft delete (on, 7 days) plus purge protection, which is off for the reason of CKV_AZURE_110.
   #checkov:skip=CKV_AZURE_109:The Function App (Flex Consumption without VNet integration) resolves Key Vault references over the public endpoint; access is by Entra RBAC only (no access policies, no keys).
   #checkov:skip=CKV_AZURE_189:Same as CKV_AZURE_109: the app reads the references over the public endpoint, authorised by RBAC.
   #checkov:skip=CKV2_AZURE_32:A private endpoint needs VNet integration of the Function App, which this template does not deploy.
@@ -48,6 +49,7 @@ resource vault 'Microsoft.KeyVault/vaults@2024-11-01' = {
 }
 
 resource webhookSecret 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = if (!empty(webhookSharedSecret)) {
+  #checkov:skip=CKV_AZURE_114:contentType is set below; checkov does not read the body of a conditional resource.
   #checkov:skip=CKV_AZURE_41:The secret is rotated by the operator (azd env set + azd provision); an expiry date would silently stop every webhook with 401 when it passes.
   parent: vault
   name: webhookSecretName
@@ -58,6 +60,7 @@ resource webhookSecret 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = if (!emp
 }
 
 resource wallarmToken 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = if (!empty(wallarmApiToken)) {
+  #checkov:skip=CKV_AZURE_114:contentType is set below; checkov does not read the body of a conditional resource.
   #checkov:skip=CKV_AZURE_41:The token's lifetime is set in Wallarm Console; an expiry here would only duplicate it and turn reconciliation off silently.
   parent: vault
   name: wallarmTokenName
