@@ -125,7 +125,8 @@ def test_every_printed_command_works(with_secret: bool) -> None:
         exports = [ln for ln in exports if "WEBHOOK_SHARED_SECRET" not in ln]
     env = exported(exports)
     assert ("WEBHOOK_SHARED_SECRET" in env) is with_secret
-    with local_runner(**env) as relay:
+    # Empty when left out: a WEBHOOK_SHARED_SECRET of the test's own environment must not leak in.
+    with local_runner(**{"WEBHOOK_SHARED_SECRET": "", **env}) as relay:
         results = run_walk(commands, env, relay["url"])
         failed = [
             (line, rc, out[-600:])
