@@ -43,26 +43,164 @@ param deploySentinelContent bool = enableSentinel
 @description('E-mail for relay health alerts. Empty: alert rules without notification.')
 param alertEmail string = ''
 
-@description('Versionless Key Vault secret URI holding the webhook shared secret (recommended). The relay identity needs Key Vault Secrets User on it.')
+@description('Versionless Key Vault secret URI of a webhook shared secret kept in your own vault. The relay identity needs Key Vault Secrets User on it. Prefer webhookSharedSecret: the deployment then keeps it in its own vault and grants the role itself.')
 param webhookSecretKeyVaultUri string = ''
 
 @secure()
-@description('Webhook shared secret as a plain app setting; only used when webhookSecretKeyVaultUri is empty.')
+@description('App setting WEBHOOK_SHARED_SECRET. Stored as a secret in the deployment\'s Key Vault; the app setting is a Key Vault reference. Empty: no shared secret (unless webhookSecretKeyVaultUri).')
 param webhookSharedSecret string = ''
 
-@description('Request header carrying the shared secret (configure the same header in the Wallarm webhook integration).')
+@secure()
+@description('App setting WALLARM_API_TOKEN (turns reconciliation on). Stored as a secret in the deployment\'s Key Vault; the app setting is a Key Vault reference. Empty: reconciliation off.')
+param wallarmApiToken string = ''
+
+// Every other app setting a user may change (shared/settings.py, README "Settings"), with the code's
+// default; azd fills each from the azd environment value of the setting's own name
+// (main.parameters.json), so a redeploy keeps what the last one set. tests/infra/test_settings_parameters.py
+// holds this list against the settings spec.
+@description('App setting MAX_BODY_BYTES (README, Settings).')
+param maxBodyBytes string = '5242880'
+
+@description('App setting WEBHOOK_DELIVERY_BUDGET_SECONDS (README, Settings).')
+param webhookDeliveryBudgetSeconds string = '6'
+
+@description('App setting WEBHOOK_READ_TIMEOUT_SECONDS (README, Settings).')
+param webhookReadTimeoutSeconds string = '4'
+
+@description('App setting WORKER_READ_TIMEOUT_SECONDS (README, Settings).')
+param workerReadTimeoutSeconds string = '60'
+
+@description('App setting RETRY_WORKER_RUN_SECONDS (README, Settings).')
+param retryWorkerRunSeconds string = '50'
+
+@description('App setting RETRY_POLL_SECONDS (README, Settings).')
+param retryPollSeconds string = '1'
+
+@description('App setting RETRY_CLAIM_LEASE_SECONDS (README, Settings).')
+param retryClaimLeaseSeconds string = '180'
+
+@description('App setting AUTO_DISABLE_FAILURE_RATIO (README, Settings).')
+param autoDisableFailureRatio string = '0.6'
+
+@description('App setting AUTO_DISABLE_WINDOW_HOURS (README, Settings).')
+param autoDisableWindowHours string = '12'
+
+@description('App setting AUTO_DISABLE_MIN_ATTEMPTS (README, Settings).')
+param autoDisableMinAttempts string = '20'
+
+@description('App setting AUTO_DISABLE_GRACE_MINUTES (README, Settings).')
+param autoDisableGraceMinutes string = '40'
+
+@description('App setting RECOVERY_PROBE_SECONDS (README, Settings).')
+param recoveryProbeSeconds string = '30'
+
+@description('App setting DEDUP_WINDOW_HOURS (README, Settings).')
+param dedupWindowHours string = '24'
+
+@description('App setting LEDGER_RETENTION_DAYS (README, Settings).')
+param ledgerRetentionDays string = '7'
+
+@description('App setting COUNTER_RETENTION_DAYS (README, Settings).')
+param counterRetentionDays string = '35'
+
+@description('App setting RECONCILE_DELAY_MINUTES (README, Settings).')
+param reconcileDelayMinutes string = '30'
+
+@description('App setting RECONCILE_OVERLAP_MINUTES (README, Settings).')
+param reconcileOverlapMinutes string = '60'
+
+@description('App setting RECONCILE_CATCH_UP_HOURS (README, Settings).')
+param reconcileCatchUpHours string = '6'
+
+@description('App setting WATCHDOG_QUIET_HOURS (README, Settings).')
+param watchdogQuietHours string = '3'
+
+@allowed([
+  'true'
+  'false'
+])
+@description('App setting SELECT_HITS (README, Settings).')
+param selectHits string = 'true'
+
+@allowed([
+  'true'
+  'false'
+])
+@description('App setting SELECT_HIT_HEADERS (README, Settings).')
+param selectHitHeaders string = 'false'
+
+@allowed([
+  'true'
+  'false'
+])
+@description('App setting SELECT_SYSTEM_EVENTS (README, Settings).')
+param selectSystemEvents string = 'true'
+
+@allowed([
+  'true'
+  'false'
+])
+@description('App setting SELECT_VULNERABILITIES (README, Settings).')
+param selectVulnerabilities string = 'true'
+
+@allowed([
+  'true'
+  'false'
+])
+@description('App setting SELECT_HOURLY_COUNT (README, Settings).')
+param selectHourlyCount string = 'true'
+
+@allowed([
+  'true'
+  'false'
+])
+@description('App setting WATCHDOG_CHECK_INTEGRATION (README, Settings).')
+param watchdogCheckIntegration string = 'false'
+
+@allowed([
+  'true'
+  'false'
+])
+@description('App setting WATCHDOG_REENABLE (README, Settings).')
+param watchdogReenable string = 'false'
+
+@description('App setting RELAY_TABLE_PREFIX (README, Settings).')
+param relayTablePrefix string = 'wallarmrelay'
+
+@description('App setting WEBHOOK_SECRET_HEADER (README, Settings).')
 param webhookSecretHeader string = 'X-Wallarm-Relay-Secret'
 
-@description('Comma-separated CIDRs allowed to call the webhook (Wallarm Cloud US/EU IPs). Empty: no source filter in the app.')
+@description('App setting ALLOWED_SOURCE_NETWORKS (README, Settings). Empty: unset, so the relay\'s default (— (all)).')
 param allowedSourceNetworks string = ''
 
-@description('NCRONTAB (6 fields) of the hourly request-count job.')
-param hourlyCountSchedule string = '0 0 * * * *'
+@description('App setting SELECT_SECURITY_ISSUE_RISKS (README, Settings). Empty: unset, so the relay\'s default (all).')
+param selectSecurityIssueRisks string = ''
 
-@description('NCRONTAB (6 fields) of the retry worker.')
+@description('App setting RETRY_SCHEDULE (README, Settings). Empty: unset, so the relay\'s default (Wallarm\'s).')
+param retrySchedule string = ''
+
+@description('App setting WALLARM_API_CLOUD (README, Settings). Empty: unset, so the relay\'s default (—).')
+param wallarmApiCloud string = ''
+
+@description('App setting WALLARM_API_URL (README, Settings). Empty: unset, so the relay\'s default (per cloud).')
+param wallarmApiUrl string = ''
+
+@description('App setting WALLARM_CLIENT_ID (README, Settings). Empty: unset, so the relay\'s default (— (asked once)).')
+param wallarmClientId string = ''
+
+@description('App setting LOGS_QUERY_ENDPOINT (README, Settings).')
+param logsQueryEndpoint string = 'https://api.loganalytics.io'
+
+@description('App setting WALLARM_INTEGRATION_URL (README, Settings). Empty: unset, so the relay\'s default (https://$WEBSITE_HOSTNAME/api/wallarm).')
+param wallarmIntegrationUrl string = ''
+
+@description('App setting RETRY_WORKER_SCHEDULE (README, Settings).')
 param retryWorkerSchedule string = '0 * * * * *'
 
-@description('NCRONTAB of the completeness timer: watchdog, then reconciliation with Wallarm\'s API (off without WALLARM_API_TOKEN).')
+@description('App setting HOURLY_COUNT_SCHEDULE (README, Settings).')
+param hourlyCountSchedule string = '0 0 * * * *'
+
+@description('App setting COMPLETENESS_SCHEDULE (README, Settings).')
 param completenessSchedule string = '0 20 * * * *'
 
 @minValue(40)
@@ -121,6 +259,23 @@ module identity 'modules/identity.bicep' = {
     name: 'id-wallarm-${resourceToken}'
     location: location
     tags: tags
+  }
+}
+
+// The relay's secrets. The vault's role assignment for the identity is part of this module, and the
+// Function App module uses this module's outputs, so ARM creates the role before the app settings
+// that reference the vault.
+module vault 'modules/keyvault.bicep' = {
+  name: 'keyvault-${resourceToken}'
+  params: {
+    name: 'kv-wallarm-${take(resourceToken, 12)}'
+    location: location
+    tags: tags
+    relayPrincipalId: identity.outputs.principalId
+    webhookSharedSecret: webhookSharedSecret
+    wallarmApiToken: wallarmApiToken
+    webhookSecretName: vaultSecretNames.webhook
+    wallarmTokenName: vaultSecretNames.wallarm
   }
 }
 
@@ -191,6 +346,14 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+var vaultSecretNames = {
+  webhook: 'webhook-shared-secret'
+  wallarm: 'wallarm-api-token'
+}
+// Key Vault references (versionless: the app follows the latest version of each secret).
+var webhookSecretSetting = empty(webhookSharedSecret) ? (empty(webhookSecretKeyVaultUri) ? '' : '@Microsoft.KeyVault(SecretUri=${webhookSecretKeyVaultUri})') : '@Microsoft.KeyVault(SecretUri=${vault.outputs.uri}secrets/${vaultSecretNames.webhook})'
+var wallarmApiTokenSetting = empty(wallarmApiToken) ? '' : '@Microsoft.KeyVault(SecretUri=${vault.outputs.uri}secrets/${vaultSecretNames.wallarm})'
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp-${resourceToken}'
   params: {
@@ -207,21 +370,59 @@ module functionApp 'modules/functionapp.bicep' = {
     appInsightsName: monitoring.outputs.name
     maximumInstanceCount: maximumInstanceCount
     alwaysReadyHttp: alwaysReadyHttp
-    webhookSecretKeyVaultUri: webhookSecretKeyVaultUri
-    webhookSharedSecret: webhookSharedSecret
     relaySettings: {
       LOGS_INGESTION_ENDPOINT: dcr.outputs.logsIngestionEndpoint
       LOGS_DCR_IMMUTABLE_ID: dcr.outputs.immutableId
       LOGS_STREAM_NAME: schema.stream
       LOGS_INGESTION_AUDIENCE: ingestionAudience
+      LOGS_WORKSPACE_ID: workspace.outputs.customerId
+      WEBHOOK_SHARED_SECRET: webhookSecretSetting
+      WALLARM_API_TOKEN: wallarmApiTokenSetting
+      MAX_BODY_BYTES: maxBodyBytes
+      WEBHOOK_DELIVERY_BUDGET_SECONDS: webhookDeliveryBudgetSeconds
+      WEBHOOK_READ_TIMEOUT_SECONDS: webhookReadTimeoutSeconds
+      WORKER_READ_TIMEOUT_SECONDS: workerReadTimeoutSeconds
+      RETRY_WORKER_RUN_SECONDS: retryWorkerRunSeconds
+      RETRY_POLL_SECONDS: retryPollSeconds
+      RETRY_CLAIM_LEASE_SECONDS: retryClaimLeaseSeconds
+      AUTO_DISABLE_FAILURE_RATIO: autoDisableFailureRatio
+      AUTO_DISABLE_WINDOW_HOURS: autoDisableWindowHours
+      AUTO_DISABLE_MIN_ATTEMPTS: autoDisableMinAttempts
+      AUTO_DISABLE_GRACE_MINUTES: autoDisableGraceMinutes
+      RECOVERY_PROBE_SECONDS: recoveryProbeSeconds
+      DEDUP_WINDOW_HOURS: dedupWindowHours
+      LEDGER_RETENTION_DAYS: ledgerRetentionDays
+      COUNTER_RETENTION_DAYS: counterRetentionDays
+      RECONCILE_DELAY_MINUTES: reconcileDelayMinutes
+      RECONCILE_OVERLAP_MINUTES: reconcileOverlapMinutes
+      RECONCILE_CATCH_UP_HOURS: reconcileCatchUpHours
+      WATCHDOG_QUIET_HOURS: watchdogQuietHours
+      SELECT_HITS: selectHits
+      SELECT_HIT_HEADERS: selectHitHeaders
+      SELECT_SYSTEM_EVENTS: selectSystemEvents
+      SELECT_VULNERABILITIES: selectVulnerabilities
+      SELECT_HOURLY_COUNT: selectHourlyCount
+      WATCHDOG_CHECK_INTEGRATION: watchdogCheckIntegration
+      WATCHDOG_REENABLE: watchdogReenable
+      RELAY_TABLE_PREFIX: relayTablePrefix
       WEBHOOK_SECRET_HEADER: webhookSecretHeader
       ALLOWED_SOURCE_NETWORKS: allowedSourceNetworks
-      HOURLY_COUNT_SCHEDULE: hourlyCountSchedule
+      SELECT_SECURITY_ISSUE_RISKS: selectSecurityIssueRisks
+      RETRY_SCHEDULE: retrySchedule
+      WALLARM_API_CLOUD: wallarmApiCloud
+      WALLARM_API_URL: wallarmApiUrl
+      WALLARM_CLIENT_ID: wallarmClientId
+      LOGS_QUERY_ENDPOINT: logsQueryEndpoint
+      WALLARM_INTEGRATION_URL: wallarmIntegrationUrl
       RETRY_WORKER_SCHEDULE: retryWorkerSchedule
+      HOURLY_COUNT_SCHEDULE: hourlyCountSchedule
       COMPLETENESS_SCHEDULE: completenessSchedule
-      LOGS_WORKSPACE_ID: workspace.outputs.customerId
     }
   }
+  dependsOn: [
+    // Explicit as well as through the outputs: the vault role exists before any reference is read.
+    vault
+  ]
 }
 
 // Reconciliation reads the table (README "Completeness"): Log Analytics Reader on the workspace.
@@ -278,5 +479,8 @@ output RELAY_STORAGE_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
 output AZURE_CLIENT_ID string = identity.outputs.clientId
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output WEBHOOK_URL string = 'https://${functionApp.outputs.defaultHostName}/api/wallarm'
-output LOG_ANALYTICS_WORKSPACE_ID string = workspace.outputs.id
+// LOGS_WORKSPACE_ID is the workspace GUID (customerId) the relay queries; the resource id is separate.
+output LOGS_WORKSPACE_ID string = workspace.outputs.customerId
+output LOG_ANALYTICS_WORKSPACE_RESOURCE_ID string = workspace.outputs.id
+output AZURE_VAULT_NAME string = vault.outputs.name
 output AZURE_LOCATION string = location

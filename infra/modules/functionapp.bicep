@@ -1,6 +1,7 @@
 // The relay: a Python 3.11 Function App on Flex Consumption, running as the user-assigned
 // identity. Host storage and the deployment package use the identity (no keys); telemetry uses
-// Entra auth; the webhook secret comes from Key Vault when a secret URI is given.
+// Entra auth; secrets (webhook shared secret, Wallarm API token) are Key Vault references read
+// with the identity (keyVaultReferenceIdentity).
 param name string
 param planName string
 param location string
@@ -27,13 +28,8 @@ param instanceMemoryMB int = 2048
 @maxValue(20)
 @description('Always-ready instances for the HTTP trigger group (the webhook): 0 = scale from zero (cold starts of a few seconds); each instance bills its memory around the clock (see infra/README.md).')
 param alwaysReadyHttp int = 0
-@description('Application settings the relay reads (LOGS_*, WEBHOOK_*, schedules...).')
+@description('Application settings the relay reads (LOGS_*, WEBHOOK_*, schedules...); secrets only as Key Vault references.')
 param relaySettings object
-@description('Key Vault secret URI (versionless recommended) for WEBHOOK_SHARED_SECRET. Empty: use webhookSharedSecret.')
-param webhookSecretKeyVaultUri string = ''
-@secure()
-@description('Shared secret as a plain app setting, only when no Key Vault URI is given. Prefer Key Vault.')
-param webhookSharedSecret string = ''
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
@@ -129,8 +125,6 @@ resource basicPublishingScm 'Microsoft.Web/sites/basicPublishingCredentialsPolic
   }
 }
 
-var webhookSecretSetting = empty(webhookSecretKeyVaultUri) ? webhookSharedSecret : '@Microsoft.KeyVault(SecretUri=${webhookSecretKeyVaultUri})'
-
 var hostSettings = {
   // Host storage by identity: accountName + credential + clientId, no connection string.
   AzureWebJobsStorage__accountName: storageAccountName
@@ -142,7 +136,6 @@ var hostSettings = {
   // The identity azure-identity must use (a user-assigned identity needs its client id).
   AZURE_CLIENT_ID: identityClientId
   RELAY_STORAGE_TABLE_ENDPOINT: storageTableEndpoint
-  WEBHOOK_SHARED_SECRET: webhookSecretSetting
 }
 
 // checkov applies its site-configuration checks to every Microsoft.Web/sites/config resource;

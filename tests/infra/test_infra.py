@@ -45,6 +45,8 @@ MIN_API_VERSION: dict[str, date] = {
     "Microsoft.Insights/metricAlerts": date(2018, 3, 1),
     "Microsoft.Insights/scheduledQueryRules": date(2023, 12, 1),
     "Microsoft.Insights/workbooks": date(2023, 6, 1),
+    "Microsoft.KeyVault/vaults": date(2023, 7, 1),
+    "Microsoft.KeyVault/vaults/secrets": date(2023, 7, 1),
     "Microsoft.ManagedIdentity/userAssignedIdentities": date(2023, 1, 31),
     "Microsoft.OperationalInsights/workspaces": date(2023, 9, 1),
     "Microsoft.OperationalInsights/workspaces/savedSearches": date(2020, 8, 1),
@@ -74,6 +76,9 @@ RELAY_APP_SETTINGS = (
     "ALLOWED_SOURCE_NETWORKS",
     "HOURLY_COUNT_SCHEDULE",
     "RETRY_WORKER_SCHEDULE",
+    "COMPLETENESS_SCHEDULE",
+    "LOGS_WORKSPACE_ID",
+    "WALLARM_API_TOKEN",
 )
 
 # Types whose newest API version is a preview (no GA version has the properties used).
