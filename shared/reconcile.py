@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from shared.clock import Clock, iso_ms
 from shared.dispatch import Relay
 from shared.mapping import map_event
+from shared.reconcile_range import back
 from shared.schema import Row
 from shared.selection import Selection, select
 from shared.store.completeness import CompletenessLog, WindowRecord
@@ -63,7 +64,7 @@ class ReconcileConfig:
     cloud: str = "EU"
     client_id: int | None = None
     selection: Selection = Selection()
-    confirm: timedelta = timedelta(minutes=60)
+    confirm: timedelta = timedelta(minutes=50)
     max_age: timedelta = timedelta(days=90)
 
 
@@ -117,7 +118,7 @@ class Reconciler:
         first_start = last_end - max(self.config.catch_up, HOUR)
         reopened = [
             r.start
-            for r in self.log.open_windows(hour_floor(now - self.config.max_age))
+            for r in self.log.open_windows(hour_floor(back(now, self.config.max_age)))
             if r.start < first_start
         ][:MAX_REOPENED_PER_RUN]
         windows: list[tuple[datetime, datetime]] = [(s, s + HOUR) for s in reopened]

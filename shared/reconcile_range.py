@@ -48,6 +48,14 @@ def hour_floor(ts: datetime) -> datetime:
     return ts.replace(minute=0, second=0, microsecond=0)
 
 
+def back(now: datetime, span: timedelta) -> datetime:
+    """`now - span`, or the earliest date when a setting reaches before year 1."""
+    try:
+        return now - span
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
 def parse_instant(text: str, name: str) -> datetime:
     """ISO 8601 (UTC when no offset) as an aware UTC datetime."""
     raw = text.strip()
@@ -68,13 +76,13 @@ def closed_range(start: datetime, end: datetime, now: datetime, limits: RangeLim
         raise InvalidRange("to must be after from")
     if start >= now:
         raise InvalidRange("from is in the future")
-    last_end = hour_floor(now - limits.delay)
+    last_end = hour_floor(back(now, limits.delay))
     if start >= last_end:
         raise InvalidRange(
             f"no hour in the range has closed long enough: an hour is reconciled "
             f"{_minutes(limits.delay)} min (RECONCILE_DELAY_MINUTES) after it ends"
         )
-    if start < now - limits.max_age:
+    if start < back(now, limits.max_age):
         raise InvalidRange(
             f"from is more than {_days(limits.max_age)} days ago (RECONCILE_MAX_AGE_DAYS; "
             "Wallarm keeps hits 3 months on free plans, 6 on paid)"

@@ -127,7 +127,7 @@ COMPLETENESS_NUMBERS: Final[dict[str, Number]] = {
         # still misses it (rows can take minutes, sometimes longer, to become queryable).
         Number("RECONCILE_MAX_RANGE_HOURS", "reconcile_max_range", 168, 1, _hours),
         Number("RECONCILE_MAX_AGE_DAYS", "reconcile_max_age", 90, 1, _days),
-        Number("RECONCILE_CONFIRM_MINUTES", "reconcile_confirm", 60, 0, _minutes),
+        Number("RECONCILE_CONFIRM_MINUTES", "reconcile_confirm", 50, 0, _minutes),
         Number("WATCHDOG_QUIET_HOURS", "quiet_after", 3, 0, _hours),
     )
 }

@@ -351,7 +351,7 @@ def test_a_queue_entry_delivered_just_before_the_run_is_not_added_while_not_quer
     ingestion: LogsIngestionStandIn,
     log_query: LogQueryStandIn,
 ) -> None:
-    svc = start()  # the default second look (RECONCILE_CONFIRM_MINUTES=60)
+    svc = start()  # the default second look (RECONCILE_CONFIRM_MINUTES=50)
     _, reconciler = parts(svc)
     log_query.delay_visibility(20 * 60, clock=lambda: clock().timestamp())  # 20 min to be queryable
     ingestion.set_outage(503)
@@ -414,10 +414,10 @@ def test_a_hit_still_missing_at_the_second_look_is_added_once(
     wallarm.add_hit(Hit(INDEX, "lost", "req-lost", epoch("2026-11-25T12:10:00Z")), notify=False)
     clock.now = ts("2026-11-25T13:40:00Z")
     assert next(r for r in reconciler.run_due() if r.start.hour == 12).status == "unconfirmed"
-    clock.now = ts("2026-11-25T14:00:00Z")  # too early for the second look
+    clock.now = ts("2026-11-25T14:25:00Z")  # too early for the second look (45 min)
     assert next(r for r in reconciler.run_due() if r.start.hour == 12).status == "unconfirmed"
     assert not hit_ids(ingestion)
-    clock.now = ts("2026-11-25T14:40:00Z")
+    clock.now = ts("2026-11-25T14:39:58Z")  # the next hourly run, two seconds early
     noon = next(r for r in reconciler.run_due() if r.start.hour == 12)
     assert (noon.status, noon.added) == ("ok", 1)
     log_query.observe()
