@@ -2,9 +2,9 @@
 
 One job at a time per window: a request whose range overlaps a live job gets 409
 `reconcile_running` with that job's id (it does not join it: the operator sees what runs and
-asks again after). Instances do not share memory, so the check is on the table: a job is written
-first, then the live jobs are read again and the one with the lower id wins; the other is marked
-`refused`.
+asks again after). Instances do not share memory, so "no overlapping live job, then register
+mine" runs under a short ETag-guarded lock entity in the table; a request that cannot take it
+within a few seconds gets 409 `reconcile_busy`.
 
 Durable enough: before a job runs, each of its windows is recorded `queued`, not `ok`. A job
 killed mid-way (an instance recycled, a deploy) stops heart-beating; after `stale_after` it shows
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -29,6 +30,9 @@ from shared.store.tables import StoreUnavailable
 log = logging.getLogger(__name__)
 
 Runner = Callable[[Callable[[], None]], None]
+LOCK_LEASE = timedelta(seconds=30)
+LOCK_TRIES = 20
+LOCK_PAUSE = 0.25  # seconds between tries: the lock is held for a few Table requests only
 STALE_AFTER = timedelta(minutes=30)
 """No heartbeat for this long: the job was killed. A heartbeat is written after every window;
 one window is bounded by the API client's page limit and deadline, far below this."""
@@ -47,7 +51,9 @@ class ReconcileJobs:
         clock: Clock,
         runner: Runner = in_thread,
         stale_after: timedelta = STALE_AFTER,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self.sleep = sleep
         self.reconciler = reconciler
         self.log = log_store
         self.clock = clock
@@ -60,9 +66,6 @@ class ReconcileJobs:
         """202 with the job; 200 with the record when the range is one hour (run inline); 409
         when a live job overlaps."""
         now = self.clock()
-        busy = self._overlapping(rng, now)
-        if busy is not None:
-            return 409, _running(busy, now, self.stale_after)
         windows = rng.windows()
         job = JobRecord(
             id=f"{int(now.timestamp() * 1000):015d}-{uuid.uuid4().hex[:12]}",
@@ -73,12 +76,16 @@ class ReconcileJobs:
             heartbeat=now,
             windows=len(windows),
         )
-        self.log.save_job(job)
-        busy = self._overlapping(rng, now, before=job.id)
-        if busy is not None:
-            job.state = "refused"
+        if not self._lock(job.id):
+            message = "another reconcile request is being registered; ask again in a few seconds"
+            return 409, {"error": {"code": "reconcile_busy", "message": message}}
+        try:
+            busy = self._overlapping(rng, now)
+            if busy is not None:
+                return 409, _running(busy, now, self.stale_after)
             self.log.save_job(job)
-            return 409, _running(busy, now, self.stale_after)
+        finally:
+            self.log.release_job_lock(job.id)
         self.log.mark_queued(windows, job.id, by)
         done = threading.Event()
         self._finished[job.id] = done
@@ -114,10 +121,16 @@ class ReconcileJobs:
         now = self.clock()
         return [(j.start, j.end) for j in self.log.jobs() if j.live(now, self.stale_after)]
 
-    def _overlapping(self, rng: ClosedRange, now: datetime, before: str | None = None) -> JobRecord | None:
+    def _lock(self, owner: str) -> bool:
+        for attempt in range(LOCK_TRIES):
+            if self.log.take_job_lock(owner, LOCK_LEASE):
+                return True
+            if attempt + 1 < LOCK_TRIES:
+                self.sleep(LOCK_PAUSE)
+        return False
+
+    def _overlapping(self, rng: ClosedRange, now: datetime) -> JobRecord | None:
         for job in self.log.jobs():
-            if before is not None and job.id >= before:
-                continue
             if job.live(now, self.stale_after) and job.overlaps(rng.start, rng.end):
                 return job
         return None

@@ -24,15 +24,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from shared.clock import iso_ms
-from shared.store.tables import Clock, as_int, as_str, as_utc, guarded
+from shared.store.tables import Clock, as_int, as_str, as_utc, etag_of, guarded, lost_race
 
 WINDOW_PARTITION: Final[str] = "window"
 WATCHDOG_PARTITION: Final[str] = "watchdog"
 JOB_PARTITION: Final[str] = "job"
+JOB_LOCK: Final[str] = "~lock"  # sorts after every job id
 BATCH = 100  # operations per entity-group transaction
 
 
@@ -83,7 +85,7 @@ class JobRecord:
     start: datetime
     end: datetime
     by: str
-    state: str  # "running" | "done" | "stopped" (deferred or failed) | "refused" (an overlap)
+    state: str  # "running" | "done" | "stopped" (deferred or failed)
     heartbeat: datetime
     windows: int
     done: int = 0
@@ -223,6 +225,56 @@ class CompletenessLog:
             },
             mode=UpdateMode.REPLACE,
         )
+
+    @guarded("completeness.take_job_lock")
+    def take_job_lock(self, owner: str, lease: timedelta) -> bool:
+        """A short mutex (ETag-guarded) around "no overlapping live job? then register mine", so
+        two instances cannot both pass the check; a holder that died frees it after `lease`."""
+        now = self._clock()
+        entity = {"PartitionKey": JOB_PARTITION, "RowKey": JOB_LOCK, "owner": owner, "until": now + lease}
+        try:
+            self._table.create_entity(entity)
+            return True
+        except ResourceExistsError:
+            pass
+        try:
+            current = self._table.get_entity(JOB_PARTITION, JOB_LOCK)
+        except ResourceNotFoundError:
+            return False  # released in between: the caller tries again
+        until = as_utc(current.get("until"))
+        if until is not None and until > now:
+            return False
+        try:
+            self._table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=etag_of(current.metadata),
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except HttpResponseError as err:
+            if lost_race(err):
+                return False
+            raise
+        return True
+
+    @guarded("completeness.release_job_lock")
+    def release_job_lock(self, owner: str) -> None:
+        try:
+            current = self._table.get_entity(JOB_PARTITION, JOB_LOCK)
+        except ResourceNotFoundError:
+            return
+        if as_str(current.get("owner")) != owner:
+            return
+        try:
+            self._table.delete_entity(
+                JOB_PARTITION,
+                JOB_LOCK,
+                etag=etag_of(current.metadata),
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except HttpResponseError as err:
+            if not lost_race(err):
+                raise
 
     @guarded("completeness.jobs")
     def jobs(self) -> list[JobRecord]:

@@ -427,3 +427,27 @@ def test_a_hit_still_missing_at_the_second_look_is_added_once(
     assert code == 200 and body["windows"][0]["added"] == 0
     assert hit_ids(ingestion) == Counter({"lost": 1})
     assert ts(body["windows"][0]["start"]).tzinfo == UTC
+
+
+def test_two_instances_register_overlapping_jobs_one_at_a_time(
+    start: Start, clock: FakeClock, jobs: Jobs
+) -> None:
+    one, _ = parts(start())
+    other, _ = parts(start())  # a second instance: the same tables, no shared memory
+    assert one.jobs is not None and other.jobs is not None
+    other.jobs.sleep = clock.sleep
+    clock.now = ts("2026-11-25T16:00:00Z")
+    # The first instance is between "no overlapping job" and "mine is registered".
+    assert one.log.take_job_lock("instance-one", timedelta(seconds=30))
+    code, body = other.reconcile_range("2026-11-25T08:00Z", "2026-11-25T11:00Z", "op")
+    assert (code, body["error"]["code"]) == (409, "reconcile_busy")
+    one.log.release_job_lock("instance-one")
+    code, first = one.reconcile_range("2026-11-25T08:00Z", "2026-11-25T11:00Z", "op")
+    assert code == 202
+    code, body = other.reconcile_range("2026-11-25T09:00Z", "2026-11-25T10:00Z", "op")
+    assert (code, body["job"]["id"]) == (409, first["job"]["id"])
+    # A holder that died frees the lock after its lease.
+    assert one.log.take_job_lock("dead-instance", timedelta(seconds=30))
+    clock.advance(31)
+    code, _ = other.reconcile_range("2026-11-25T12:00Z", "2026-11-25T14:00Z", "op")
+    assert code == 202
