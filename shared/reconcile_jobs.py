@@ -13,6 +13,7 @@ as `abandoned`, and the timer runs its remaining windows (`Reconciler.due_window
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -86,13 +87,19 @@ class ReconcileJobs:
             self.log.save_job(job)
         finally:
             self.log.release_job_lock(job.id)
-        self.log.mark_queued(windows, job.id, by)
+        try:
+            self.log.mark_queued(windows, job.id, by)
+        except StoreUnavailable:
+            job.state, job.error = "stopped", "its windows could not be recorded"
+            with contextlib.suppress(StoreUnavailable):
+                self.log.save_job(job)  # else it looks live until its heartbeat is stale
+            raise
         done = threading.Event()
         self._finished[job.id] = done
         answer: dict[str, Any] = {"clipped_to": iso_ms(rng.end) if rng.clipped else None}
         if len(windows) == 1:
             records = self._run(job, done)
-            failed = any(r.status in ("failed",) for r in records)
+            failed = any(r.status in ("failed", "deferred") for r in records)
             windows_out = [r.as_dict() for r in records]
             body = {"job": job.as_dict(self.clock(), self.stale_after), "windows": windows_out, **answer}
             return (502 if failed else 200), body

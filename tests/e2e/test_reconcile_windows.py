@@ -451,3 +451,25 @@ def test_two_instances_register_overlapping_jobs_one_at_a_time(
     clock.advance(31)
     code, _ = other.reconcile_range("2026-11-25T12:00Z", "2026-11-25T14:00Z", "op")
     assert code == 202
+
+
+def test_the_route_answers_202_and_status_reports_the_job_run_in_its_thread(
+    call: Call, monkeypatch: pytest.MonkeyPatch, completeness_env: dict[str, str]
+) -> None:
+    import function_app
+
+    for key, value in completeness_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RECONCILE_CONFIRM_MINUTES", "0")
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    frm, to = (now - timedelta(hours=6)).isoformat(), (now - timedelta(hours=3)).isoformat()
+    resp = call("relay_admin", route_params={"action": "reconcile"}, params={"from": frm, "to": to})
+    assert resp.status_code == 202, resp.get_body()
+    job = body_json(resp)["job"]
+    assert job["windows"] == 3
+    completeness = function_app.services().completeness
+    assert completeness is not None and completeness.jobs is not None
+    assert completeness.jobs.wait(job["id"], 120)  # the real background thread
+    status = body_json(call("relay_status", method="GET"))
+    (reported,) = [j for j in status["completeness"]["jobs"] if j["id"] == job["id"]]
+    assert (reported["state"], reported["done"]) == ("done", 3)
