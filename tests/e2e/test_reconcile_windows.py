@@ -473,3 +473,30 @@ def test_the_route_answers_202_and_status_reports_the_job_run_in_its_thread(
     status = body_json(call("relay_status", method="GET"))
     (reported,) = [j for j in status["completeness"]["jobs"] if j["id"] == job["id"]]
     assert (reported["state"], reported["done"]) == ("done", 3)
+
+
+def test_a_hit_reconciliation_added_is_not_added_again_while_not_queryable(
+    start: Start,
+    clock: FakeClock,
+    wallarm: WallarmApiStandIn,
+    integration: WebhookIntegration,
+    ingestion: LogsIngestionStandIn,
+    log_query: LogQueryStandIn,
+) -> None:
+    svc = start()
+    completeness, reconciler = parts(svc)
+    log_query.delay_visibility(3 * 3600, clock=lambda: clock().timestamp())  # a very slow workspace
+    wallarm.add_hit(Hit(INDEX, "lost", "req-lost", epoch("2026-11-25T12:10:00Z")), notify=False)
+    clock.now = ts("2026-11-25T13:40:00Z")
+    reconciler.run_due()
+    clock.now = ts("2026-11-25T14:40:00Z")
+    assert next(r for r in reconciler.run_due() if r.start.hour == 12).added == 1
+    log_query.observe()
+    # Re-runs while the added row is still not queryable: its dedup key holds it back.
+    for when in ("2026-11-25T15:00:00Z", "2026-11-25T16:00:00Z"):
+        clock.now = ts(when)
+        code, body = completeness.reconcile_range("2026-11-25T12:00Z", "2026-11-25T13:00Z", "op")
+        assert code == 200, body
+    (last,) = body["windows"]
+    assert (last["status"], last["added"], last["already_added"]) == ("ok", 0, 1)
+    assert hit_ids(ingestion) == Counter({"lost": 1})
