@@ -147,7 +147,7 @@ class Reconciler:
         """Whole UTC hours in order; stops at the first deferral or failure (the same cause would
         stop the next window too), recording it so the timer runs it again."""
         records: list[WindowRecord] = []
-        for start, end in windows:
+        for i, (start, end) in enumerate(windows):
             try:
                 record = self.run(start, end, by=by, overlap=overlap, job=job)
             except ReconcileDeferred as why:
@@ -159,8 +159,23 @@ class Reconciler:
             if after_each is not None:
                 after_each(record)
             if record.status in ("deferred", "failed"):
+                if not job:  # a job's windows are recorded `queued` already
+                    self._record_rest(windows[i + 1 :], by, record)
                 break
         return records
+
+    def _record_rest(self, rest: list[tuple[datetime, datetime]], by: str, why: WindowRecord) -> None:
+        """Windows not run because an earlier one stopped get a record too: a window without
+        one is only looked at while it is in the catch-up span, and a quarantine or an outage
+        can outlast that."""
+        for start, end in rest:
+            try:
+                if self.log.get_window(start) is None:
+                    self.log.save_window(
+                        WindowRecord(start, end, 0, 0, 0, 0, status=why.status, error=why.error, by=by)
+                    )
+            except StoreUnavailable:
+                return
 
     def run_range(self, start: datetime, end: datetime, *, by: str) -> list[WindowRecord]:
         """The closed whole UTC hours of [start, end), inline (the watchdog's gap after a

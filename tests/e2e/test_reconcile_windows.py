@@ -500,3 +500,29 @@ def test_a_hit_reconciliation_added_is_not_added_again_while_not_queryable(
     (last,) = body["windows"]
     assert (last["status"], last["added"], last["already_added"]) == ("ok", 0, 1)
     assert hit_ids(ingestion) == Counter({"lost": 1})
+
+
+def test_windows_deferred_longer_than_the_catch_up_span_are_still_reconciled(
+    start: Start,
+    clock: FakeClock,
+    wallarm: WallarmApiStandIn,
+    integration: WebhookIntegration,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    svc = start(RECONCILE_CONFIRM_MINUTES="0")
+    _, reconciler = parts(svc)
+    ingestion.set_outage(400)
+    wallarm.add_hit(Hit(INDEX, "q", "req-q", epoch("2026-11-25T12:01:00Z")))
+    clock.advance(300)
+    assert wallarm.deliver() == (1, 0)  # quarantined
+    ingestion.set_outage(None)
+    wallarm.add_hit(Hit(INDEX, "lost", "req-lost", epoch("2026-11-25T13:20:00Z")), notify=False)
+    clock.now = ts("2026-11-25T14:40:00Z")
+    assert reconciler.run_due()[0].status == "deferred"
+    clock.now = ts("2026-11-26T02:40:00Z")  # 13:00 has left the 6-hour catch-up span
+    reconciler.run_due()
+    svc.admin.replay_quarantined()
+    svc.worker.run_once()
+    runs = reconciler.run_due()
+    assert (13, "ok", 1) in [(r.start.hour, r.status, r.added) for r in runs if r.start.day == 25]
+    assert hit_ids(ingestion) == Counter({"q": 1, "lost": 1})
