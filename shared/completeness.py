@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.clock import Clock, iso_ms
 from shared.dispatch import Relay
 from shared.hit_guard import HitGuard
 from shared.reconcile import ReconcileConfig, Reconciler
+from shared.reconcile_jobs import ReconcileJobs, Runner, in_thread
+from shared.reconcile_range import InvalidRange, RangeLimits, closed_range, parse_instant
 from shared.settings import CompletenessSettings, Settings
 from shared.store.completeness import CompletenessLog
 from shared.store.counters import HourlyCounters
@@ -42,12 +44,19 @@ class Completeness:
         watchdog: Watchdog,
         *,
         clock: Clock,
+        runner: Runner = in_thread,
     ) -> None:
         self.settings = settings
         self.log = log_store
         self.reconciler = reconciler
         self.watchdog = watchdog
         self.clock = clock
+        self.jobs = ReconcileJobs(reconciler, log_store, clock=clock, runner=runner) if reconciler else None
+        self.limits = RangeLimits(
+            max_range=settings.reconcile_max_range,
+            max_age=settings.reconcile_max_age,
+            delay=settings.reconcile_delay,
+        )
 
     def run_timer(self) -> dict[str, Any]:
         """The hourly timer: watchdog first (so a re-enable reconciles its gap), then due windows."""
@@ -57,18 +66,18 @@ class Completeness:
         return out
 
     def reconcile_range(self, start_text: str, end_text: str, by: str) -> tuple[int, dict[str, Any]]:
-        """`relayctl reconcile --from --to` (ISO 8601, UTC when no offset)."""
-        if self.reconciler is None:
+        """`relayctl reconcile --from --to` (ISO 8601, UTC when no offset): the closed whole UTC
+        hours of the range; one hour inline (200), more as a background job (202)."""
+        if self.jobs is None:
             return 409, _error(
                 "not_configured", "reconciliation needs WALLARM_API_TOKEN and LOGS_WORKSPACE_ID"
             )
         try:
-            start, end = _when(start_text, "from"), _when(end_text, "to")
-            records = self.reconciler.run_range(start, end, by=by)
-        except ValueError as err:
+            start, end = parse_instant(start_text, "from"), parse_instant(end_text, "to")
+            rng = closed_range(start, end, self.clock(), self.limits)
+        except InvalidRange as err:
             return 400, _error("invalid_range", str(err))
-        failed = any(r.status != "ok" for r in records)
-        return (502 if failed else 200), {"windows": [r.as_dict() for r in records]}
+        return self.jobs.submit(rng, by)
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -81,6 +90,8 @@ class Completeness:
         }
         try:
             out["windows"] = [r.as_dict() for r in self.log.recent_windows(24)]
+            if self.jobs is not None:
+                out["jobs"] = self.jobs.recent()
             for name in ("integration", "quiet"):
                 state = self.log.get_watch(name)
                 out["watchdog"][name] = {
@@ -95,14 +106,6 @@ class Completeness:
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
-
-
-def _when(text: str, name: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{name} is not an ISO 8601 time (e.g. 2026-11-25T10:00:00Z)") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def build_completeness(
@@ -136,6 +139,8 @@ def build_completeness(
             cloud=cs.wallarm_cloud.upper(),
             client_id=cs.wallarm_client_id,
             selection=settings.selection,
+            confirm=cs.reconcile_confirm,
+            max_age=cs.reconcile_max_age,
         )
         reconciler = Reconciler(
             api,

@@ -8,21 +8,32 @@ to_event -> select -> map_event), marked `_relay_backfill` in RawData.
 
 Never twice: each added hit claims its id pair in the webhook's dedup store first, so a second
 run, a concurrent run, or a late webhook (shared/hit_guard.py) skips it. A window is deferred
-while the relay's own queue holds pending or parked rows: those are hits the table does not
-show yet, and adding them from the API would duplicate them once the queue drains.
+while the relay's own queue holds pending, parked or quarantined rows: those are hits the table
+does not show yet, and adding them from the API would duplicate them once the queue drains or an
+operator replays them.
+
+"Not queryable yet" is not "missing": Log Analytics shows a row 20 s to 3 min after upload, and
+sometimes much later. A fresh webhook hit claims no dedup key (only hits older than half of
+RECONCILE_DELAY do), and a queue entry delivered a second before a run has left the queue but not
+reached the query. So a window whose hits look missing is first recorded `unconfirmed`; they are
+added only by a run at least RECONCILE_CONFIRM later that still misses them with the queue empty.
+Every row the relay delivered before the first look is then RECONCILE_CONFIRM old.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from shared.clock import Clock, iso_ms
 from shared.dispatch import Relay
 from shared.mapping import map_event
+from shared.reconcile_range import back
 from shared.schema import Row
 from shared.selection import Selection, select
 from shared.store.completeness import CompletenessLog, WindowRecord
@@ -53,6 +64,13 @@ class ReconcileConfig:
     cloud: str = "EU"
     client_id: int | None = None
     selection: Selection = Selection()
+    confirm: timedelta = timedelta(minutes=50)
+    max_age: timedelta = timedelta(days=90)
+
+
+MAX_REOPENED_PER_RUN = 24
+"""Windows older than the catch-up span (a killed job's, a deferred or unconfirmed one) the timer
+takes per run, so one run stays well inside the Functions timeout."""
 
 
 class ReconcileDeferred(Exception):
@@ -60,7 +78,7 @@ class ReconcileDeferred(Exception):
 
 
 def hour_floor(ts: datetime) -> datetime:
-    return ts.replace(minute=0, second=0, microsecond=0)
+    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 class Reconciler:
@@ -87,62 +105,101 @@ class Reconciler:
         self.config = config
         self.clock = clock
         self._client_id = config.client_id
+        # The ranges live manual jobs hold (set by ReconcileJobs): the timer leaves them alone.
+        self.live_ranges: Callable[[], list[tuple[datetime, datetime]]] = list
 
     # -- which windows ----------------------------------------------------------------------
     def due_windows(self) -> list[tuple[datetime, datetime]]:
-        """Closed hours within the catch-up span with no successful record, oldest first."""
-        last_end = hour_floor(self.clock() - self.config.delay)
+        """Closed UTC hours within the catch-up span with no `ok` record, then older recorded
+        windows that are not `ok` (a killed job's, a deferred or unconfirmed one), oldest first;
+        none a live manual job holds."""
+        now = self.clock()
+        last_end = hour_floor(now - self.config.delay)
         first_start = last_end - max(self.config.catch_up, HOUR)
-        windows: list[tuple[datetime, datetime]] = []
+        reopened = [
+            r.start
+            for r in self.log.open_windows(hour_floor(back(now, self.config.max_age)))
+            if r.start < first_start
+        ][:MAX_REOPENED_PER_RUN]
+        windows: list[tuple[datetime, datetime]] = [(s, s + HOUR) for s in reopened]
         start = first_start
         while start < last_end:
             record = self.log.get_window(start)
             if record is None or record.status != "ok":
                 windows.append((start, start + HOUR))
             start += HOUR
-        return windows
+        held = self.live_ranges() if windows else []
+        return [w for w in windows if not any(s <= w[0] < e for s, e in held)]
 
     def run_due(self) -> list[WindowRecord]:
         """The timer's run: every due window; a failure is recorded and retried next hour."""
-        done: list[WindowRecord] = []
-        for start, end in self.due_windows():
-            try:
-                done.append(self.run(start, end, by="timer", overlap=self.config.overlap))
-            except ReconcileDeferred as why:
-                log.warning("Reconciliation deferred: %s", why)
-                break
-            except (WallarmApiError, QueryFailed, StoreUnavailable) as err:
-                done.append(self._failed(start, end, "timer", err))
-                break  # the same cause would fail the next window too
-        return done
+        return self.run_windows(self.due_windows(), by="timer", overlap=self.config.overlap)
 
-    def run_range(self, start: datetime, end: datetime, *, by: str) -> list[WindowRecord]:
-        """An operator's re-run (`relayctl reconcile --from --to`), in windows of at most one hour."""
-        if end <= start:
-            raise ValueError("--to must be after --from")
+    def run_windows(
+        self,
+        windows: list[tuple[datetime, datetime]],
+        *,
+        by: str,
+        overlap: timedelta = timedelta(0),
+        job: str = "",
+        after_each: Callable[[WindowRecord], None] | None = None,
+    ) -> list[WindowRecord]:
+        """Whole UTC hours in order; stops at the first deferral or failure (the same cause would
+        stop the next window too), recording it so the timer runs it again."""
         records: list[WindowRecord] = []
-        cursor = start
-        while cursor < end:
-            stop = min(cursor + HOUR, end)
+        for i, (start, end) in enumerate(windows):
             try:
-                records.append(self.run(cursor, stop, by=by, overlap=timedelta(0)))
+                record = self.run(start, end, by=by, overlap=overlap, job=job)
             except ReconcileDeferred as why:
                 log.warning("Reconciliation deferred: %s", why)
-                deferred = WindowRecord(cursor, stop, 0, 0, 0, 0, status="deferred", error=str(why), by=by)
-                records.append(deferred)
-                break
+                record = self._stopped(start, end, by, job, "deferred", why)
             except (WallarmApiError, QueryFailed, StoreUnavailable) as err:
-                records.append(self._failed(cursor, stop, by, err))
+                record = self._stopped(start, end, by, job, "failed", err)
+            records.append(record)
+            if after_each is not None:
+                after_each(record)
+            if record.status in ("deferred", "failed"):
+                if not job:  # a job's windows are recorded `queued` already
+                    self._record_rest(windows[i + 1 :], by, record)
                 break
-            cursor = stop
         return records
 
+    def _record_rest(self, rest: list[tuple[datetime, datetime]], by: str, why: WindowRecord) -> None:
+        """Windows not run because an earlier one stopped get a record too: a window without
+        one is only looked at while it is in the catch-up span, and a quarantine or an outage
+        can outlast that."""
+        for start, end in rest:
+            try:
+                if self.log.get_window(start) is None:
+                    self.log.save_window(
+                        WindowRecord(start, end, 0, 0, 0, 0, status=why.status, error=why.error, by=by)
+                    )
+            except StoreUnavailable:
+                return
+
+    def run_range(self, start: datetime, end: datetime, *, by: str) -> list[WindowRecord]:
+        """The closed whole UTC hours of [start, end), inline (the watchdog's gap after a
+        re-enable: at most 13 windows). Operators go through `ReconcileJobs`."""
+        first, stop = hour_floor(start), min(hour_floor(end), hour_floor(self.clock()))
+        windows: list[tuple[datetime, datetime]] = []
+        while first < stop:
+            windows.append((first, first + HOUR))
+            first += HOUR
+        return self.run_windows(windows, by=by)
+
     # -- one window -------------------------------------------------------------------------
-    def run(self, start: datetime, end: datetime, *, by: str, overlap: timedelta) -> WindowRecord:
+    def run(
+        self, start: datetime, end: datetime, *, by: str, overlap: timedelta, job: str = ""
+    ) -> WindowRecord:
+        if start != hour_floor(start) or end - start != HOUR:
+            raise ValueError("a window is one whole UTC hour")  # the record is keyed by the hour
+        if end > hour_floor(self.clock()):
+            raise ValueError("a window that has not closed is never reconciled")
         stats = self.queue.stats()
-        if stats.pending or stats.parked:
+        if stats.pending or stats.parked or stats.quarantined:
             raise ReconcileDeferred(
-                f"{stats.pending} pending and {stats.parked} parked queue entries are not in the table yet"
+                f"{stats.pending} pending, {stats.parked} parked and {stats.quarantined} quarantined "
+                "queue entries are not in the table yet"
             )
         since = start - overlap
         now = self.clock()
@@ -157,6 +214,9 @@ class Reconciler:
         missing = [
             (key, h) for key, h in keyed if key is not None and not present.holds(key, h.get("request_id"))
         ]
+        unconfirmed = self._unconfirmed(start, end, missing, len(hits), unkeyed, now, by, job)
+        if unconfirmed is not None:
+            return unconfirmed
         rows, claimed, already = self._claim_and_map(missing, now)
         try:
             if rows:
@@ -186,6 +246,49 @@ class Reconciler:
             already_added=already,
             status="ok",
             by=by,
+            job=job,
+        )
+        return self.log.save_window(record)
+
+    def _unconfirmed(
+        self,
+        start: datetime,
+        end: datetime,
+        missing: list[tuple[str, dict[str, Any]]],
+        in_wallarm: int,
+        unkeyed: int,
+        now: datetime,
+        by: str,
+        job: str,
+    ) -> WindowRecord | None:
+        """The `unconfirmed` record when the missing hits need a second look; None to add them."""
+        if not missing or self.config.confirm <= timedelta(0):
+            return None
+        previous = self.log.get_window(start)
+        seen = previous.missing_seen_at if previous is not None else None
+        if seen is not None and now - seen >= self.config.confirm:
+            return None
+        first = seen or now
+        log.warning(
+            "Reconciliation %s..%s: %d hits not in the table yet; added at the first run after %s "
+            "that still misses them",
+            iso_ms(start),
+            iso_ms(end),
+            len(missing),
+            iso_ms(first + self.config.confirm),
+        )
+        record = WindowRecord(
+            start=start,
+            end=end,
+            in_wallarm=in_wallarm,
+            present=in_wallarm - len(missing) - unkeyed,
+            added=0,
+            already_added=0,
+            status="unconfirmed",
+            by=by,
+            job=job,
+            missing_seen_at=first,
+            suspect=len(missing),
         )
         return self.log.save_window(record)
 
@@ -231,9 +334,28 @@ class Reconciler:
         except StoreUnavailable as err:
             log.warning("Reconciliation: a dedup key was not marked done: %s", err)
 
-    def _failed(self, start: datetime, end: datetime, by: str, err: Exception) -> WindowRecord:
-        log.error("Reconciliation %s..%s failed: %s", iso_ms(start), iso_ms(end), err)
-        record = WindowRecord(start, end, 0, 0, 0, 0, status="failed", error=str(err)[:300], by=by)
+    def _stopped(
+        self, start: datetime, end: datetime, by: str, job: str, status: str, err: Exception
+    ) -> WindowRecord:
+        if status == "failed":
+            log.error("Reconciliation %s..%s failed: %s", iso_ms(start), iso_ms(end), err)
+        previous: WindowRecord | None = None
+        with contextlib.suppress(StoreUnavailable):
+            previous = self.log.get_window(start)
+        record = WindowRecord(
+            start,
+            end,
+            0,
+            0,
+            0,
+            0,
+            status=status,
+            error=str(err)[:300],
+            by=by,
+            job=job,
+            # A deferral or failure does not restart the second look's clock.
+            missing_seen_at=previous.missing_seen_at if previous is not None else None,
+        )
         try:
             return self.log.save_window(record)
         except StoreUnavailable:

@@ -153,6 +153,12 @@ COMPLETENESS_NUMBERS: Final[dict[str, Number]] = {
         Number("RECONCILE_DELAY_MINUTES", "reconcile_delay", 30, 10, _minutes),
         Number("RECONCILE_OVERLAP_MINUTES", "reconcile_overlap", 60, 0, _minutes),
         Number("RECONCILE_CATCH_UP_HOURS", "reconcile_catch_up", 6, 1, _hours),
+        # A manual range: at most a week per request, and no older than Wallarm keeps hits (3 months
+        # on free plans, 6 on paid); a missing hit is added only when a second look this much later
+        # still misses it (rows can take minutes, sometimes longer, to become queryable).
+        Number("RECONCILE_MAX_RANGE_HOURS", "reconcile_max_range", 168, 1, _hours),
+        Number("RECONCILE_MAX_AGE_DAYS", "reconcile_max_age", 90, 1, _days),
+        Number("RECONCILE_CONFIRM_MINUTES", "reconcile_confirm", 50, 0, _minutes),
         Number("WATCHDOG_QUIET_HOURS", "quiet_after", 3, 0, _hours),
     )
 }
@@ -303,6 +309,9 @@ class CompletenessSettings:
     reconcile_delay: timedelta = COMPLETENESS_NUMBERS["RECONCILE_DELAY_MINUTES"].value
     reconcile_overlap: timedelta = COMPLETENESS_NUMBERS["RECONCILE_OVERLAP_MINUTES"].value
     reconcile_catch_up: timedelta = COMPLETENESS_NUMBERS["RECONCILE_CATCH_UP_HOURS"].value
+    reconcile_max_range: timedelta = COMPLETENESS_NUMBERS["RECONCILE_MAX_RANGE_HOURS"].value
+    reconcile_max_age: timedelta = COMPLETENESS_NUMBERS["RECONCILE_MAX_AGE_DAYS"].value
+    reconcile_confirm: timedelta = COMPLETENESS_NUMBERS["RECONCILE_CONFIRM_MINUTES"].value
     watch_integration: bool = COMPLETENESS_FLAGS["WATCHDOG_CHECK_INTEGRATION"].default
     integration_url: str | None = None
     reenable: bool = COMPLETENESS_FLAGS["WATCHDOG_REENABLE"].default

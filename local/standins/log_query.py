@@ -11,7 +11,10 @@ the Log Analytics API reference documents, so the real `LogsQueryClient` runs ag
 * the query language is a small KQL subset, enough for the relay's queries: `<table>`, then
   `| where Col == "text"`, `| extend Name = tostring(parse_json(Col).a.b)`,
   `| where isnotempty(Name)`, `| distinct A[, B]`, `| project A[, B]`, `| count`. Anything
-  else is a 400 `BadArgumentError` (a test then shows the query needs a real workspace).
+  else is a 400 `BadArgumentError` (a test then shows the query needs a real workspace);
+* ingestion latency: with `delay_visibility(seconds)` a row is queryable only `seconds` after the
+  stand-in first saw it (at a query, or at `observe()` right after an upload), as Log Analytics
+  shows rows 20 s to 3 min after upload, and sometimes much later.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -122,9 +126,13 @@ class LogQueryStandIn(StandInLifecycle):
         *,
         workspace_id: str = DEFAULT_WORKSPACE_ID,
         port: int = 0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.issuer = issuer
         self.rows = rows
+        self.clock = clock
+        self._delay = 0.0
+        self._seen: dict[str, list[float]] = {}  # a row's JSON -> when each copy was first seen
         self.workspace_id = workspace_id
         self.queries: list[str] = []
         self._denied = False
@@ -139,10 +147,39 @@ class LogQueryStandIn(StandInLifecycle):
         """Answer 403, as when the identity lacks Log Analytics Reader on the workspace."""
         self._denied = denied
 
+    def delay_visibility(self, seconds: float, clock: Callable[[], float] | None = None) -> None:
+        """Rows become queryable `seconds` after they are first seen (0: at once)."""
+        with self._lock:
+            self._delay = seconds
+            if clock is not None:
+                self.clock = clock
+
+    def observe(self) -> None:
+        """Note the rows uploaded so far as arrived now (call right after an upload)."""
+        self._visible(self.rows())
+
+    def _visible(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        now = self.clock()
+        out: list[dict[str, Any]] = []
+        counts: dict[str, int] = {}
+        with self._lock:
+            for row in rows:
+                key = json.dumps(row, sort_keys=True, default=str)
+                n = counts[key] = counts.get(key, 0) + 1
+                seen = self._seen.setdefault(key, [])
+                if len(seen) < n:
+                    seen.append(now)
+                if seen[n - 1] + self._delay <= now:
+                    out.append(row)
+        return out
+
     def reset(self) -> None:
         with self._lock:
             self.queries.clear()
             self._denied = False
+            self._delay = 0.0
+            self._seen.clear()
+            self.clock = time.time
 
     def _post(self, h: StandInHandler) -> None:
         headers = {"x-ms-request-id": str(uuid.uuid4())}
@@ -170,7 +207,7 @@ class LogQueryStandIn(StandInLifecycle):
             query = str(request["query"])
             with self._lock:
                 self.queries.append(query)
-            rows = [r for r in self.rows() if _in_timespan(r, request.get("timespan"))]
+            rows = [r for r in self._visible(self.rows()) if _in_timespan(r, request.get("timespan"))]
             columns, result = run_query(query, rows)
         except (ValueError, KeyError, TypeError) as err:
             h.send_json(400, {"error": {"code": "BadArgumentError", "message": str(err)[:200]}}, headers)

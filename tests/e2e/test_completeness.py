@@ -97,8 +97,11 @@ def start(
     log_query: LogQueryStandIn,
     completeness_env: dict[str, str],
 ) -> Start:
-    """Starts the relay with reconciliation on, as the stand-in Wallarm's webhook target."""
-    return lambda **extra: relay(make_services, clock, wallarm, completeness_env, **extra)
+    """Starts the relay with reconciliation on, as the stand-in Wallarm's webhook target. The query
+    stand-in shows rows at once here, so hits are added at the first look (no second look);
+    tests/e2e/test_reconcile_windows.py holds the second look against delayed rows."""
+    env = {**completeness_env, "RECONCILE_CONFIRM_MINUTES": "0"}
+    return lambda **extra: relay(make_services, clock, wallarm, env, **extra)
 
 
 @pytest.fixture
@@ -236,7 +239,8 @@ def test_reconciliation_waits_for_the_relays_own_backlog(
     clock.advance(300)
     assert wallarm.deliver() == (1, 0)  # acked: queued in the relay, not in the table
     clock.now = clock().replace(hour=13, minute=40)
-    assert svc.completeness.reconciler.run_due() == []  # deferred: adding it would duplicate it
+    # Deferred (adding it would duplicate it), and recorded so: not `ok`, run again later.
+    assert [r.status for r in svc.completeness.reconciler.run_due()] == ["deferred"]
     assert not ingestion.accepted
 
 

@@ -207,4 +207,6 @@ def test_watchdog_alerts_and_backfilled_hits_are_measured(
     assert svc.completeness is not None
     svc.completeness.run_timer()
     assert ({"problem": "disabled"}, 1.0) in captured.points("relay.watchdog.alerts")
+    clock.advance(3600)  # missing hits are added by the second look (RECONCILE_CONFIRM_MINUTES)
+    svc.completeness.run_timer()
     assert ({"outcome": "backfilled", "event_type": "new_hits"}, 1.0) in captured.points("relay.events")
