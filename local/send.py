@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 token)
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "wallarm"
 
 
@@ -41,7 +43,7 @@ def send(url: str, name: str, headers: dict[str, str]) -> tuple[int, str]:
 def header(text: str) -> tuple[str, str]:
     """`Name: value` as argparse takes it; a clear error for anything else."""
     name, colon, value = text.partition(":")
-    if not colon or not name.strip() or name != name.strip() or not value.strip():
+    if not colon or not _TOKEN.fullmatch(name) or not value.strip():
         raise argparse.ArgumentTypeError("write a header as 'Name: value', e.g. 'x-functions-key: <key>'")
     return name, value.strip()
 
