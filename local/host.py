@@ -79,6 +79,7 @@ class _Server(ThreadingHTTPServer):
 
     request_queue_size = LISTEN_BACKLOG
     daemon_threads = True
+    block_on_close = False  # stop() must not wait out an idle keep-alive (130 s) or a slow client
 
     def __init__(
         self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int

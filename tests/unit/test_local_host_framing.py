@@ -250,3 +250,15 @@ def test_300_slow_connections_are_capped_answered_and_closed_and_their_threads_e
         f"threads: before {before}, peak {peak}, after {after};",
         f"408: {codes.count([408])}, 503: {codes.count([503])}",
     )
+
+
+def test_stop_does_not_wait_for_an_idle_kept_alive_connection() -> None:
+    local = LocalHost(build_app(), port=0, function_key=KEY, master_key="m")
+    local.start()
+    with socket.create_connection(("127.0.0.1", port_of(local)), timeout=20) as sock:
+        sock.sendall(put(b"Content-Length: 0\r\n"))
+        assert statuses(sock.recv(65536)) == [201]  # the connection now idles, kept alive
+        stopper = threading.Thread(target=local.stop, daemon=True)
+        stopper.start()
+        stopper.join(timeout=20)
+        assert not stopper.is_alive()  # the old host waited for the connection's thread
