@@ -51,6 +51,8 @@ KEEP_ALIVE_TIMEOUT_SECONDS = 130.0
 MAX_CONNECTIONS = 256
 """Connections served at once (one thread each); more are answered 503 and closed at accept,
 without a thread. Above the 200-post bursts that tests and load tests send."""
+CONNECTION_THREAD = "local-host-connection"
+"""The name of each connection's thread (what tests and bench count)."""
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 """The Functions host's own request size limit (100 MB): larger bodies get 413 without being read."""
 MAX_REQUEST_LINE_BYTES = 8 * 1024
@@ -105,7 +107,13 @@ class _Server(ThreadingHTTPServer):
             self.shutdown_request(request)
             return
         try:
-            super().process_request(request, client_address)
+            thread = threading.Thread(
+                target=self.process_request_thread,
+                args=(request, client_address),
+                name=CONNECTION_THREAD,
+                daemon=True,
+            )
+            thread.start()
         except BaseException:
             self._slots.release()
             raise
