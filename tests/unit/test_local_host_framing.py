@@ -261,3 +261,25 @@ def test_stop_does_not_wait_for_an_idle_kept_alive_connection() -> None:
         stopper.start()
         stopper.join(timeout=20)
         assert not stopper.is_alive()  # the old host waited for the connection's thread
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        (b"GET /api/items/1 HTTP/1.1\r\nHost: x\r\n", 401),  # no function key
+        (b"GET /api/items/1 HTTP/1.1\r\nHost: x\r\nx-functions-key: wrong\r\n", 401),
+        (b"DELETE /api/items/1 HTTP/1.1\r\nHost: x\r\nx-functions-key: " + KEY.encode() + b"\r\n", 404),
+        (b"POST /api/open HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n", 404),  # the route takes GET only
+        (b"GET /api/nowhere HTTP/1.1\r\nHost: x\r\n", 404),
+    ],
+)
+def test_what_the_platform_answers_itself_has_an_empty_body(request_head: bytes, status: int) -> None:
+    """The Functions host answers these before any function runs: UnauthorizedResult and
+    NotFoundResult, no body, no Content-Type (a method the route does not take is no route)."""
+    with serving() as local:
+        answer, _ = exchange(local, request_head + b"Connection: close\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert statuses(answer) == [status]
+    assert body == b""
+    assert b"Content-Length: 0" in head
+    assert b"Content-Type" not in head
