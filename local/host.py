@@ -251,14 +251,14 @@ class LocalHost:
         timer = next(t for t in self.timers if t.name == name)
         timer.handler(_TimerRequest())
 
-    def start_timer(
-        self, name: str, schedule: Schedule, *, clock: Callable[[], datetime] | None = None
-    ) -> threading.Thread:
+    def start_timer(self, name: str, schedule: Schedule) -> threading.Thread:
         """Run a timer function at each occurrence of its NCRONTAB schedule (UTC), as the host
         does: never two runs at once, and occurrences missed while a run lasts are skipped. A
         failing run is logged once per kind of error, and while it keeps failing the next run
         waits at least 2, 4, 8 … (up to 300) seconds, so a sub-minute schedule cannot spin."""
-        now = clock or (lambda: datetime.now(UTC))
+
+        def now() -> datetime:
+            return datetime.now(UTC)
 
         def loop() -> None:
             failures = 0

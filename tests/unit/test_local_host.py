@@ -407,3 +407,18 @@ def test_access_log_shows_no_query_and_no_forged_path(
     assert "PUT /api/items/1" in text
     assert FUNCTION_KEY not in text
     assert "FORGED" not in text and "\x1b" not in text
+
+
+def test_next_run_is_the_next_occurrence_or_later_while_failing() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from local.host import next_run
+    from local.ncrontab import parse
+
+    t = datetime(2026, 1, 5, 10, 0, 0, 500000, tzinfo=UTC)
+    every_second = parse("* * * * * *")
+    assert next_run(every_second, t, 0) == datetime(2026, 1, 5, 10, 0, 1, tzinfo=UTC)
+    assert next_run(every_second, t, 3) == datetime(2026, 1, 5, 10, 0, 9, tzinfo=UTC)  # >= t + 8 s
+    assert next_run(every_second, t, 20) - t <= timedelta(seconds=301)  # at most 300 s
+    hourly = parse("0 20 * * * *")
+    assert next_run(hourly, t, 1) == datetime(2026, 1, 5, 10, 20, tzinfo=UTC)  # backoff < the period
