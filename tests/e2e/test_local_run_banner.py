@@ -130,16 +130,31 @@ def test_timers_follow_their_schedule_settings() -> None:
 
 
 def test_a_schedule_the_host_would_refuse_stops_local_run_with_the_setting_named() -> None:
-    import function_app
+    """Timers named as function_app.py names them (`%NAME%`); a small app, since the real one can
+    be indexed once per process only (azure-functions refuses a second get_functions())."""
+    import azure.functions as func
+
     from local.host import LocalHost
-    from local.run import timer_schedules
+    from local.run import SCHEDULE_DEFAULTS, timer_schedules
     from shared.settings import SettingsError
 
-    host = LocalHost(function_app.app, port=0, function_key="f", master_key="m")
+    app = func.FunctionApp()
+    for name, setting in (
+        ("retry_worker", "RETRY_WORKER_SCHEDULE"),
+        ("hourly_count", "HOURLY_COUNT_SCHEDULE"),
+        ("completeness", "COMPLETENESS_SCHEDULE"),
+    ):
+
+        def tick(timer: func.TimerRequest) -> None:
+            pass
+
+        tick.__name__ = name
+        app.timer_trigger(schedule=f"%{setting}%", arg_name="timer", run_on_startup=False)(tick)
+    host = LocalHost(app, port=0, function_key="f", master_key="m")
     try:
         env = {
+            **SCHEDULE_DEFAULTS,
             "RETRY_WORKER_SCHEDULE": "*/5 * * * *",
-            "HOURLY_COUNT_SCHEDULE": "0 0 * * * *",
             "COMPLETENESS_SCHEDULE": "*/10 * * * * *",
         }
         with pytest.raises(SettingsError) as err:
