@@ -11,6 +11,7 @@ Functions host (RETRY_WORKER_SCHEDULE, HOURLY_COUNT_SCHEDULE, COMPLETENESS_SCHED
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import secrets
@@ -18,13 +19,13 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
 
 from local.host import LocalHost
 from local.ncrontab import NcrontabError, Schedule, parse, resolve
-from shared.settings import SettingsError
+from shared.settings import IpNetwork, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,6 +115,16 @@ def banner_commands(url: str, function_key: str, master_key: str, env: Mapping[s
     ]
 
 
+def allow_list_note(networks: Sequence[IpNetwork]) -> str | None:
+    """The banner's commands come from 127.0.0.1: an allow-list without it refuses them all."""
+    if networks and not any(ipaddress.ip_address("127.0.0.1") in net for net in networks):
+        return (
+            "Note: ALLOWED_SOURCE_NETWORKS leaves out 127.0.0.1, so the webhook and the probe answer "
+            "403 source_not_allowed here; add 127.0.0.1/32 to it to try them locally."
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("RELAY_LOCAL_PORT", "7071")))
@@ -140,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         function_key = os.environ.get("RELAY_LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(16)
         master_key = os.environ.get("RELAY_LOCAL_MASTER_KEY") or secrets.token_urlsafe(16)
         host = LocalHost(app, port=args.port, function_key=function_key, master_key=master_key)
-        services()  # fail now, with the settings problems listed, rather than on the first webhook
+        svc = services()  # fail now, with the settings problems listed, rather than on the first webhook
         schedules = {} if args.no_timers else timer_schedules(host, os.environ)
         host.start()
         stack.callback(host.stop)
@@ -153,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
         if sample.exists():
             print(f"Sample payloads:  {sample.parent}")
+        if note := allow_list_note(svc.settings.allowed_networks):
+            print(note)
         print("Ctrl+C to stop.")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -87,8 +87,9 @@ def run_as_printed(command: str) -> subprocess.CompletedProcess[str]:
         {},
         {"WEBHOOK_SHARED_SECRET": SECRET},
         {"WEBHOOK_SHARED_SECRET": SECRET, "WEBHOOK_SECRET_HEADER": "X-Relay-Token"},
+        {"WEBHOOK_SHARED_SECRET": SECRET, "ALLOWED_SOURCE_NETWORKS": "34.94.16.0/24,127.0.0.1/32"},
     ],
-    ids=["no-secret", "secret", "secret-custom-header"],
+    ids=["no-secret", "secret", "secret-custom-header", "secret-allow-list"],
 )
 def test_every_command_the_banner_prints_works_as_printed(settings: dict[str, str]) -> None:
     with local_run("--no-timers", **settings) as lines:
