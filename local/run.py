@@ -4,24 +4,30 @@ Where Azure is absent it starts local stand-ins: Azurite for Table Storage, a ma
 token endpoint and an HTTPS Logs Ingestion API. Set LOGS_INGESTION_ENDPOINT (and the other
 settings of README) to send to a real workspace instead; set RELAY_STORAGE_CONNECTION_STRING or
 RELAY_STORAGE_TABLE_ENDPOINT to use real storage. Then it serves function_app over HTTP on
-127.0.0.1:7071 and runs the timers (retry worker continuously, hourly count every hour).
+127.0.0.1:7071 and runs each timer on its NCRONTAB schedule from the same app settings as the
+Functions host (RETRY_WORKER_SCHEDULE, HOURLY_COUNT_SCHEDULE, COMPLETENESS_SCHEDULE; UTC).
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import ipaddress
 import logging
 import os
 import secrets
+import shlex
 import signal
 import sys
 import threading
-import time
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
 
+from local.host import LocalHost
+from local.ncrontab import NcrontabError, Schedule, parse, resolve
 from local.standins.azurite import AzuriteError
+from shared.settings import IpNetwork, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,6 +116,68 @@ def _listen_error(err: OSError, port: int) -> UserError:
     )
 
 
+SCHEDULE_DEFAULTS = {
+    "RETRY_WORKER_SCHEDULE": "0 * * * * *",
+    "HOURLY_COUNT_SCHEDULE": "0 0 * * * *",
+    "COMPLETENESS_SCHEDULE": "0 20 * * * *",
+}
+"""As local.settings.example.json, the README and infra/main.bicep set them."""
+
+
+def timer_schedules(host: LocalHost, env: Mapping[str, str]) -> dict[str, Schedule]:
+    """Each timer's schedule, resolved from the app settings (`%NAME%`) as the Functions host
+    resolves it; SettingsError lists each one that the host would refuse."""
+    schedules: dict[str, Schedule] = {}
+    problems: list[str] = []
+    for timer in host.timers:
+        try:
+            schedules[timer.name] = parse(resolve(timer.schedule, env))
+        except NcrontabError as err:
+            problems.append(f"{timer.schedule.strip('%')} (timer {timer.name}): {err}.")
+    if problems:
+        raise SettingsError(problems)
+    return schedules
+
+
+def _headers(function_key: str, env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The webhook's headers: the function key, and the shared secret when one is set (never
+    `?code=` in the URL: a query string ends up in proxy and browser logs)."""
+    headers = [("x-functions-key", function_key)]
+    if env.get("WEBHOOK_SHARED_SECRET"):
+        name = env.get("WEBHOOK_SECRET_HEADER", "").strip() or "X-Wallarm-Relay-Secret"
+        headers.append((name, env["WEBHOOK_SHARED_SECRET"]))
+    return headers
+
+
+def banner_commands(url: str, function_key: str, master_key: str, env: Mapping[str, str]) -> list[str]:
+    """The commands the banner prints, each one working as printed (shell-quoted) in every
+    configuration: with or without WEBHOOK_SHARED_SECRET, whatever WEBHOOK_SECRET_HEADER says."""
+    q = shlex.quote
+    hook = _headers(function_key, env)
+    send_args = " ".join(f"--header {q(f'{k}: {v}')}" for k, v in hook)
+    curl_args = " ".join(f"-H {q(f'{k}: {v}')}" for k, v in hook)
+    event = '[{"summary":"hi","details":{"notification_type":"create_user"}}]'
+    return [
+        "Send it an event:",
+        f"  python -m local.send {q(url + '/api/wallarm')} {send_args}",
+        f"  curl -sS --fail-with-body -X POST {q(url + '/api/wallarm')} {curl_args} "
+        f"-H 'Content-Type: application/json' --data {q(event)}",
+        f"Test integration: curl -sS --fail-with-body {q(url + '/api/wallarm/test')} {curl_args}",
+        f"Status:           curl -sS --fail-with-body -H {q('x-functions-key: ' + master_key)} "
+        f"{q(url + '/api/relay/status')}",
+    ]
+
+
+def allow_list_note(networks: Sequence[IpNetwork]) -> str | None:
+    """The banner's commands come from 127.0.0.1: an allow-list without it refuses them all."""
+    if networks and not any(ipaddress.ip_address("127.0.0.1") in net for net in networks):
+        return (
+            "Note: ALLOWED_SOURCE_NETWORKS leaves out 127.0.0.1, so the webhook and the probe answer "
+            "403 source_not_allowed here; add 127.0.0.1/32 to it to try them locally."
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the relay until Ctrl+C; a user error is two lines on stderr (what, fix) and exit 2."""
     try:
@@ -150,15 +218,12 @@ def _main(argv: list[str] | None = None) -> int:
                 "to a Table Storage you have.",
             ) from None
         os.environ.update(env)
-        os.environ.setdefault("RETRY_WORKER_SCHEDULE", "0 * * * * *")
-        os.environ.setdefault("HOURLY_COUNT_SCHEDULE", "0 0 * * * *")
-        os.environ.setdefault("COMPLETENESS_SCHEDULE", "0 20 * * * *")
+        for name, default in SCHEDULE_DEFAULTS.items():
+            os.environ.setdefault(name, default)
         os.environ.setdefault("RELAY_TABLE_PREFIX", "wallarmrelay")
 
         from function_app import app, services
-        from local.host import LocalHost
         from shared.integration_check import storage_advice
-        from shared.settings import SettingsError
         from shared.store.tables import StoreUnavailable
 
         function_key = os.environ.get("RELAY_LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(16)
@@ -168,32 +233,25 @@ def _main(argv: list[str] | None = None) -> int:
         except OSError as err:
             raise _listen_error(err, args.port) from None
         try:
-            services()  # fail now, with the settings problems listed, rather than on the first webhook
+            svc = services()  # fail now, with the settings problems listed, rather than on the first webhook
+            schedules = {} if args.no_timers else timer_schedules(host, os.environ)
         except SettingsError as err:
             raise _settings_error(err) from None
         except StoreUnavailable as err:
             raise UserError(f"Table Storage is unavailable ({err}).", storage_advice(err)) from None
         host.start()
         stack.callback(host.stop)
-        if not args.no_timers:
-            host.start_timer_loop("retry_worker", 60)  # like the */1 min schedule; a run lasts 50 s
-            now = time.time()
-            host.start_timer_loop("hourly_count", 3600, first_delay=3600 - now % 3600)
-            # Like its schedule: minute 20 of each hour (watchdog, then reconciliation if configured).
-            host.start_timer_loop("completeness", 3600, first_delay=(1200 - now % 3600) % 3600)
+        for name, schedule in schedules.items():
+            host.start_timer(name, schedule)
+            print(f"  Timer           {name}: {schedule.expression} (UTC)")
         sample = ROOT / "tests" / "fixtures" / "wallarm" / "new_hits.json"
         print(f"\nRelay listening on {host.url}/api/wallarm  (function key: {function_key})")
-        print("Send it an event:")
-        print(f"  python -m local.send {host.url}/api/wallarm?code={function_key}")
-        print(
-            f"  curl -sS -X POST '{host.url}/api/wallarm?code={function_key}' "
-            "-H 'Content-Type: application/json' "
-            f'--data \'[{{"summary":"hi","details":{{"notification_type":"create_user"}}}}]\''
-        )
-        print(f"Test integration: curl -sS '{host.url}/api/wallarm/test?code={function_key}'")
-        print(f"Status:           curl -sS -H 'x-functions-key: {master_key}' {host.url}/api/relay/status")
+        for line in banner_commands(host.url, function_key, master_key, os.environ):
+            print(line)
         if sample.exists():
             print(f"Sample payloads:  {sample.parent}")
+        if note := allow_list_note(svc.settings.allowed_networks):
+            print(note)
         print("Ctrl+C to stop.")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

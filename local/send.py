@@ -1,17 +1,22 @@
 """Post Wallarm sample notifications to a running relay: `python -m local.send URL [NAME ...]`.
 
 The samples are the test fixtures (tests/fixtures/wallarm/, built from Wallarm's docs). With no
-NAME it sends every one and prints each response.
+NAME it sends every one and prints each response. `--header 'Name: value'` (repeatable) adds a
+header to each request, as Wallarm's integration form does: the function key
+(`x-functions-key: <key>`) and, when WEBHOOK_SHARED_SECRET is set, the secret
+(`X-Wallarm-Relay-Secret: <secret>`, or the name WEBHOOK_SECRET_HEADER gives).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 token)
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "wallarm"
 
 
@@ -35,17 +40,31 @@ def send(url: str, name: str, headers: dict[str, str]) -> tuple[int, str]:
         return err.code, err.read().decode()
 
 
+def header(text: str) -> tuple[str, str]:
+    """`Name: value` as argparse takes it; a clear error for anything else."""
+    name, colon, value = text.partition(":")
+    if not colon or not _TOKEN.fullmatch(name) or not value.strip():
+        raise argparse.ArgumentTypeError("write a header as 'Name: value', e.g. 'x-functions-key: <key>'")
+    return name, value.strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
     parser.add_argument("names", nargs="*")
-    parser.add_argument("--header", action="append", default=[], help="Name: value (e.g. the shared secret)")
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        type=header,
+        help="'Name: value', repeatable: the function key (x-functions-key) and the shared secret header",
+    )
     args = parser.parse_args(argv)
-    headers = dict(h.split(":", 1) for h in args.header)
+    headers = dict(args.header)
     names = args.names or sorted(p.stem for p in FIXTURES.glob("*.json"))
     failed = 0
     for name in names:
-        status, text = send(args.url, name, {k.strip(): v.strip() for k, v in headers.items()})
+        status, text = send(args.url, name, headers)
         failed += status >= 300
         print(f"{status}  {name:32}  {text[:160]}")
     return 1 if failed else 0

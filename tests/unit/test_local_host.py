@@ -139,9 +139,16 @@ def test_alpha_constraint_is_404_for_digits(host: LocalHost) -> None:
     assert host.dispatch("POST", "/api/things/r2d2", mkey(), b"")[0] == 404
 
 
-def test_wrong_method_is_405(host: LocalHost) -> None:
-    assert host.dispatch("DELETE", "/api/items/1", fkey(), b"") == (405, {}, b"")
-    assert host.dispatch("GET", "/api/things/enable", mkey(), b"") == (405, {}, b"")
+def test_wrong_method_is_404_with_an_empty_body_as_the_host_routes() -> None:
+    """The Functions host's routing finds no function for a method the route does not take and
+    answers 404 with an empty body (azure-functions-host #10098), before any key check."""
+    local = LocalHost(build_app()[0], port=0, function_key=FUNCTION_KEY, master_key=MASTER_KEY)
+    try:
+        assert local.dispatch("DELETE", "/api/items/1", fkey(), b"") == (404, {}, b"")
+        assert local.dispatch("GET", "/api/things/enable", mkey(), b"") == (404, {}, b"")
+        assert local.dispatch("DELETE", "/api/items/1", {}, b"") == (404, {}, b"")
+    finally:
+        local._server.server_close()
 
 
 @pytest.mark.parametrize(
@@ -253,16 +260,19 @@ def test_real_http_on_port_0(app_and_runs: tuple[func.FunctionApp, list[str]]) -
         local.stop()
 
 
-def test_timer_loop_keeps_its_period_and_backs_off_on_failure() -> None:
-    """A run that returns at once must not be restarted at once (the old loop spun)."""
-    import time
+def test_timer_runs_on_its_schedule_and_backs_off_on_failure() -> None:
+    """Every second by its NCRONTAB schedule; a failing run waits 2 s, 4 s … before the next."""
+    from local.ncrontab import parse
 
     calls = {"ok": 0, "fail": 0}
+    two_ok = threading.Event()
     quick = LocalHost(build_app()[0], port=0, function_key="f", master_key="m")
     failing = LocalHost(build_app()[0], port=0, function_key="f", master_key="m")
 
     def count_ok(name: str) -> None:
         calls["ok"] += 1
+        if calls["ok"] >= 2:
+            two_ok.set()
 
     def count_fail(name: str) -> None:
         calls["fail"] += 1
@@ -270,14 +280,18 @@ def test_timer_loop_keeps_its_period_and_backs_off_on_failure() -> None:
 
     quick.run_timer = count_ok  # type: ignore[method-assign]
     failing.run_timer = count_fail  # type: ignore[method-assign]
-    quick.start_timer_loop("t", 0)
-    failing.start_timer_loop("t", 0)
-    time.sleep(2.5)
-    for local in (quick, failing):
-        local._stop.set()
-        local._server.server_close()
-    assert 1 <= calls["ok"] <= 3  # at most one start per second
-    assert 1 <= calls["fail"] <= 2  # 1 s, then 2 s, 4 s … after failures
+    started = time.monotonic()
+    quick.start_timer("t", parse("* * * * * *"))
+    failing.start_timer("t", parse("* * * * * *"))
+    try:
+        assert two_ok.wait(timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        for local in (quick, failing):
+            local._stop.set()
+            local._server.server_close()
+    assert elapsed >= 1.0  # two runs are two occurrences apart, at least a second
+    assert calls["fail"] <= 1 + elapsed / 2  # after a failure: 2 s, then 4 s …
 
 
 # -- like a real front end: bursts, slow or malformed bodies --------------------------------------
@@ -302,7 +316,8 @@ def served(app_and_runs: tuple[func.FunctionApp, list[str]]) -> Iterator[LocalHo
         port=0,
         function_key=FUNCTION_KEY,
         master_key=MASTER_KEY,
-        body_timeout=0.5,
+        headers_timeout=0.5,
+        min_body_rate_grace=0.5,
         max_request_bytes=4096,
     )
     local.start()
@@ -323,7 +338,7 @@ def _status_and_code(answer: bytes) -> tuple[int, str]:
     return status, json.loads(body)["error"]["code"] if body.startswith(b"{") else ""
 
 
-def test_body_shorter_than_its_content_length_is_408_after_the_timeout(served: LocalHost) -> None:
+def test_body_shorter_than_its_content_length_is_408_after_the_grace(served: LocalHost) -> None:
     answer = _raw(served, _put("Content-Length: 100\r\n", b"only a part"))
     assert _status_and_code(answer) == (408, "body_timeout")
 
@@ -336,7 +351,7 @@ def test_malformed_content_length_is_400(served: LocalHost, value: str) -> None:
 
 def test_conflicting_content_lengths_are_400(served: LocalHost) -> None:
     answer = _raw(served, _put("Content-Length: 5\r\nContent-Length: 6\r\n", b"hello!"))
-    assert _status_and_code(answer) == (400, "invalid_content_length")
+    assert _status_and_code(answer) == (400, "duplicate_content_length")
 
 
 def test_chunked_body_is_411(served: LocalHost) -> None:
@@ -392,3 +407,18 @@ def test_access_log_shows_no_query_and_no_forged_path(
     assert "PUT /api/items/1" in text
     assert FUNCTION_KEY not in text
     assert "FORGED" not in text and "\x1b" not in text
+
+
+def test_next_run_is_the_next_occurrence_or_later_while_failing() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from local.host import next_run
+    from local.ncrontab import parse
+
+    t = datetime(2026, 1, 5, 10, 0, 0, 500000, tzinfo=UTC)
+    every_second = parse("* * * * * *")
+    assert next_run(every_second, t, 0) == datetime(2026, 1, 5, 10, 0, 1, tzinfo=UTC)
+    assert next_run(every_second, t, 3) == datetime(2026, 1, 5, 10, 0, 9, tzinfo=UTC)  # >= t + 8 s
+    assert next_run(every_second, t, 20) - t <= timedelta(seconds=301)  # at most 300 s
+    hourly = parse("0 20 * * * *")
+    assert next_run(hourly, t, 1) == datetime(2026, 1, 5, 10, 20, tzinfo=UTC)  # backoff < the period

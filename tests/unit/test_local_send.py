@@ -1,0 +1,28 @@
+"""local.send's --header: what the banner and the README tell users to pass."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from local.send import header
+
+
+def test_local_send_takes_headers_as_name_colon_value() -> None:
+    assert header("X-Wallarm-Relay-Secret: a:b c ") == ("X-Wallarm-Relay-Secret", "a:b c")
+    for bad in ("no colon", "x functions key: v", " x: v", "x:", ": v"):
+        with pytest.raises(argparse.ArgumentTypeError, match="Name: value"):
+            header(bad)
+
+
+def test_the_banner_says_when_the_allow_list_refuses_its_own_commands() -> None:
+    import ipaddress
+
+    from local.run import allow_list_note
+
+    assert allow_list_note(()) is None
+    assert allow_list_note((ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))) is None
+    note = allow_list_note((ipaddress.ip_network("34.94.16.0/24"), ipaddress.ip_network("2001:db8::/32")))
+    assert note is not None
+    assert "403 source_not_allowed" in note
