@@ -41,9 +41,11 @@ def send(url: str, name: str, headers: dict[str, str]) -> tuple[int, str]:
 
 
 def header(text: str) -> tuple[str, str]:
-    """`Name: value` as argparse takes it; a clear error for anything else."""
+    """`Name: value` as argparse takes it; a clear error for anything else. An empty value
+    (`"X-Wallarm-Relay-Secret: $UNSET"`) drops the header, as curl does, so one printed command
+    works with and without a secret set."""
     name, colon, value = text.partition(":")
-    if not colon or not _TOKEN.fullmatch(name) or not value.strip():
+    if not colon or not _TOKEN.fullmatch(name):
         raise argparse.ArgumentTypeError("write a header as 'Name: value', e.g. 'x-functions-key: <key>'")
     return name, value.strip()
 
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         help="'Name: value', repeatable: the function key (x-functions-key) and the shared secret header",
     )
     args = parser.parse_args(argv)
-    headers = dict(args.header)
+    headers = {name: value for name, value in args.header if value}
     names = args.names or sorted(p.stem for p in FIXTURES.glob("*.json"))
     failed = 0
     for name in names:
