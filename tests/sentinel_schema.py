@@ -25,7 +25,7 @@ RULES_DIR = SENTINEL / "Analytic Rules"
 HUNTING_DIR = SENTINEL / "Hunting Queries"
 PARSERS_DIR = SENTINEL / "Parsers"
 ASIM_DIR = SENTINEL / "asim"
-CONNECTOR_FILE = SENTINEL / "Data Connectors" / "WallarmSentinelRelay_API_FunctionApp.json"
+CONNECTOR_FILE = SENTINEL / "Data Connectors" / "Wallarm_ccf" / "connectorDefinition.json"
 SOLUTION_FILE = SENTINEL / "Data" / "Solution_Wallarm.json"
 
 TACTICS: Final[frozenset[str]] = frozenset(
@@ -112,7 +112,7 @@ HUNTING_KEYS: Final[frozenset[str]] = frozenset(
 )  # fmt: skip
 CONNECTOR_KEYS: Final[frozenset[str]] = frozenset(
     {"id", "title", "publisher", "descriptionMarkdown", "graphQueries", "sampleQueries", "dataTypes",
-     "connectivityCriterias", "availability", "permissions", "instructionSteps"}
+     "connectivityCriteria", "availability", "permissions", "instructionSteps"}
 )  # fmt: skip
 
 
@@ -135,7 +135,8 @@ def parser_files() -> list[Path]:
 
 
 def connector() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(CONNECTOR_FILE.read_text(encoding="utf-8"))
+    """The CCF connector definition's connectorUiConfig (the page the gallery shows)."""
+    data: dict[str, Any] = json.loads(CONNECTOR_FILE.read_text(encoding="utf-8"))["properties"]["connectorUiConfig"]
     return data
 
 
@@ -275,9 +276,9 @@ def parser_problems(doc: Mapping[str, Any]) -> list[str]:
 
 
 def connector_problems(doc: Mapping[str, Any]) -> list[str]:
-    """The Function-App data connector schema (the GenericUI connectorUiConfig fields)."""
+    """The CCF connectorUiConfig fields (Data Connector Definitions API)."""
     problems = [f"missing {k}" for k in sorted(CONNECTOR_KEYS - doc.keys())]
-    criteria = doc.get("connectivityCriterias") or []
+    criteria = doc.get("connectivityCriteria") or []
     if not any(c.get("type") == "IsConnectedQuery" and c.get("value") for c in criteria):
         problems.append("no IsConnectedQuery connectivity criterion")
     for data_type in doc.get("dataTypes") or []:
