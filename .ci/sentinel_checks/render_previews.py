@@ -17,6 +17,7 @@ import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from collections.abc import MutableMapping
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,8 +64,11 @@ def upload(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     with ManagedIdentityStandIn(issuer) as identity, LogsIngestionStandIn(issuer) as ingestion:
         os.environ.update(identity.env())
         credential = ManagedIdentityCredential()
-        with LogsIngestionClient(ingestion.endpoint, credential=credential, connection_verify=tls.ca_bundle_path()) as c:
-            c.upload(rule_id=ingestion.dcr_id, stream_name=STREAM, logs=rows)
+        with LogsIngestionClient(
+            ingestion.endpoint, credential=credential, connection_verify=tls.ca_bundle_path()
+        ) as c:
+            logs: list[MutableMapping[str, Any]] = list(rows)
+            c.upload(rule_id=ingestion.dcr_id, stream_name=STREAM, logs=logs)
         credential.close()
         return ingestion.accepted
 
@@ -88,9 +92,13 @@ def draw(rows: list[dict[str, Any]], dark: bool, path: Path) -> None:
     severities = Counter(r["Severity"] for r in rows)
     axes[0][1].pie(list(severities.values()), labels=list(severities), textprops={"color": fg, "fontsize": 8})
     axes[0][1].set_title("Events by severity", color=fg, loc="left")
-    top = Counter(r["RemoteAddr"] for r in rows if r["EventType"] == "new_hits" and r["RemoteAddr"]).most_common(8)
+    top = Counter(
+        r["RemoteAddr"] for r in rows if r["EventType"] == "new_hits" and r["RemoteAddr"]
+    ).most_common(8)
     table(axes[1][0], "Top source IPs (hits)", ["RemoteAddr", "Hits"], [[a, str(n)] for a, n in top], fg)
-    high = sorted((r for r in rows if r["Severity"] == "high"), key=lambda r: r["TimeGenerated"], reverse=True)[:8]
+    high = sorted(
+        (r for r in rows if r["Severity"] == "high"), key=lambda r: r["TimeGenerated"], reverse=True
+    )[:8]
     table(
         axes[1][1],
         "Recent high-severity events",
