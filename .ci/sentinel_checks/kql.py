@@ -114,6 +114,16 @@ def solution_queries(solution: Solution) -> dict[str, str]:
     queries = {solution.rel(p): str(load_yaml(p)["query"]) for p in [*solution.rules(), *solution.hunting()]}
     for path in [*solution.parsers(), *solution.folder("asim", ".yaml")]:
         queries[solution.rel(path)] = parser_query(load_yaml(path))
+    for path in solution.connectors():  # DataConnectorFilesLoader: the connector page's queries
+        doc = load_json(path)
+        page = doc.get("properties", {}).get("connectorUiConfig", doc) if isinstance(doc, dict) else {}
+        texts = [q.get("baseQuery", "") for q in page.get("graphQueries") or []]
+        texts += [q.get("query", "") for q in page.get("sampleQueries") or []]
+        texts += [d.get("lastDataReceivedQuery", "") for d in page.get("dataTypes") or []]
+        for criterion in page.get("connectivityCriteria") or page.get("connectivityCriterias") or []:
+            texts += [v for v in criterion.get("value") or [] if isinstance(v, str)]
+        for i, text in enumerate(t for t in texts if t):
+            queries[f"{solution.rel(path)}#{i}"] = text
     return queries
 
 

@@ -15,9 +15,9 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import MutableMapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from collections.abc import MutableMapping
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
