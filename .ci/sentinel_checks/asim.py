@@ -193,23 +193,25 @@ def data_results(
 def check(solution: Solution) -> list[Finding]:
     """The schema tester on every WebSession parser of the solution (result columns bound by Kusto)."""
     from sentinel_checks import kql
+    from sentinel_checks.core import load_yaml
 
     table = fields("WebSession", additions_csv(solution))
+    bound = kql.parser_columns(solution)
     findings: list[Finding] = []
     for path in solution.parsers():
-        from sentinel_checks.core import load_yaml
-
         doc = load_yaml(path)
+        rel = solution.rel(path)
         if "WebSession" not in str(doc.get("FunctionName", "")):
             continue
-        declared = kql.declared_function(solution, path)
-        columns = {
-            c["Name"]: {v: k for k, v in kql.FROM_KQL.items()}[c["Type"]]
-            for c in declared["FunctionResultColumns"]
-        }
-        for line in schema_results(columns, table):
+        if rel not in bound:
+            findings.append(
+                Finding("ASIM Schema Tester", rel, "the parser does not compile: see KQL Validation")
+            )
+            continue
+        names, types = bound[rel]
+        for line in schema_results(dict(zip(names, types, strict=True)), table):
             if line.startswith("(0)"):
-                findings.append(Finding("ASIM Schema Tester", solution.rel(path), line))
+                findings.append(Finding("ASIM Schema Tester", rel, line))
             elif line.startswith("(1)"):
-                findings.append(Finding("ASIM Schema Tester", solution.rel(path), line, "warning"))
+                findings.append(Finding("ASIM Schema Tester", rel, line, "warning"))
     return findings

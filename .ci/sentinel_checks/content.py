@@ -164,6 +164,7 @@ def check(solution: Solution, base: str | None = None) -> list[Finding]:
         ):
             if problem:
                 findings.append(Finding(validator, "SolutionMetadata.json", problem))
+    findings += placeholder_warnings(solution)
     if base:
         for path in solution.files(".yaml", ".yml", ".json"):
             diff = _git_diff(base, path)
@@ -171,6 +172,23 @@ def check(solution: Solution, base: str | None = None) -> list[Finding]:
             if problem:
                 findings.append(Finding("ID Change", solution.rel(path), problem))
     return findings
+
+
+def placeholder_warnings(solution: Solution) -> list[Finding]:
+    """Not one of Microsoft's checks: contacts on the reserved .invalid domain (RFC 2606) stand for
+    the publisher's real ones, which only the publisher can give (a Content Hub pull request needs them)."""
+    out = []
+    for path in solution.files(".json"):
+        if ".invalid" in path.read_text(encoding="utf-8"):
+            out.append(
+                Finding(
+                    "Submission readiness",
+                    solution.rel(path),
+                    "placeholder contact (.invalid): set the publisher's",
+                    "warning",
+                )
+            )
+    return out
 
 
 def ids(paths: list[Path]) -> dict[str, str]:

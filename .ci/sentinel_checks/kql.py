@@ -12,6 +12,7 @@ infra/checks uses (npm @kusto/language-service-next) does the binding.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from pathlib import Path
@@ -88,9 +89,15 @@ def analyze(
         "contexts": {"ws": {"tables": tables, "functions": functions}},
         "queries": [{"id": name, "context": "ws", "text": text} for name, text in queries.items()],
     }
+    return _run(json.dumps(payload, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=8)
+def _run(payload: str) -> dict[str, dict[str, Any]]:
+    """One node run per distinct request (the KQL check and the ASIM tester share theirs)."""
     result = subprocess.run(
         ["node", str(ANALYZER)],
-        input=json.dumps(payload),
+        input=payload,
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -138,6 +145,16 @@ def errors(item: dict[str, Any]) -> list[str]:
 def check(solution: Solution) -> list[Finding]:
     results = analyze(custom_tables(solution), custom_functions(solution), solution_queries(solution))
     return [Finding("KQL Validation", name, e) for name, item in results.items() for e in errors(item)]
+
+
+def parser_columns(solution: Solution) -> dict[str, tuple[list[str], list[str]]]:
+    """Each parser's result columns and types, from the same binding `check` does."""
+    results = analyze(custom_tables(solution), custom_functions(solution), solution_queries(solution))
+    return {
+        name: (item["columns"], item["columnTypes"])
+        for name, item in results.items()
+        if name.startswith("Parsers/") and not errors(item)
+    }
 
 
 def declared_function(solution: Solution, parser: Path) -> dict[str, Any]:
