@@ -48,6 +48,8 @@ NORMALIZE_FRAGMENTS = (
     'Url = iff(Url startswith "/" and isnotempty(NormHost), strcat(NormHost, Url), Url)',
     'Url = iff(isempty(Url) and EventType == "api_structure_changed",',
     'EventType in ("security_issue_low", "update_user", "ip_blocked"), "low",',
+    'EventType == "new_hits" and isnotempty(tostring(parse_json(RawData).details.hit.block_status)),',
+    'iff(EventType == "new_hits", "high", "info"))',
     '"trigger_create", "trigger_update", "api_structure_changed"), "info",',
     "strcat(tostring(coalesce(NormDetails.domain, NormDetails.api_host, NormDetails.host)),",
     "tostring(NormDetails.endpoint_path)), Url)",
@@ -83,7 +85,10 @@ def normalized(row: KqlRow) -> KqlRow:
     url = str(out.get("Url") or "")
     if url.startswith("/") and tostring(host):
         out["Url"] = tostring(host) + url
-    out["Severity"] = derived_severity(str(out.get("EventType")), hit, issue) or out.get("Severity") or "info"
+    fallback = "high" if out.get("EventType") == "new_hits" else "info"
+    out["Severity"] = (
+        derived_severity(str(out.get("EventType")), hit, issue) or out.get("Severity") or fallback
+    )
     if not url and out.get("EventType") == "api_structure_changed":
         api_host = coalesce(details.get("domain"), details.get("api_host"), details.get("host"))
         out["Url"] = tostring(api_host) + tostring(details.get("endpoint_path"))
@@ -108,8 +113,9 @@ SEVERITY_BY_TYPE: dict[str, str] = {
 
 def derived_severity(event_type: str, hit: Mapping[str, Any], issue: Mapping[str, Any]) -> str:
     """WallarmEvents' Severity case ("" for types it does not know: the row keeps its own)."""
-    if event_type == "new_hits":
-        return "medium" if tostring(hit.get("block_status")) == "blocked" else "high"
+    if event_type == "new_hits":  # without a block status (legacy 2.x, trimmed RawData) the row's own
+        status = tostring(hit.get("block_status"))
+        return ("medium" if status == "blocked" else "high") if status else ""
     if event_type in ("vuln_high", "vuln_medium", "vuln_low"):
         return event_type.removeprefix("vuln_")
     if event_type == "vuln":
