@@ -186,7 +186,7 @@ def test_kql_needs_the_custom_table_and_functions(copy: Solution) -> None:
 
 
 def test_custom_functions_match_the_parsers() -> None:
-    """The CustomFunctions files are what the parsers return now (regenerate them if this fails)."""
+    """The CustomFunctions files are what the parsers return now (regenerate: PYTHONPATH=.ci python -m sentinel_checks.regenerate)."""
     solution = Solution(SENTINEL)
     for name in ("WallarmEvents", "vimWebSessionWallarm", "ASimWebSessionWallarm"):
         declared = json.loads((ADDITIONS / kql.KQL_TESTS / "CustomFunctions" / f"{name}.json").read_text())
