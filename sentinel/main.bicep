@@ -220,9 +220,11 @@ resource rules 'Microsoft.SecurityInsights/alertRules@2024-09-01' = [
   }
 ]
 
-// ---- data connector page (Data Connectors/*.json, the Function-App connector schema) -----------
+// ---- data connector page (the CCF push connector definition's connectorUiConfig) --------------
+// The Deploy button's push resources (DCR, table, Entra app) come from the Content Hub package;
+// from this file the page is deployed, and option B (the relay) works as written on it.
 
-var connector = loadJsonContent('Data Connectors/WallarmSentinelRelay_API_FunctionApp.json')
+var connector = loadJsonContent('Data Connectors/Wallarm_ccf/connectorDefinition.json').properties.connectorUiConfig
 
 resource dataConnectorPage 'Microsoft.SecurityInsights/dataConnectorDefinitions@2024-09-01' = if (deployDataConnector) {
   scope: workspace
@@ -239,7 +241,7 @@ resource dataConnectorPage 'Microsoft.SecurityInsights/dataConnectorDefinitions@
       #disable-next-line BCP037
       sampleQueries: connector.sampleQueries
       dataTypes: connector.dataTypes
-      connectivityCriteria: connector.connectivityCriterias
+      connectivityCriteria: connector.connectivityCriteria
       availability: connector.availability
       permissions: connector.permissions
       instructionSteps: connector.instructionSteps

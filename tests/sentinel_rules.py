@@ -25,7 +25,6 @@ from wallarm_fixtures import fixture_body
 
 from shared.mapping import map_event
 from shared.relay_rows import hourly_stats_row
-from shared.schema import Row
 from shared.wallarm.parse import parse_body
 
 KqlRow = dict[str, Any]
@@ -41,12 +40,98 @@ BLOCKED = ("blocked", "blocked_by_acl")
 # ---- rows --------------------------------------------------------------------------------------
 
 
-def kql_row(row: Row, ingested_at: datetime) -> KqlRow:
-    """A relay row as WallarmEvents returns it: TimeGenerated typed, IngestedAt added."""
-    out: KqlRow = dict(row)
-    out["TimeGenerated"] = datetime.fromisoformat(row["TimeGenerated"].replace("Z", "+00:00"))
-    out["IngestedAt"] = ingested_at
+# WallarmEvents completes RemoteAddr and Url from RawData (native-integration rows carry the path
+# only); these fragments of its query are what `normalized` models (tests check they are there).
+NORMALIZE_FRAGMENTS = (
+    "RemoteAddr = iff(isnotempty(RemoteAddr), RemoteAddr,",
+    "tostring(coalesce(NormDetails.hit.remote_addr4, NormDetails.hit.remote_addr6, NormDetails.ip))),",
+    'Url = iff(Url startswith "/" and isnotempty(NormHost), strcat(NormHost, Url), Url)',
+    'Url = iff(isempty(Url) and EventType == "api_structure_changed",',
+    'EventType in ("security_issue_low", "update_user", "ip_blocked"), "low",',
+    'EventType == "new_hits" and isnotempty(tostring(parse_json(RawData).details.hit.block_status)),',
+    'iff(EventType == "new_hits", "high", "info"))',
+    '"trigger_create", "trigger_update", "api_structure_changed"), "info",',
+    "strcat(tostring(coalesce(NormDetails.domain, NormDetails.api_host, NormDetails.host)),",
+    "tostring(NormDetails.endpoint_path)), Url)",
+)
+
+
+def normalized(row: KqlRow) -> KqlRow:
+    """WallarmEvents' RemoteAddr/Url completion (a no-op on relay rows)."""
+    try:
+        details = json.loads(row.get("RawData") or "{}").get("details") or {}
+    except (ValueError, AttributeError):
+        details = {}
+    details = details if isinstance(details, dict) else {}
+
+    def sub(name: str) -> dict[str, Any]:
+        value = details.get(name)
+        return value if isinstance(value, dict) else {}
+
+    hit, vuln, issue = sub("hit"), sub("vuln"), sub("security_issue")
+    host = coalesce(
+        hit.get("host"),
+        hit.get("domain"),
+        vuln.get("domain"),
+        vuln.get("host"),
+        issue.get("host"),
+        issue.get("domain"),
+    )
+    out = dict(row)
+    if not out.get("RemoteAddr"):
+        out["RemoteAddr"] = tostring(
+            coalesce(hit.get("remote_addr4"), hit.get("remote_addr6"), details.get("ip"))
+        )
+    url = str(out.get("Url") or "")
+    if url.startswith("/") and tostring(host):
+        out["Url"] = tostring(host) + url
+    fallback = "high" if out.get("EventType") == "new_hits" else "info"
+    out["Severity"] = (
+        derived_severity(str(out.get("EventType")), hit, issue) or out.get("Severity") or fallback
+    )
+    if not url and out.get("EventType") == "api_structure_changed":
+        api_host = coalesce(details.get("domain"), details.get("api_host"), details.get("host"))
+        out["Url"] = tostring(api_host) + tostring(details.get("endpoint_path"))
     return out
+
+
+SEVERITY_BY_TYPE: dict[str, str] = {
+    **dict.fromkeys(("security_issue_critical", "security_issue_high", "integration_broken"), "high"),
+    **dict.fromkeys(
+        ("security_issue_medium", "attacks_exceeded", "delete_user", "delete_integration",
+         "disable_integration", "delete_application", "rule_delete", "trigger_delete"),
+        "medium",
+    ),
+    **dict.fromkeys(("security_issue_low", "update_user", "ip_blocked"), "low"),
+    **dict.fromkeys(
+        ("create_user", "create_application", "update_application", "rule_create", "rule_update",
+         "trigger_create", "trigger_update", "api_structure_changed"),
+        "info",
+    ),
+}  # fmt: skip
+
+
+def derived_severity(event_type: str, hit: Mapping[str, Any], issue: Mapping[str, Any]) -> str:
+    """WallarmEvents' Severity case ("" for types it does not know: the row keeps its own)."""
+    if event_type == "new_hits":  # without a block status (legacy 2.x, trimmed RawData) the row's own
+        status = tostring(hit.get("block_status"))
+        return ("medium" if status == "blocked" else "high") if status else ""
+    if event_type in ("vuln_high", "vuln_medium", "vuln_low"):
+        return event_type.removeprefix("vuln_")
+    if event_type == "vuln":
+        return "medium"
+    if event_type == "security_issue":
+        risk = tostring(issue.get("risk")).lower()
+        return "high" if risk in ("critical", "high") else risk if risk in ("medium", "low") else "info"
+    return SEVERITY_BY_TYPE.get(event_type, "")
+
+
+def kql_row(row: Mapping[str, Any], ingested_at: datetime) -> KqlRow:
+    """A row as WallarmEvents returns it: TimeGenerated typed, IngestedAt added, RemoteAddr/Url completed."""
+    out: KqlRow = dict(row)
+    out["TimeGenerated"] = datetime.fromisoformat(str(row["TimeGenerated"]).replace("Z", "+00:00"))
+    out["IngestedAt"] = ingested_at
+    return normalized(out)
 
 
 def fixture_rows(

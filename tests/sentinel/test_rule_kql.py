@@ -40,7 +40,11 @@ def _binder_installed() -> None:
 
 
 def params(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
-    return [(p["Name"], p["Type"], p["Default"]) for p in doc.get("FunctionParams") or []]
+    """(name, type, default literal); a string default is quoted as the solution packager does."""
+    return [
+        (p["Name"], p["Type"], f"'{p['Default']}'" if p["Type"] == "string" else str(p["Default"]))
+        for p in doc.get("FunctionParams") or []
+    ]
 
 
 def workspace() -> dict[str, Any]:
@@ -70,7 +74,7 @@ def queries() -> dict[str, str]:
     conn = connector()
     texts = [q["query"] for q in conn["sampleQueries"]] + [q["baseQuery"] for q in conn["graphQueries"]]
     texts += [d["lastDataReceivedQuery"] for d in conn["dataTypes"]]
-    texts += [v for c in conn["connectivityCriterias"] for v in c["value"]]
+    texts += [v for c in conn["connectivityCriteria"] for v in c["value"]]
     out.update({f"connector[{i}]": t for i, t in enumerate(texts)})
     workbook = json.loads((SENTINEL / "Workbooks" / "WallarmOverview.json").read_text(encoding="utf-8"))
     for item in workbook["items"]:

@@ -255,7 +255,12 @@ def _bicep_strings() -> dict[str, str]:
 
 
 def render_params(doc: dict[str, Any]) -> str:
-    return ", ".join(f"{p['Name']}:{p['Type']}={p['Default']}" for p in doc.get("FunctionParams") or [])
+    """FunctionParams as the solution packager renders them: a string default is quoted."""
+
+    def default(p: dict[str, Any]) -> str:
+        return f"'{p['Default']}'" if p["Type"] == "string" else str(p["Default"])
+
+    return ", ".join(f"{p['Name']}:{p['Type']}={default(p)}" for p in doc.get("FunctionParams") or [])
 
 
 def test_parser_parameters_match_the_yaml() -> None:
@@ -282,7 +287,7 @@ def test_data_connector_page_maps_the_connector_json() -> None:
     page = bicep()["resources"]["dataConnectorPage"]
     assert page["type"] == "Microsoft.SecurityInsights/dataConnectorDefinitions"
     ui = body(page)["properties"]["connectorUiConfig"]
-    assert accessor(ui["connectivityCriteria"]) == "connector.connectivityCriterias"
+    assert accessor(ui["connectivityCriteria"]) == "connector.connectivityCriteria"
     for key in ("title", "publisher", "descriptionMarkdown", "graphQueries", "sampleQueries", "dataTypes"):
         assert accessor(ui[key]) == f"connector.{key}"
     for key in ("availability", "permissions", "instructionSteps", "id"):

@@ -2,9 +2,10 @@
 // stdin: {"contexts": {NAME: {"tables": {TABLE: "(col:type, ...)"},
 //                             "functions": [{"name", "parameters": "(a:string='x')", "body"}]}},
 //         "queries": [{"id", "context", "text"}]}
-// stdout: [{"id", "diagnostics": [{"severity", "code", "message", "start", "length"}], "columns": [NAME]}]
-// ("columns": the query's result columns.) Driven by infra/checks/kql_check.py, which finds the
-// queries and builds the schemas, and by tests/sentinel/test_rule_kql.py (rule result columns).
+// stdout: [{"id", "diagnostics": [{"severity", "code", "message", "start", "length"}], "columns": [NAME],
+//          "columnTypes": [TYPE]}] ("columns"/"columnTypes": the query's result columns and their types.)
+// Driven by infra/checks/kql_check.py, which finds the queries and builds the schemas, by
+// tests/sentinel/test_rule_kql.py (rule result columns) and by .ci/sentinel_checks (ASIM schema).
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 
@@ -43,8 +44,15 @@ for (const query of input.queries) {
     diagnostics.push({ severity: d.Severity, code: d.Code, message: d.Message, start: d.Start, length: d.Length });
   }
   const columns = [];
+  const columnTypes = [];
   const type = code.ResultType;
-  if (type && type.Columns) for (let i = 0; i < type.Columns.Count; i++) columns.push(type.Columns.getItem(i).Name);
-  results.push({ id: query.id, diagnostics, columns });
+  if (type && type.Columns) {
+    for (let i = 0; i < type.Columns.Count; i++) {
+      const column = type.Columns.getItem(i);
+      columns.push(column.Name);
+      columnTypes.push(column.Type.Name);
+    }
+  }
+  results.push({ id: query.id, diagnostics, columns, columnTypes });
 }
 process.stdout.write(JSON.stringify(results));
