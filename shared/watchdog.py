@@ -349,6 +349,9 @@ class Watchdog:
         memo.pop("disabled", None)
         state.reenabled_at = now
         state.snapshot = {**integration.snapshot(), "active": True}
+        # Saved before the (long) reconcile: killed during it, the next run still knows the
+        # relay re-enabled it, so a person undoing that is recognised.
+        self.log.save_watch("integration", state)
         self.telemetry.watchdog.add(1, {"problem": "reenabled"})
         log.warning("Watchdog: integration %d re-enabled through the API: %s", integration.id, why)
         if self.reconciler is not None:

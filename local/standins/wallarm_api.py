@@ -450,7 +450,7 @@ class WallarmApiStandIn(StandInLifecycle):
         h.end_headers()
 
     def _synthetic(self, n: int) -> Hit:
-        return Hit(f"hits_standin_{self.client_id}_v_1", f"syn{n:010d}", f"req-syn{n}", 1_764_072_000 + n)
+        return Hit(f"hits_standin_{self.client_id}_v_1", f"syn{n:010d}", f"req-syn{n:010d}", 1_764_072_000 + n)
 
     def _huge(self, h: StandInHandler, size: int, *, hide_length: bool) -> None:
         """One valid page of about `size` bytes, streamed (never held here)."""

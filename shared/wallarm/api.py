@@ -271,6 +271,8 @@ class WallarmApi:
         if why is not None:
             raise ValueError(f"the Wallarm API URL must be an https:// URL: {why}")
         self.base_url = base_url.rstrip("/")
+        # A loopback stand-in is never reached through a proxy (plain http would hand it the token).
+        self._proxies: dict[str, str] | None = {} if _is_loopback(urlsplit(base_url).hostname or "") else None
         self._token = token
         self.limits = limits if timeout is None else _with_request_seconds(limits, timeout)
         self.max_retries = max_retries
@@ -418,7 +420,10 @@ class WallarmApi:
         self.calls += 1
         name = f"{method} {path.split('?')[0]}"
         with _Deadline(seconds) as deadline:
-            opener = urllib.request.build_opener(_Http(deadline), _Https(deadline), _NoRedirect())
+            handlers: list[urllib.request.BaseHandler] = [_Http(deadline), _Https(deadline), _NoRedirect()]
+            if self._proxies is not None:
+                handlers.append(urllib.request.ProxyHandler(self._proxies))
+            opener = urllib.request.build_opener(*handlers)
             try:
                 with opener.open(request, timeout=seconds) as response:
                     return response.status, dict(response.headers), self._read(response, deadline, name)

@@ -186,3 +186,15 @@ def test_hits_that_are_not_objects_are_skipped(wallarm: WallarmApiStandIn) -> No
     wallarm.inject_fault(Fault("raw", body=json.dumps({"status": 200, "body": page}).encode()))
     got = client(wallarm).hits(wallarm.client_id, T0, T0 + 10)
     assert got == [{"id": ["i", "a"], "time": "not a number"}, {"id": "abc"}]
+
+
+def test_a_loopback_api_is_never_reached_through_a_proxy(
+    wallarm: WallarmApiStandIn, trap: WallarmApiStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain http to the stand-in through a proxy would hand the proxy the token."""
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, trap.url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert client(wallarm).client_id() == wallarm.client_id
+    assert trap.tokens_seen == [] and trap.requests == []
