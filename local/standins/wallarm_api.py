@@ -176,7 +176,7 @@ class Fault:
     location: str = ""  # redirect: where to
     interval: float = 0.5  # drip: seconds between bytes
     size: int = 0  # drip / huge: body bytes
-    body: bytes = b""  # raw
+    body: bytes = b""  # raw: the whole answer; status: the envelope's `body` text
     path: str = ""
     hide_length: bool = False  # huge: no Content-Length, the end of the body is the close
 
@@ -450,7 +450,9 @@ class WallarmApiStandIn(StandInLifecycle):
         h.end_headers()
 
     def _synthetic(self, n: int) -> Hit:
-        return Hit(f"hits_standin_{self.client_id}_v_1", f"syn{n:010d}", f"req-syn{n:010d}", 1_764_072_000 + n)
+        return Hit(
+            f"hits_standin_{self.client_id}_v_1", f"syn{n:010d}", f"req-syn{n:010d}", 1_764_072_000 + n
+        )
 
     def _huge(self, h: StandInHandler, size: int, *, hide_length: bool) -> None:
         """One valid page of about `size` bytes, streamed (never held here)."""
@@ -491,7 +493,8 @@ class WallarmApiStandIn(StandInLifecycle):
             return 401, {"status": 401, "body": "Unauthorized"}, {}
         if fault is not None:
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-            return fault.status, {"status": fault.status, "body": "Injected"}, headers
+            detail = fault.body.decode("utf-8", "replace") if fault.body else "Injected"
+            return fault.status, {"status": fault.status, "body": detail}, headers
         try:
             payload = json.loads(raw) if raw else None
         except ValueError:

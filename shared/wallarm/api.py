@@ -27,6 +27,7 @@ import http.client
 import ipaddress
 import json
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -51,6 +52,7 @@ TOKEN_HEADER: Final[str] = "X-WallarmAPI-Token"
 HIT_PAGE_SIZE: Final[int] = 500  # what Wallarm's Terraform provider uses
 _RETRIED: Final[frozenset[int]] = frozenset({408, 423, 429, 500, 502, 503, 504})
 _CHUNK: Final[int] = 64 * 1024
+_WORDS: Final = re.compile(r"[A-Za-z][A-Za-z ]{0,39}")
 DEFAULT_LIMITS: Final[WallarmApiLimits] = WallarmApiLimits()
 
 
@@ -487,10 +489,10 @@ def _reason(status: int | None, body: bytes) -> str:
     except (ValueError, RecursionError):
         envelope = None
     detail = envelope.get("body") if isinstance(envelope, Mapping) else None
-    # Wallarm's error bodies are fixed words ("Not found", "Already exists"); keep them short
-    # and printable (a hostile server could put a fake log line here).
-    if isinstance(detail, str) and detail.isascii() and detail.isprintable():
-        return f"{status} {detail[:80]}"
+    # Wallarm's error bodies are fixed words ("Not found", "Already exists"): only such words are
+    # kept, so a hostile server cannot write its own text (a fake log line, a value) into logs.
+    if isinstance(detail, str) and _WORDS.fullmatch(detail):
+        return f"{status} {detail}"
     return str(status)
 
 

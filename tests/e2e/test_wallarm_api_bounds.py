@@ -198,3 +198,15 @@ def test_a_loopback_api_is_never_reached_through_a_proxy(
         monkeypatch.delenv(name, raising=False)
     assert client(wallarm).client_id() == wallarm.client_id
     assert trap.tokens_seen == [] and trap.requests == []
+
+
+def test_an_error_body_never_reaches_the_message_unless_it_is_a_plain_word(
+    wallarm: WallarmApiStandIn,
+) -> None:
+    wallarm.inject_fault(Fault("status", status=404, body=b"Not found"))
+    with pytest.raises(WallarmApiError, match="404 Not found"):
+        client(wallarm).client_id()
+    wallarm.inject_fault(Fault("status", status=404, body=b"x\nWARNING token=secret-value"))
+    with pytest.raises(WallarmApiError) as err:
+        client(wallarm).client_id()
+    assert "secret-value" not in str(err.value) and "\n" not in str(err.value)
