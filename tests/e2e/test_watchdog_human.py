@@ -277,3 +277,27 @@ def test_only_malformed_integrations_are_not_reported_missing(
     result = svc.completeness.watchdog.run()["integration"]
     assert result["checked"] is False and "malformed" in result["error"]
     assert not [r for r in ingestion.accepted if r["EventType"] == "relay_integration_changed"]
+
+
+def test_malformed_hits_in_a_page_are_skipped_and_the_rest_reconciled(
+    start: Start,
+    clock: FakeClock,
+    wallarm: WallarmApiStandIn,
+    integration: WebhookIntegration,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    import json
+
+    svc = start()
+    assert svc.completeness is not None and svc.completeness.reconciler is not None
+    good = Hit(INDEX, "good", "req-good", int(clock().timestamp()) + 60).api_view(wallarm.client_id)
+    typed = {"id": [INDEX, "typed"], "time": "abc", "ip": 5, "poolid": {"x": 1}, "request_id": ["x"]}
+    page = [5, None, "x", {"id": "abc"}, typed, good]
+    body = json.dumps({"status": 200, "body": page}).encode()
+    wallarm.inject_fault(Fault("raw", body=body, path="/v1/objects/hit"))
+    clock.now = clock().replace(hour=13, minute=40)
+    windows = svc.completeness.reconciler.run_due()
+    assert windows and all(w.status == "ok" for w in windows)
+    assert sum(w.added for w in windows) == 2  # the good hit and the wrongly typed one with an id
+    added = {json.loads(r["RawData"])["details"]["hit"]["id"][1] for r in ingestion.accepted}
+    assert {"good", "typed"} <= added
