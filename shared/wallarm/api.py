@@ -221,9 +221,16 @@ class _Deadline:
 
 def _connection(base: type[http.client.HTTPConnection], deadline: _Deadline) -> Any:
     class Connection(base):  # type: ignore[valid-type,misc]
-        def connect(self) -> None:
-            super().connect()
-            deadline.attach(self.sock)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # The TCP socket, before TLS: a handshake dripped byte by byte ends at the deadline too.
+            self._create_connection = self._attached
+
+        @staticmethod
+        def _attached(*args: Any, **kwargs: Any) -> socket.socket:
+            sock = socket.create_connection(*args, **kwargs)
+            deadline.attach(sock)
+            return sock
 
     return Connection
 
