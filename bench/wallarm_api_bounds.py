@@ -99,9 +99,7 @@ def measure(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--old", default="404db16", help="git revision of the old client ('' to skip)")
-    parser.add_argument(
-        "--budget", type=float, default=20.0, help="seconds before an old endless case is killed"
-    )
+    parser.add_argument("--budget", type=float, default=40.0, help="seconds before an old case is killed")
     args = parser.parse_args(argv)
     cases = [
         ("slow drip, 1 byte / 0.5 s, 60-byte body; request deadline 2 s", "drip", 60, 1, 2.0),
