@@ -248,6 +248,24 @@ READ_ELSEWHERE: Final[dict[str, str]] = {
 }
 
 
+@dataclass(frozen=True)
+class WallarmApiLimits:
+    """Bounds of every Wallarm API call (not app settings: constants, stated in the README).
+
+    A flaky API, a broken proxy or a hostile server must not hold the hourly timer until the
+    Functions timeout or fill a 512 MB instance: each HTTP exchange ends at `request_seconds`
+    whatever the server drips, each client call (a window's pages with their retries) at
+    `call_seconds`, an answer larger than `answer_bytes` is dropped unread past the cap, and a
+    window stops after `pages` pages or `window_bytes` bytes (500 hits a page: 20,000 hits).
+    """
+
+    request_seconds: float = 30.0
+    call_seconds: float = 120.0
+    answer_bytes: int = 8 * 1024 * 1024
+    window_bytes: int = 64 * 1024 * 1024
+    pages: int = 40
+
+
 class SettingsError(ValueError):
     """One or more settings are missing or invalid; the message lists each with a fix.
     ``unresolved`` names the settings that hold an unresolved Key Vault reference."""
@@ -316,6 +334,7 @@ class CompletenessSettings:
     integration_url: str | None = None
     reenable: bool = COMPLETENESS_FLAGS["WATCHDOG_REENABLE"].default
     quiet_after: timedelta = COMPLETENESS_NUMBERS["WATCHDOG_QUIET_HOURS"].value
+    api_limits: WallarmApiLimits = WallarmApiLimits()
 
     @property
     def reconcile_enabled(self) -> bool:
@@ -530,7 +549,7 @@ def _url_problem(env: Mapping[str, str], name: str) -> str:
 
 
 def _completeness(env: Mapping[str, str], problems: list[str]) -> CompletenessSettings:
-    from shared.wallarm.api import CLOUD_URLS
+    from shared.wallarm.api import CLOUD_URLS, api_url_problem
 
     token = env.get("WALLARM_API_TOKEN", "").strip() or None
     cloud = env.get("WALLARM_API_CLOUD", "").strip().lower()
@@ -559,7 +578,13 @@ def _completeness(env: Mapping[str, str], problems: list[str]) -> CompletenessSe
             "workspace → Overview → Workspace ID), not its name or resource ID, e.g. "
             f"LOGS_WORKSPACE_ID={_EXAMPLES['LOGS_WORKSPACE_ID']}."
         )
-    problems.extend(problem for problem in (_url_problem(env, name) for name in _URLS) if problem)
+    if url and (why := api_url_problem(url)) is not None:
+        # Not echoed: a URL with user info may carry a password; the token goes only to this host.
+        problems.append(
+            f"WALLARM_API_URL must be an https:// URL: {why}; {_use('WALLARM_API_URL', 'https://<host>')}."
+        )
+    others = (name for name in _URLS if name != "WALLARM_API_URL")
+    problems.extend(problem for problem in (_url_problem(env, name) for name in others) if problem)
     client = env.get("WALLARM_CLIENT_ID", "").strip()
     if client and not client.isdigit():
         problems.append(

@@ -105,6 +105,9 @@ class WebhookHandler:
         refused = self._refuse(request)
         if refused is not None:
             log.warning("Webhook refused: %s", refused.body["error"]["code"])
+            # Counted: a refusal is a failure in Wallarm's 60 % rule, and the watchdog's
+            # re-enable verdict reads it (shared/watchdog.py).
+            self._count({"refused": 1})
             return refused
         key = hashlib.sha256(request.body).hexdigest()
         # The claim's round trip runs while this thread parses and maps; nothing is delivered

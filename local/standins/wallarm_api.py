@@ -13,7 +13,13 @@ HTTP on 127.0.0.1, modelled on the documented shapes (shared/WALLARM-API.md):
   `time` (`visible_after`); envelope `{"status":200,"body":[…]}`;
 * `GET /v2/integration?clientid=` -> `{"body":{"result":"success","object":[…]}}`;
   `PUT /v2/integration/{id}` with a partial body (`{"active": true}`);
-* 429 / 5xx injection (`inject`), with `Retry-After` when asked.
+* 429 / 5xx injection (`inject`), with `Retry-After` when asked;
+* hostile answers (`inject_fault`, the client's bounds in SECURITY.md): a 30x to another
+  server (`redirect`), a body dripped one byte at a time (`drip`), one huge page (`huge`),
+  full pages repeating the same ids (`repeat`), full pages of new ids forever (`endless`), a
+  raw body as given (`raw`: not JSON, wrong types); `extra_integrations` adds raw objects to the
+  integration list. `tokens_seen` lists each token received, so a test can show that one never
+  reached this server.
 
 The integration side: `deliver()` sends each pending hit as a `new_hits` notification to the
 webhook integration (through `sender`, HTTP by default), retries a notification up to
@@ -156,11 +162,27 @@ class WebhookIntegration:
         }
 
 
+FAULT_KINDS = ("status", "redirect", "drip", "huge", "repeat", "endless", "raw")
+
+
 @dataclass
-class _Fault:
-    status: int
-    times: int
-    retry_after: float | None
+class Fault:
+    """One injected answer, for the next `times` calls (to `path` only, when given)."""
+
+    kind: str = "status"
+    times: int = 1
+    status: int = 500
+    retry_after: float | None = None
+    location: str = ""  # redirect: where to
+    interval: float = 0.5  # drip: seconds between bytes
+    size: int = 0  # drip / huge: body bytes
+    body: bytes = b""  # raw: the whole answer; status: the envelope's `body` text
+    path: str = ""
+    hide_length: bool = False  # huge: no Content-Length, the end of the body is the close
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"kind must be one of {FAULT_KINDS}")
 
 
 @dataclass
@@ -227,7 +249,10 @@ class WallarmApiStandIn(StandInLifecycle):
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status), API calls only
         self._attempts: list[tuple[float, bool]] = []
         self._pending: list[_Pending] = []
-        self._faults: list[_Fault] = []
+        self._faults: list[Fault] = []
+        self.extra_integrations: list[Any] = []  # raw objects appended to GET /v2/integration
+        self.tokens_seen: list[str] = []
+        self._stop = threading.Event()
         self._lock = threading.RLock()
         self._server = ThreadedServer(_Handler, self, port=port, use_tls=False)
 
@@ -262,8 +287,16 @@ class WallarmApiStandIn(StandInLifecycle):
 
     def inject(self, status: int, times: int = 1, *, retry_after: float | None = None) -> None:
         """Answer the next `times` API calls with `status` (e.g. 429, 500, 503)."""
+        self.inject_fault(Fault("status", times, status, retry_after))
+
+    def inject_fault(self, fault: Fault) -> None:
         with self._lock:
-            self._faults.append(_Fault(status, times, retry_after))
+            self._faults.append(fault)
+
+    def stop(self) -> None:
+        self._stop.set()  # ends a drip in progress
+        super().stop()
+        self._stop.clear()
 
     def deliver(self) -> tuple[int, int]:
         """One delivery round: each visible pending notification is sent once.
@@ -338,26 +371,130 @@ class WallarmApiStandIn(StandInLifecycle):
     def _handle(self, h: StandInHandler, method: str) -> None:
         url = urlsplit(h.path)
         body = h.read_body()
-        status, payload, headers = self._route(h, method, url.path, parse_qs(url.query), body)
+        token = h.headers.get(TOKEN_HEADER)
+        with self._lock:
+            if token is not None:
+                self.tokens_seen.append(token)
+        fault = self._next_fault(url.path) if token in self.tokens else None
+        if fault is not None and fault.kind != "status":
+            status = self._misbehave(h, fault, body)
+            with self._lock:
+                self.requests.append((method, url.path, status))
+            return
+        status, payload, headers = self._route(h, method, url.path, parse_qs(url.query), body, fault)
         with self._lock:
             self.requests.append((method, url.path, status))
         h.send_json(status, payload, headers)
 
+    def _next_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            for i, fault in enumerate(self._faults):
+                if fault.path and fault.path != path:
+                    continue
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._faults.pop(i)
+                return fault
+        return None
+
+    def _misbehave(self, h: StandInHandler, fault: Fault, raw: bytes) -> int:
+        """A hostile or broken server's answer, written by hand."""
+        if fault.kind == "redirect":
+            status = fault.status if 300 <= fault.status < 400 else 302
+            h.send_response(status)
+            h.send_header("Location", fault.location)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return status
+        if fault.kind == "drip":
+            body = b'{"status":200,"body":[]}'
+            body = b" " * max(fault.size - len(body), 0) + body
+            self._head(h, len(body))
+            for i in range(len(body)):
+                if self._stop.wait(fault.interval):
+                    break
+                try:
+                    h.wfile.write(body[i : i + 1])
+                    h.wfile.flush()
+                except OSError:
+                    break  # the client gave up: that is the point
+            h.close_connection = True
+            return 200
+        if fault.kind == "raw":
+            self._head(h, len(fault.body))
+            h.wfile.write(fault.body)
+            return 200
+        request = self._json_or_none(raw)
+        limit = int(request.get("limit", 100)) if isinstance(request, dict) else 100
+        offset = int(request.get("offset", 0)) if isinstance(request, dict) else 0
+        if fault.kind == "huge":
+            self._huge(h, fault.size, hide_length=fault.hide_length)
+            return 200
+        first = 0 if fault.kind == "repeat" else offset  # repeat: the offset is ignored
+        page = [self._synthetic(first + i).api_view(self.client_id) for i in range(limit)]
+        h.send_json(200, {"status": 200, "body": page})
+        return 200
+
+    @staticmethod
+    def _json_or_none(raw: bytes) -> Any:
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _head(h: StandInHandler, length: int) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json; charset=utf-8")
+        h.send_header("Content-Length", str(length))
+        h.end_headers()
+
+    def _synthetic(self, n: int) -> Hit:
+        return Hit(
+            f"hits_standin_{self.client_id}_v_1", f"syn{n:010d}", f"req-syn{n:010d}", 1_764_072_000 + n
+        )
+
+    def _huge(self, h: StandInHandler, size: int, *, hide_length: bool) -> None:
+        """One valid page of about `size` bytes, streamed (never held here)."""
+        prefix, suffix = b'{"status":200,"body":[', b"]}"
+        template = self._synthetic(0).api_view(self.client_id)
+        template["value"] = "x" * 900
+        item_len = len(json.dumps(template).encode())
+        count = max(1, (size - len(prefix) - len(suffix)) // (item_len + 1))
+        if hide_length:
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json; charset=utf-8")
+            h.send_header("Connection", "close")
+            h.end_headers()
+            h.close_connection = True
+        else:
+            self._head(h, len(prefix) + len(suffix) + count * item_len + (count - 1))
+        h.wfile.write(prefix)
+        for i in range(count):
+            view = self._synthetic(i).api_view(self.client_id)
+            view["value"] = "x" * 900
+            try:
+                h.wfile.write((b"," if i else b"") + json.dumps(view).encode())
+            except OSError:
+                return
+        h.wfile.write(suffix)
+
     def _route(
-        self, h: StandInHandler, method: str, path: str, query: dict[str, list[str]], raw: bytes
+        self,
+        h: StandInHandler,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        raw: bytes,
+        fault: Fault | None = None,
     ) -> tuple[int, Any, dict[str, str]]:
         role = self.tokens.get(h.headers.get(TOKEN_HEADER) or "")
         if role is None:
             return 401, {"status": 401, "body": "Unauthorized"}, {}
-        with self._lock:
-            fault = self._faults[0] if self._faults else None
-            if fault is not None:
-                fault.times -= 1
-                if fault.times <= 0:
-                    self._faults.pop(0)
         if fault is not None:
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-            return fault.status, {"status": fault.status, "body": "Injected"}, headers
+            detail = fault.body.decode("utf-8", "replace") if fault.body else "Injected"
+            return fault.status, {"status": fault.status, "body": detail}, headers
         try:
             payload = json.loads(raw) if raw else None
         except ValueError:
@@ -410,7 +547,7 @@ class WallarmApiStandIn(StandInLifecycle):
             if str(self.client_id) not in query.get("clientid", []):
                 return 200, {"status": 200, "body": {"result": "success", "object": []}}, {}
             with self._lock:
-                objects = [i.api_view() for i in self.integrations.values()]
+                objects = [i.api_view() for i in self.integrations.values()] + list(self.extra_integrations)
             return 200, {"status": 200, "body": {"result": "success", "object": objects}}, {}
         if method == "PUT":
             try:

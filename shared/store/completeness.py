@@ -122,6 +122,9 @@ class WatchState:
     since: datetime | None = None
     snapshot: dict[str, Any] = field(default_factory=dict)
     reenabled_at: datetime | None = None
+    # The re-enable rule's own records (shared/watchdog.py): last seen healthy, the current
+    # disable and its verdict, the relay's last re-enable, a hold after a person undid it.
+    memo: dict[str, Any] = field(default_factory=dict)
 
 
 class CompletenessLog:
@@ -317,15 +320,12 @@ class CompletenessLog:
             entity = self._table.get_entity(WATCHDOG_PARTITION, name)
         except ResourceNotFoundError:
             return WatchState()
-        try:
-            snapshot = json.loads(as_str(entity.get("snapshot")) or "{}")
-        except ValueError:
-            snapshot = {}
         return WatchState(
             problem=as_str(entity.get("problem")),
             since=as_utc(entity.get("since")),
-            snapshot=snapshot if isinstance(snapshot, dict) else {},
+            snapshot=_json_dict(entity.get("snapshot")),
             reenabled_at=as_utc(entity.get("reenabled_at")),
+            memo=_json_dict(entity.get("memo")),
         )
 
     @guarded("completeness.save_watch")
@@ -335,12 +335,21 @@ class CompletenessLog:
             "RowKey": name,
             "problem": state.problem,
             "snapshot": json.dumps(state.snapshot, sort_keys=True),
+            "memo": json.dumps(state.memo, sort_keys=True),
         }
         if state.since is not None:
             entity["since"] = state.since
         if state.reenabled_at is not None:
             entity["reenabled_at"] = state.reenabled_at
         self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+
+def _json_dict(value: Any) -> dict[str, Any]:
+    try:
+        parsed = json.loads(as_str(value) or "{}")
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def _window(entity: Any) -> WindowRecord:

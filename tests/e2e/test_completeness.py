@@ -187,6 +187,8 @@ def test_reenable_is_opt_in_needs_a_healthy_relay_and_then_reconciles_the_gap(
 ) -> None:
     svc = start(WATCHDOG_REENABLE="true")
     assert svc.completeness is not None
+    # The watchdog must have seen it healthy and pointing here: its record of the disable.
+    assert svc.completeness.watchdog.run()["integration"]["problem"] is None
     outage(clock, wallarm, integration)
     clock.now = clock().replace(hour=13, minute=40)
 
@@ -202,8 +204,8 @@ def test_reenable_is_opt_in_needs_a_healthy_relay_and_then_reconciles_the_gap(
     assert ("PUT", f"/v2/integration/{integration.id}", 200) in wallarm.requests
     assert len(hit_rows(ingestion)) == 14  # the gap was reconciled right after
     clock.advance(600)
-    integration.active = False
-    assert svc.completeness.watchdog.run()["integration"]["reenabled"].startswith("skipped: re-enabled less")
+    integration.active = False  # a person, while the relay answers normally: never undone
+    assert svc.completeness.watchdog.run()["integration"]["reenabled"].startswith("skipped: disabled again")
 
 
 def test_without_an_integration_token_a_quiet_pipe_is_reported_once(

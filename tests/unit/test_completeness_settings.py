@@ -58,8 +58,8 @@ def test_a_token_needs_a_cloud_and_a_workspace_and_all_problems_come_at_once() -
 def test_api_url_must_be_https_except_a_loopback_stand_in() -> None:
     base = {"WALLARM_API_TOKEN": TOKEN, "LOGS_WORKSPACE_ID": WORKSPACE}
     assert problems(**base, WALLARM_API_URL="http://api.example.com") == [
-        "WALLARM_API_URL='http://api.example.com' must be an https:// URL: use https://<host>/…, "
-        "e.g. WALLARM_API_URL=https://us1.api.wallarm.com."
+        "WALLARM_API_URL must be an https:// URL: only a loopback stand-in may use http://; use "
+        "https://<host>, e.g. WALLARM_API_URL=https://us1.api.wallarm.com."
     ]
     cs = load_settings({**MINIMAL, **base, "WALLARM_API_URL": "http://127.0.0.1:8081/"}).completeness
     assert cs.wallarm_api_url == "http://127.0.0.1:8081"
