@@ -101,7 +101,8 @@ def test_drain_starts_uploads_oldest_first_up_to_n_at_a_time(
     assert (run.attempted, run.delivered) == (8, 8)
     assert svc.worker.queue.stats().pending == 0
     expected = [f"req-{n:04d}" for n in range(8)]
-    assert request_ids(ingestion)[0] == expected[0]  # the oldest started first
+    # The oldest started in the first wave (arrival order within a wave is the threads' to decide).
+    assert request_ids(ingestion)[0] in expected[:uploads]
     assert sorted(request_ids(ingestion)) == expected  # every event once
     answered = [
         json.loads(gzip.decompress(r.body))[0]["RequestId"] for r in ingestion.requests if r.status < 300
@@ -599,4 +600,4 @@ def test_entries_claimed_when_a_disable_stops_the_run_are_released_not_left_leas
     assert (run.attempted, run.released) == (0, 3)
     svc.admin.enable("alice")
     assert svc.worker.run_once().delivered == 3  # due now, not after the lease
-    assert request_ids(ingestion)[-3:] == ["req-0000", "req-0001", "req-0002"]
+    assert sorted(request_ids(ingestion)[-3:]) == ["req-0000", "req-0001", "req-0002"]  # parallel uploads
