@@ -112,6 +112,15 @@ param reconcileOverlapMinutes string = '60'
 @description('App setting RECONCILE_CATCH_UP_HOURS (README, Settings).')
 param reconcileCatchUpHours string = '6'
 
+@description('App setting RECONCILE_MAX_RANGE_HOURS (README, Settings).')
+param reconcileMaxRangeHours string = '168'
+
+@description('App setting RECONCILE_MAX_AGE_DAYS (README, Settings).')
+param reconcileMaxAgeDays string = '90'
+
+@description('App setting RECONCILE_CONFIRM_MINUTES (README, Settings).')
+param reconcileConfirmMinutes string = '50'
+
 @description('App setting WATCHDOG_QUIET_HOURS (README, Settings).')
 param watchdogQuietHours string = '3'
 
@@ -396,6 +405,9 @@ module functionApp 'modules/functionapp.bicep' = {
       RECONCILE_DELAY_MINUTES: reconcileDelayMinutes
       RECONCILE_OVERLAP_MINUTES: reconcileOverlapMinutes
       RECONCILE_CATCH_UP_HOURS: reconcileCatchUpHours
+      RECONCILE_MAX_RANGE_HOURS: reconcileMaxRangeHours
+      RECONCILE_MAX_AGE_DAYS: reconcileMaxAgeDays
+      RECONCILE_CONFIRM_MINUTES: reconcileConfirmMinutes
       WATCHDOG_QUIET_HOURS: watchdogQuietHours
       SELECT_HITS: selectHits
       SELECT_HIT_HEADERS: selectHitHeaders

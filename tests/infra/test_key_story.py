@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-# Where a user reads how to connect Wallarm (the Sentinel connector page, SECURITY.md and the local
-# banner are not checked here yet).
+# Where a user reads how to connect Wallarm (the Sentinel connector page and the local banner are not
+# checked here yet).
 TOLD = [
     "README.md",
+    "SECURITY.md",
     "infra/README.md",
     "infra/scripts/connect-wallarm.sh",
     "infra/scripts/connect-wallarm.ps1",
