@@ -35,7 +35,9 @@ def start(
     completeness_env: dict[str, str],
 ) -> Start:
     def make(**extra: str) -> Services:
-        svc = make_services(clock, WEBHOOK_SHARED_SECRET=SECRET, **completeness_env, **extra)
+        # One look adds missing hits here: the second look (RECONCILE_CONFIRM_MINUTES) has its own tests.
+        env = {"RECONCILE_CONFIRM_MINUTES": "0", **extra}
+        svc = make_services(clock, WEBHOOK_SHARED_SECRET=SECRET, **completeness_env, **env)
 
         def to_webhook(url: str, body: bytes, headers: Mapping[str, str]) -> int:
             request = WebhookRequest(body, {k.lower(): v for k, v in headers.items()}, "127.0.0.1")
