@@ -466,9 +466,9 @@ def test_worker_process_killed_mid_delivery_loses_nothing(
 
     env = {
         **relay_env,
-        "RETRY_CLAIM_LEASE_SECONDS": "10",
+        "RETRY_CLAIM_LEASE_SECONDS": "16",  # the least the settings take for a 5 s read timeout
         "RETRY_SCHEDULE": "0s; every 1m",
-        "WORKER_READ_TIMEOUT_SECONDS": "120",
+        "WORKER_READ_TIMEOUT_SECONDS": "5",  # the kill comes about 1 s into the hanging upload
     }
     svc = build_services(env)
     ingestion.inject(503)
@@ -497,7 +497,7 @@ def test_worker_process_killed_mid_delivery_loses_nothing(
     worker.wait()
     ingestion.clear()
     assert svc.worker.run_once().attempted == 0  # still leased to the dead worker
-    _time.sleep(10.5)
+    _time.sleep(16.5)
     assert svc.worker.run_once().delivered == 1
     assert request_ids(ingestion) == ["req-0042"]
 
