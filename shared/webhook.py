@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +42,8 @@ _BESIDE = ThreadPoolExecutor(max_workers=32, thread_name_prefix="webhook-beside"
 # A "processing" dedup key older than this belongs to a dead request (Wallarm waits 15 s, the
 # delivery budget is shorter): Wallarm's resend then takes it over.
 PROCESSING_TIMEOUT = timedelta(seconds=60)
+# The dedup "done" marks written after answers (see `_finish_after_answer`).
+_AFTER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-after")
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ class WebhookHandler:
         self.telemetry = telemetry
         self.clock = clock
         self.monotonic = monotonic
+        self._lock = threading.Lock()
+        self._finishing: set[str] = set()  # answered; their dedup "done" mark not yet stored
 
     def handle(self, request: WebhookRequest) -> WebhookResponse:
         with self.telemetry.span("wallarm.webhook", {"http.request.body.size": len(request.body)}) as span:
@@ -162,11 +167,21 @@ class WebhookHandler:
 
         deadline = started + self.config.budget.total_seconds()
         tally = Tally("webhook", at=self.clock())
+        # Nothing this webhook must store may wait until after its answer: an instance is
+        # recycled or scaled in without notice, and the 60 %/12 h rule would then miss successes
+        # (issue 19). So its counts and requests are stored as planned while the rows go out,
+        # and only a different outcome (a failure, rows queued) is written after the delivery.
+        planned = counts_of(rows, SubmitResult(delivered=len(rows)), filtered, len(rejected))
+        tally.count_ahead(planned, len(packed))
+        counting = _BESIDE.submit(contextvars.copy_context().run, self.books.write_ahead, tally)
         try:
             result = self.relay.submit(rows, tally=tally, deadline=deadline, packed=packed)
         except StoreUnavailable as err:
             # Neither delivered nor durable: Wallarm must resend, so the dedup key must not stay.
             self._dedup_abandon(key)
+            counting.result()
+            tally.add({"received": 1})  # the plan undone; the requests made are counted
+            self.books.write(tally)
             log.error("Webhook not acked: delivery failed and the retry queue is unavailable (%s)", err)
             return error(
                 503,
@@ -175,16 +190,20 @@ class WebhookHandler:
                 "queue is unavailable; Wallarm will resend",
                 retry_after_seconds=30,
             )
-        # The attempts and this webhook's counters go to Table Storage in one write, the dedup
-        # "done" mark beside it: both before the answer. An instance is recycled or scaled in
-        # without notice, so work left after a 2xx may never run: then the 60 %/12 h rule would
-        # miss successes and a resend would get 409 (issue 19). A failure may also trip the
-        # auto-disable rule, decided here too.
         tally.add(self._account(rows, result, filtered, len(rejected)))
         status = 200 if result.queued == result.parked == result.quarantined == 0 else 202
-        finishing = _BESIDE.submit(contextvars.copy_context().run, self._dedup_finish, key)
-        self.books.write(tally)
-        finishing.result()
+        counting.result()
+        if tally.settled_ahead:
+            # Went as planned: the dedup "done" mark follows the answer. Lost with the instance,
+            # the key expires as "processing" after PROCESSING_TIMEOUT (a resend then goes through).
+            self.books.write(tally)  # telemetry only
+            self._finish_after_answer(key)
+        else:
+            # The difference is stored before the answer; a failure may trip the auto-disable
+            # rule, decided here too.
+            finishing = _BESIDE.submit(contextvars.copy_context().run, self._dedup_finish, key)
+            self.books.write(tally)
+            finishing.result()
         body: dict[str, Any] = {
             "status": _summary(result),
             "received": len(parsed.events) + len(parsed.rejected),
@@ -227,13 +246,38 @@ class WebhookHandler:
             )
         return None
 
+    def _finish_after_answer(self, key: str) -> None:
+        """The dedup "done" mark of a delivered webhook, after its answer; the same body
+        arriving meanwhile is answered "duplicate" from memory."""
+        with self._lock:
+            self._finishing.add(key)
+
+        def finish() -> None:
+            try:
+                self._dedup_finish(key)
+            finally:
+                with self._lock:
+                    self._finishing.discard(key)
+
+        _AFTER.submit(contextvars.copy_context().run, finish)
+
     def flush(self, timeout: float | None = None) -> bool:
-        """Nothing is written after an answer any more; kept for callers (tests, bench) that
-        waited for it."""
-        return True
+        """Wait until the dedup marks of answered webhooks are stored (tests, benchmarks); the
+        counts are stored before each answer."""
+        deadline = None if timeout is None else self.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self._finishing:
+                    return True
+            if deadline is not None and self.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
 
     # -- dedup is an optimisation, never a reason to lose events -------------------------------
     def _dedup_begin(self, key: str) -> str:
+        with self._lock:
+            if key in self._finishing:
+                return "duplicate"  # answered a moment ago; its "done" mark is on its way
         try:
             return self.dedup.begin(key, ttl=self.config.dedup_window, stale_after=PROCESSING_TIMEOUT)
         except StoreUnavailable as err:
@@ -258,18 +302,7 @@ class WebhookHandler:
     ) -> Counter[str]:
         """Telemetry now; the hourly counters are returned for the caller's single write."""
         by_type = types_of(rows)
-        counts: Counter[str] = Counter(
-            received=1,
-            events=len(rows) + sum(filtered.values()) + rejected,
-            delivered=result.delivered,
-            queued=result.queued,
-            parked=result.parked,
-            quarantined=result.quarantined,
-            filtered=sum(filtered.values()),
-            rejected=rejected,
-        )
-        for event_type, n in by_type.items():
-            counts[f"type_{event_type}"] += n
+        counts = counts_of(rows, result, filtered, rejected)
         tel = self.telemetry
         tel.count_events("received", by_type)
         tel.count_events("filtered", filtered)
@@ -288,6 +321,25 @@ class WebhookHandler:
         tally = Tally("webhook")
         tally.add(counts)
         self.books.write(tally)
+
+
+def counts_of(
+    rows: Sequence[Row], result: SubmitResult, filtered: Counter[str], rejected: int
+) -> Counter[str]:
+    """A webhook's hourly counters, given what became of its rows."""
+    counts: Counter[str] = Counter(
+        received=1,
+        events=len(rows) + sum(filtered.values()) + rejected,
+        delivered=result.delivered,
+        queued=result.queued,
+        parked=result.parked,
+        quarantined=result.quarantined,
+        filtered=sum(filtered.values()),
+        rejected=rejected,
+    )
+    for event_type, n in types_of(rows).items():
+        counts[f"type_{event_type}"] += n
+    return +counts
 
 
 def to_rows(

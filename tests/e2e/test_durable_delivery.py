@@ -6,7 +6,6 @@ Each test drives the same objects Azure runs (build_services), injecting faults 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import threading
 from datetime import timedelta
@@ -502,13 +501,14 @@ def test_worker_process_killed_mid_delivery_loses_nothing(
     assert request_ids(ingestion) == ["req-0042"]
 
 
-def test_a_healthy_webhooks_bookkeeping_is_stored_before_its_answer(
+def test_a_healthy_webhooks_counts_are_stored_when_it_is_answered_and_a_resend_meanwhile_is_a_duplicate(
     make_services: MakeServices,
     clock: FakeClock,
     ingestion: LogsIngestionStandIn,
 ) -> None:
-    """Issue 19: nothing is left to run after the 2xx (an instance may be recycled right then).
-    The answer waits for the dedup "done" mark and the counts, which are stored when it returns."""
+    """Issue 19: the counts and the 60 %/12 h rule's attempts are stored when the answer goes
+    (an instance may be recycled right then); only the dedup "done" mark follows the answer, and
+    the same body meanwhile is a duplicate."""
     svc = make_services(clock)
     gate = threading.Event()
     real = svc.webhook.dedup
@@ -524,28 +524,39 @@ def test_a_healthy_webhooks_bookkeeping_is_stored_before_its_answer(
     slow.__dict__.update(real.__dict__)
     svc.webhook.dedup = slow
     body = hit_body(3)
-    answered = threading.Event()
-    answer: list[WebhookResponse] = []
-
-    def send() -> None:
-        answer.append(post(svc.webhook, body))
-        answered.set()
-
-    sender = threading.Thread(target=send)
-    sender.start()
+    hour = clock().replace(minute=0, second=0, microsecond=0)
     try:
-        assert not answered.wait(0.5)  # held: its "done" mark is not stored yet
+        assert post(svc.webhook, body).body["status"] == "delivered"  # answered before "done"
+        counts = svc.counters.read(hour)  # no flush: stored before the answer
+        assert (counts["received"], counts["delivered"], counts["events"]) == (1, 1, 1)
+        assert sum(v for k, v in counts.items() if k.startswith("attempts_m")) == 1
+        assert svc.webhook.flush(timeout=0.1) is False  # the "done" mark is still held
+        again = post(svc.webhook, body)
+        assert (again.status, again.body["status"]) == (200, "duplicate")
     finally:
         gate.set()
-    sender.join(timeout=30)
-    assert answer[0].body["status"] == "delivered"
-    svc.webhook.dedup = real
-    stored = real._table.get_entity(hashlib.sha256(body).hexdigest()[:2], hashlib.sha256(body).hexdigest())
-    assert stored["status"] == "done"
-    hour = svc.counters.read(clock().replace(minute=0, second=0, microsecond=0))
-    assert (hour["received"], hour["delivered"]) == (1, 1)
-    assert post(svc.webhook, body).body["status"] == "duplicate"
+    assert svc.webhook.flush(timeout=10)
+    assert post(svc.webhook, body).body["status"] == "duplicate"  # now from Table Storage
     assert request_ids(ingestion) == ["req-0003"]
+    counts = svc.counters.read(hour)
+    assert (counts["received"], counts["delivered"], counts["duplicates"]) == (3, 1, 2)
+    assert sum(v for k, v in counts.items() if k.startswith("attempts_m")) == 1
+
+
+def test_a_webhook_that_goes_otherwise_than_planned_stores_the_difference_before_its_answer(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+) -> None:
+    """Counted ahead as delivered, then queued after a 503: the answer carries the truth."""
+    svc = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="100000")
+    ingestion.inject(503)
+    assert post(svc.webhook, hit_body(4)).body["status"] == "queued"
+    counts = svc.counters.read(clock().replace(minute=0, second=0, microsecond=0))
+    assert (counts["received"], counts.get("delivered", 0), counts["queued"]) == (1, 0, 1)
+    attempts = sum(v for k, v in counts.items() if k.startswith("attempts_m"))
+    failures = sum(v for k, v in counts.items() if k.startswith("failures_m"))
+    assert (attempts, failures) == (1, 1)
 
 
 def test_an_entry_whose_lease_is_nearly_over_is_not_started_but_released_for_the_next_claim(
