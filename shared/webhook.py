@@ -15,7 +15,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,8 +37,9 @@ from shared.wallarm.parse import parse_body
 
 log = logging.getLogger(__name__)
 
-# The dedup claim runs beside parse and map, the dedup "done" mark beside the counter write; one
-# thread per request in flight (the local host's burst tests send 32 at a time).
+# Beside the request's own thread: the dedup claim (while it parses and maps), the counts stored
+# ahead (while it uploads), the dedup "done" mark when an outcome differs from the plan (beside
+# the write of the difference). Up to one thread per request in flight (bursts of 32 locally).
 _BESIDE = ThreadPoolExecutor(max_workers=32, thread_name_prefix="webhook-beside")
 # A "processing" dedup key older than this belongs to a dead request (Wallarm waits 15 s, the
 # delivery budget is shorter): Wallarm's resend then takes it over.
@@ -192,7 +194,7 @@ class WebhookHandler:
             )
         tally.add(self._account(rows, result, filtered, len(rejected)))
         status = 200 if result.queued == result.parked == result.quarantined == 0 else 202
-        counting.result()
+        self._await_counts(counting, deadline)
         if tally.settled_ahead:
             # Went as planned: the dedup "done" mark follows the answer. Lost with the instance,
             # the key expires as "processing" after PROCESSING_TIMEOUT (a resend then goes through).
@@ -245,6 +247,14 @@ class WebhookHandler:
                 f"the body is {len(request.body)} bytes; the limit (MAX_BODY_BYTES) is {cfg.max_body_bytes}",
             )
         return None
+
+    def _await_counts(self, counting: Future[None], deadline: float) -> None:
+        """The counts stored ahead, waited for until the delivery budget ends: a Table Storage
+        that hangs must not push the answer past Wallarm's 15 s (the write goes on beside)."""
+        try:
+            counting.result(timeout=max(deadline - self.monotonic(), 0.1))
+        except FutureTimeout:
+            log.warning("Webhook answered before its counts were stored (Table Storage slow)")
 
     def _finish_after_answer(self, key: str) -> None:
         """The dedup "done" mark of a delivered webhook, after its answer; the same body
