@@ -1,18 +1,18 @@
 """The one writer of tallies: telemetry per attempt, the ledger and the hourly counters in one
 Table write, then the auto-disable rule when a request to the API failed.
 
-A healthy webhook's tally is written after its answer (`write_after`): its rows are in Azure, so
-the counts need not hold the answer up. Before the rule reads the ledger, every such write of
-this process has landed (`write` waits for them), so the 60 % ratio sees every success.
+Nothing is left for after an answer: an instance can be recycled or scaled in right after it
+(Flex Consumption does so without notice), and a count deferred past the answer would then be
+lost, leaving the 60 % ratio worse than the truth (issue 19). A webhook counts what it plans to
+do (`write_ahead`) while it delivers, so its answer waits for no extra round trip; its `write`
+then stores only what went otherwise (nothing, when all went as planned). The counter write is
+group-committed (``HourlyCounters``), so a burst of webhooks shares its round trips.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from shared.store.ledger import AttemptLedger
 from shared.store.tables import StoreUnavailable
@@ -20,10 +20,6 @@ from shared.tally import Tally
 from shared.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
-
-# Interpreter exit waits for queued work (concurrent.futures joins its threads), so a normal
-# shutdown loses none of it.
-_LATER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="books-later")
 
 
 class Books:
@@ -33,62 +29,29 @@ class Books:
         telemetry: Telemetry,
         *,
         after_failure: Callable[[], object] = lambda: None,
-        max_in_flight: int = 256,
     ) -> None:
-        """Beyond `max_in_flight` writes after answers, `write_after` declines and the caller
-        writes before its answer: a slow Table Storage slows the answers, memory stays bounded."""
         self.ledger = ledger
-        self.max_in_flight = max_in_flight
         self.telemetry = telemetry
         self.after_failure = after_failure
-        self._lock = threading.Lock()
-        self._in_flight: set[Future[None]] = set()
+
+    def write_ahead(self, tally: Tally) -> None:
+        """Store what `tally` counted ahead (`Tally.count_ahead`). If the write fails, the
+        counters keep the increments in memory and a later write carries them."""
+        try:
+            self.ledger.count_ahead(tally.ahead_attempts, tally.ahead, at=tally.at)
+        except StoreUnavailable as err:
+            log.warning("Hourly counters not updated ahead: %s", err)
 
     def write(self, tally: Tally) -> None:
         """A ledger outage never fails a delivery that happened: the rows are in Azure; only the
         failure ratio and the hour's counts miss this request."""
-        if tally.failed:
-            self.flush()
-        self._emit(tally)
-        self._record(tally)
-
-    def write_after(self, tally: Tally, first: Callable[[], object]) -> Future[None] | None:
-        """Telemetry now; `first()` then the Table write on a background thread, for a tally
-        without failures. None when too many are in flight: the caller then does both itself."""
-        if tally.failed:
-            raise ValueError("a failed request's tally is written before the answer")
-
-        def run() -> None:
-            try:
-                first()
-                self._record(tally)
-            finally:
-                with self._lock:
-                    self._in_flight.discard(future)
-
-        with self._lock:
-            if len(self._in_flight) >= self.max_in_flight:
-                return None
-            self._emit(tally)
-            future = _LATER.submit(contextvars.copy_context().run, run)
-            self._in_flight.add(future)
-        return future
-
-    def _emit(self, tally: Tally) -> None:
         for a in tally.attempts:
             self.telemetry.attempt(a.ok, a.status, a.error, a.elapsed, tally.source)
-
-    def _record(self, tally: Tally) -> None:
+        if (tally.ahead or tally.ahead_attempts) and tally.settled_ahead:
+            return  # went as counted ahead
         try:
-            self.ledger.record_all(tally.records(), tally.counts, at=tally.at)
+            self.ledger.record_all(tally.records(), tally.delta(), at=tally.at, ahead=tally.ahead_attempts)
             if tally.failed:
                 self.after_failure()
         except StoreUnavailable as err:
             log.warning("Ledger and hourly counters not updated: %s", err)
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait for the writes `write_after` started; False if some are still running."""
-        with self._lock:
-            pending = list(self._in_flight)
-        _, not_done = wait(pending, timeout)
-        return not not_done

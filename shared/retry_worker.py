@@ -3,8 +3,9 @@
 A timer starts it every minute and it works for most of that minute (RETRY_WORKER_RUN_SECONDS),
 polling the queue's due index once per RETRY_POLL_SECONDS and sleeping exactly until the next due
 entry in between. That is how second-level steps (1, 3, 5 s…) happen within about a second of
-their due time without a timer that fires every second. Claims are ETag-guarded, so several
-instances running the worker never deliver one entry twice.
+their due time without a timer that fires every second. Claims are ETag-guarded, and a lease is
+renewed while its upload runs (``shared.lease_keeper``), so several instances running the worker
+never deliver one entry twice, however many requests its upload takes.
 
 Health probes (an empty upload, every RECOVERY_PROBE_SECONDS) make recovery independent of the
 schedule's long steps:
@@ -42,6 +43,7 @@ from shared.clock import Clock
 from shared.dispatch import STATE_MAX_AGE_SECONDS, Relay
 from shared.ingestion import Attempt, DeliveryReport
 from shared.integration_switch import IntegrationSwitch
+from shared.lease_keeper import LeaseKeeper
 from shared.log_throttle import RepeatedLog
 from shared.store.queue import QueueEntry, RetryQueue
 from shared.store.state import IntegrationStateRepo, ProbeRecord
@@ -126,6 +128,9 @@ class RetryWorker:
         self.idle_exit_after = idle_exit_after
         self._busy_at: datetime | None = None  # when this process last saw the queue non-empty
         self._quiet = RepeatedLog(log)
+        # Renews the lease of each entry whose upload outlives half of it (several chunks, a
+        # slow API, 413 splits), so another instance never claims and delivers it too.
+        self.leases = LeaseKeeper(queue.renew, lease=lease, clock=clock)
 
     def run(self, run_for: timedelta) -> WorkerRun:
         """Work until `run_for` has passed; always does at least one pass."""
@@ -257,7 +262,7 @@ class RetryWorker:
             self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="retry-worker")
         if self._uploader is None:
             self._uploader = ThreadPoolExecutor(self.uploads, thread_name_prefix="retry-upload")
-        pass_ = _Pass(self._uploader, self._pool, self.settle_batch, self.relay)
+        pass_ = _Pass(self._uploader, self._pool, self.settle_batch, self.relay, self.leases)
         unstarted: list[QueueEntry] = []
         try:
             entries = self.queue.claim_due(self.batch, self.lease)
@@ -327,8 +332,14 @@ class _Pass:
     entries waiting to settle, and the settles running beside."""
 
     def __init__(
-        self, uploader: ThreadPoolExecutor, settler: ThreadPoolExecutor, settle_batch: int, relay: Relay
+        self,
+        uploader: ThreadPoolExecutor,
+        settler: ThreadPoolExecutor,
+        settle_batch: int,
+        relay: Relay,
+        leases: LeaseKeeper,
     ) -> None:
+        self._leases = leases
         self._uploader = uploader
         self._settler = settler
         self._settle_batch = settle_batch
@@ -341,6 +352,7 @@ class _Pass:
         self._errors: list[Exception] = []  # uploads that raised instead of reporting
 
     def start(self, entry: QueueEntry) -> None:
+        self._leases.hold(entry)
         context = contextvars.copy_context()
         self._uploading[self._uploader.submit(context.run, self._relay.attempt, entry)] = entry
 
@@ -366,7 +378,8 @@ class _Pass:
             return
         done, _ = wait(self._uploading, timeout=None if block else 0, return_when=FIRST_COMPLETED)
         for future in done:
-            entry = self._uploading.pop(future)
+            # The version of its last lease renewal: the one the settle's guarded write matches.
+            entry = self._leases.release(self._uploading.pop(future))
             try:
                 report = future.result()
             except Exception as error:  # noqa: BLE001 - raised by finish(), once the others are settled

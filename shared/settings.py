@@ -701,6 +701,25 @@ def _schedule(raw: str, problems: list[str]) -> RetrySchedule:
         return DEFAULT_SCHEDULE
 
 
+def _lease_problems(numbers: Mapping[str, Any]) -> list[str]:
+    """A claim lease must hold one upload request twice over. The worker starts an entry only
+    with half its lease left, and renews the lease while the entry's requests go on (several
+    chunks, 413 splits); should a renewal fail (Table Storage slow), the request already running
+    must still end inside the lease, or another instance delivers the entry too (issue 19)."""
+    read = float(numbers["worker_read_timeout"])
+    connect = Settings.connect_timeout
+    needed = 2 * (read + connect)
+    lease = numbers["claim_lease"].total_seconds()
+    if lease >= needed:
+        return []
+    return [
+        f"RETRY_CLAIM_LEASE_SECONDS={lease:g} is too short for WORKER_READ_TIMEOUT_SECONDS={read:g}: "
+        f"an upload starts with half the lease left and one request can take {read:g} s plus "
+        f"{connect:g} s to connect, so set the lease to at least {needed:g} "
+        f"(2 x (read timeout + {connect:g})) or lower the read timeout."
+    ]
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build Settings from app settings, raising SettingsError with every problem found.
 
@@ -728,6 +747,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     )
     schedule = _schedule(env.get("RETRY_SCHEDULE", ""), problems)
     numbers = _numbers(env, NUMBERS, problems)
+    problems.extend(_lease_problems(numbers))
     # Everything that can add a problem is read before the check, so all problems are reported at once.
     values: dict[str, Any] = dict(
         ingestion_audience=_audience(env.get("LOGS_INGESTION_AUDIENCE", ""), problems),

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,9 +37,15 @@ from shared.wallarm.parse import parse_body
 
 log = logging.getLogger(__name__)
 
-# The dedup claim runs beside parse and map; on a failure path the dedup "done" mark runs beside
-# the counter write.
-_BESIDE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-beside")
+# Beside the request's own thread: the dedup claim (while it parses and maps), the counts stored
+# ahead (while it uploads), the dedup "done" mark when an outcome differs from the plan (beside
+# the write of the difference). Up to one thread per request in flight (bursts of 32 locally).
+_BESIDE = ThreadPoolExecutor(max_workers=32, thread_name_prefix="webhook-beside")
+# A "processing" dedup key older than this belongs to a dead request (Wallarm waits 15 s, the
+# delivery budget is shorter): Wallarm's resend then takes it over.
+PROCESSING_TIMEOUT = timedelta(seconds=60)
+# The dedup "done" marks written after answers (see `_finish_after_answer`).
+_AFTER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-after")
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,7 @@ class WebhookHandler:
         self.clock = clock
         self.monotonic = monotonic
         self._lock = threading.Lock()
-        self._books_pending: dict[str, Future[None]] = {}  # body key -> bookkeeping after the answer
+        self._finishing: set[str] = set()  # answered; their dedup "done" mark not yet stored
 
     def handle(self, request: WebhookRequest) -> WebhookResponse:
         with self.telemetry.span("wallarm.webhook", {"http.request.body.size": len(request.body)}) as span:
@@ -165,11 +172,21 @@ class WebhookHandler:
 
         deadline = started + self.config.budget.total_seconds()
         tally = Tally("webhook", at=self.clock())
+        # Nothing this webhook must store may wait until after its answer: an instance is
+        # recycled or scaled in without notice, and the 60 %/12 h rule would then miss successes
+        # (issue 19). So its counts and requests are stored as planned while the rows go out,
+        # and only a different outcome (a failure, rows queued) is written after the delivery.
+        planned = counts_of(rows, SubmitResult(delivered=len(rows)), filtered, len(rejected))
+        tally.count_ahead(planned, len(packed))
+        counting = _BESIDE.submit(contextvars.copy_context().run, self.books.write_ahead, tally)
         try:
             result = self.relay.submit(rows, tally=tally, deadline=deadline, packed=packed)
         except StoreUnavailable as err:
             # Neither delivered nor durable: Wallarm must resend, so the dedup key must not stay.
             self._dedup_abandon(key)
+            counting.result()
+            tally.add({"received": 1})  # the plan undone; the requests made are counted
+            self.books.write(tally)
             log.error("Webhook not acked: delivery failed and the retry queue is unavailable (%s)", err)
             return error(
                 503,
@@ -178,13 +195,17 @@ class WebhookHandler:
                 "queue is unavailable; Wallarm will resend",
                 retry_after_seconds=30,
             )
-        # The attempts and this webhook's counters go to Table Storage in one write.
         tally.add(self._account(rows, result, filtered, len(rejected)))
         status = 200 if result.queued == result.parked == result.quarantined == 0 else 202
-        if status == 200 and not tally.failed:
-            self._book_after_answer(key, tally)
+        self._await_counts(counting, deadline)
+        if tally.settled_ahead:
+            # Went as planned: the dedup "done" mark follows the answer. Lost with the instance,
+            # the key expires as "processing" after PROCESSING_TIMEOUT (a resend then goes through).
+            self.books.write(tally)  # telemetry only
+            self._finish_after_answer(key)
         else:
-            # A failure may trip the auto-disable rule: decided before the answer.
+            # The difference is stored before the answer; a failure may trip the auto-disable
+            # rule, decided here too.
             finishing = _BESIDE.submit(contextvars.copy_context().run, self._dedup_finish, key)
             self.books.write(tally)
             finishing.result()
@@ -230,37 +251,48 @@ class WebhookHandler:
             )
         return None
 
-    # -- bookkeeping after a healthy answer ---------------------------------------------------
-    def _book_after_answer(self, key: str, tally: Tally) -> None:
-        """The rows are in Azure: the dedup mark and the counts need not hold up the answer.
+    def _await_counts(self, counting: Future[None], deadline: float) -> None:
+        """The counts stored ahead, waited for until the delivery budget ends: a Table Storage
+        that hangs must not push the answer past Wallarm's 15 s (the write goes on beside)."""
+        try:
+            counting.result(timeout=max(deadline - self.monotonic(), 0.1))
+        except FutureTimeout:
+            log.warning("Webhook answered before its counts were stored (Table Storage slow)")
 
-        Wallarm resends only what it got no 2xx for, so a resend never races this write; the
-        same body arriving meanwhile is answered "duplicate" from `_books_pending`."""
+    def _finish_after_answer(self, key: str) -> None:
+        """The dedup "done" mark of a delivered webhook, after its answer; the same body
+        arriving meanwhile is answered "duplicate" from memory."""
         with self._lock:
-            booking = self.books.write_after(tally, lambda: self._dedup_finish(key))
-            if booking is not None:
-                self._books_pending[key] = booking
-        if booking is None:
-            self._dedup_finish(key)
-            self.books.write(tally)
-        else:
-            booking.add_done_callback(lambda _: self._booked(key))
+            self._finishing.add(key)
 
-    def _booked(self, key: str) -> None:
-        with self._lock:
-            self._books_pending.pop(key, None)
+        def finish() -> None:
+            try:
+                self._dedup_finish(key)
+            finally:
+                with self._lock:
+                    self._finishing.discard(key)
+
+        _AFTER.submit(contextvars.copy_context().run, finish)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait for the bookkeeping of answered webhooks (tests, benchmarks, shutdown hooks)."""
-        return self.books.flush(timeout)
+        """Wait until the dedup marks of answered webhooks are stored (tests, benchmarks); the
+        counts are stored before each answer."""
+        deadline = None if timeout is None else self.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self._finishing:
+                    return True
+            if deadline is not None and self.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
 
     # -- dedup is an optimisation, never a reason to lose events -------------------------------
     def _dedup_begin(self, key: str) -> str:
         with self._lock:
-            if key in self._books_pending:
-                return "duplicate"  # accepted a moment ago; its "done" mark is being written
+            if key in self._finishing:
+                return "duplicate"  # answered a moment ago; its "done" mark is on its way
         try:
-            return self.dedup.begin(key, ttl=self.config.dedup_window, stale_after=timedelta(seconds=60))
+            return self.dedup.begin(key, ttl=self.config.dedup_window, stale_after=PROCESSING_TIMEOUT)
         except StoreUnavailable as err:
             log.warning("Dedup check skipped, Table Storage unavailable: %s", err)
             return "new"
@@ -283,18 +315,7 @@ class WebhookHandler:
     ) -> Counter[str]:
         """Telemetry now; the hourly counters are returned for the caller's single write."""
         by_type = types_of(rows)
-        counts: Counter[str] = Counter(
-            received=1,
-            events=len(rows) + sum(filtered.values()) + rejected,
-            delivered=result.delivered,
-            queued=result.queued,
-            parked=result.parked,
-            quarantined=result.quarantined,
-            filtered=sum(filtered.values()),
-            rejected=rejected,
-        )
-        for event_type, n in by_type.items():
-            counts[f"type_{event_type}"] += n
+        counts = counts_of(rows, result, filtered, rejected)
         tel = self.telemetry
         tel.count_events("received", by_type)
         tel.count_events("filtered", filtered)
@@ -313,6 +334,25 @@ class WebhookHandler:
         tally = Tally("webhook")
         tally.add(counts)
         self.books.write(tally)
+
+
+def counts_of(
+    rows: Sequence[Row], result: SubmitResult, filtered: Counter[str], rejected: int
+) -> Counter[str]:
+    """A webhook's hourly counters, given what became of its rows."""
+    counts: Counter[str] = Counter(
+        received=1,
+        events=len(rows) + sum(filtered.values()) + rejected,
+        delivered=result.delivered,
+        queued=result.queued,
+        parked=result.parked,
+        quarantined=result.quarantined,
+        filtered=sum(filtered.values()),
+        rejected=rejected,
+    )
+    for event_type, n in types_of(rows).items():
+        counts[f"type_{event_type}"] += n
+    return +counts
 
 
 def to_rows(

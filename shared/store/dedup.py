@@ -3,7 +3,8 @@
 A key (a hex digest chosen by the caller) is inserted as ``processing`` before the work and
 marked ``done`` after it; a failed request ``abandon``s its key so Wallarm's resend is processed.
 A ``processing`` key older than ``stale_after`` (its worker died) and a ``done`` key past its TTL
-are taken over with the ETag, so two racing requests cannot both win.
+are taken over with the ETag, so two racing requests cannot both win; a ``processing`` key
+expires (``expires_at``) at ``stale_after``, so ``purge`` removes one left by a killed process.
 Layout: PartitionKey = first two hex characters of the key, RowKey = the key.
 """
 
@@ -49,7 +50,9 @@ class DedupKeys:
             "RowKey": key,
             "status": "processing",
             "started_at": now,
-            "expires_at": now + ttl,
+            # A claim left by a dead process expires with its timeout, not the TTL: the purge
+            # then removes it, and nothing reads it as in progress after ``stale_after``.
+            "expires_at": now + stale_after,
             "ttl_s": int(ttl.total_seconds()),
         }
         for _ in range(4):

@@ -125,15 +125,17 @@ class AttemptLedger:
         counts: Mapping[str, int] | None = None,
         *,
         at: datetime | None = None,
+        ahead: int = 0,
     ) -> None:
         """Count ``outcomes`` in their bucket together with the caller's other ``counts`` (one
         ETag-guarded increment: no lost increments under concurrency) and keep each failure.
-        ``at``: when they happened (default now), for a write made a moment later."""
+        ``at``: when they happened (default now), for a write made a moment later. ``ahead``:
+        successful attempts among them already counted by ``count_ahead``."""
         now = at or self._clock()
         totals = dict(counts or {})
-        if outcomes:
+        if outcomes or ahead:
             attempts, failures = _bucket_fields(bucket_start(now, self._bucket).minute)
-            totals[attempts] = totals.get(attempts, 0) + len(outcomes)
+            totals[attempts] = totals.get(attempts, 0) + len(outcomes) - ahead
             totals[failures] = totals.get(failures, 0) + sum(1 for o in outcomes if not o.ok)
         ms = (now - EPOCH) // _MS
         for outcome in outcomes:
@@ -153,6 +155,17 @@ class AttemptLedger:
             if outcome.status is not None:
                 entity["status"] = outcome.status
             self._table.create_entity(entity)
+        self._counters.add(totals, at=now)
+
+    @guarded("ledger.count_ahead")
+    def count_ahead(self, attempts: int, counts: Mapping[str, int], *, at: datetime | None = None) -> None:
+        """Count ``attempts`` successful requests and ``counts`` before they happen (the webhook
+        does so while it delivers, so its answer waits for no write of its own); the outcome is
+        then stored as a difference (``record_all(..., ahead=attempts)``)."""
+        now = at or self._clock()
+        totals = dict(counts)
+        if attempts:
+            totals[_bucket_fields(bucket_start(now, self._bucket).minute)[0]] = attempts
         self._counters.add(totals, at=now)
 
     @guarded("ledger.failure_window")

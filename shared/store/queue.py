@@ -12,12 +12,14 @@ back is ``shared.store.queue_move``; the ETag-guarded writes are in ``shared.sto
 
 Claims are leases: ``claim_due`` moves an entry to ``due = now + lease`` in an ETag-guarded
 transaction (delete old, create new; up to 50 entries in one, all or none). A worker that crashes
-leaves the entry to come due again; two claimers cannot both win. Delivery is therefore
+leaves the entry to come due again; two claimers cannot both win; ``renew`` extends the lease of
+an entry whose upload outlives half of it (the same guarded move). Delivery is therefore
 at-least-once. ``complete_all`` removes delivered entries together the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import random
@@ -376,6 +378,27 @@ class RetryQueue:
             if self._replace_entry(entry, new_entity) is not None:
                 released += 1
         return released
+
+    @guarded("queue.renew")
+    def renew(self, entry: QueueEntry, lease: timedelta) -> QueueEntry | None:
+        """Extend the lease of an entry being delivered to ``now + lease`` (its RowKey moves with
+        its due time, so the claim query keeps skipping it). ETag-guarded: None when the entry
+        changed meanwhile (the lease had run out and another worker claimed it, or it is gone):
+        the caller has lost it. Rewrites the whole entity, payload included: a few per upload
+        that outlives half its lease."""
+        lease_until = self._clock() + lease
+        if lease_until <= entry.due_at:
+            return entry
+        row_key = pending_row_key(lease_until, entry.id)
+        new_entity = entity_with(
+            entry, rows=entry.rows, payload=entry.payload, row_key=row_key, due_at=lease_until
+        )
+        new_entity[LEASED] = True
+        etag = self._replace_entry(entry, new_entity)
+        if etag is None:
+            log_lost_race("queue.renew", entry.id)
+            return None
+        return dataclasses.replace(entry, row_key=row_key, etag=etag, due_at=lease_until)
 
     @guarded("queue.complete")
     def complete(self, entry: QueueEntry) -> bool:
