@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 import azure.functions as func
 
-from shared.admin import InvalidInput, parse_ids, parse_reason
-from shared.http import json_response, to_http_response, to_webhook_request
-from shared.integration_check import settings_error_body, storage_unavailable_body
-from shared.services import Services, build_services
+from shared.health.probe import settings_error_body, storage_unavailable_body
+from shared.ops.admin import InvalidInput, parse_ids, parse_reason
+from shared.ops.http import json_response, to_http_response, to_webhook_request
+from shared.ops.services import Services, build_services
 from shared.settings import SettingsError, load_settings
 from shared.store.tables import StoreUnavailable
 
@@ -26,7 +26,7 @@ log = logging.getLogger("shared.function_app")
 
 @functools.cache
 def services() -> Services:
-    from shared.telemetry_export import configure_telemetry_export
+    from shared.ops.telemetry_export import configure_telemetry_export
 
     # Settings first: the exporter would trip over an unresolved Key Vault reference with a ValueError.
     load_settings(os.environ)
@@ -110,7 +110,7 @@ def _admin_action(svc: Services, req: func.HttpRequest) -> func.HttpResponse:
 
 @app.timer_trigger(schedule="%RETRY_WORKER_SCHEDULE%", arg_name="timer", run_on_startup=False)
 def retry_worker(timer: func.TimerRequest) -> None:
-    """Every minute: deliver what is due, for most of the minute (see shared/retry_worker.py)."""
+    """Every minute: deliver what is due, for most of the minute (see shared/delivery/retry_worker.py)."""
     svc = services()
     run = svc.worker.run(svc.settings.worker_run_for)
     if run.attempted or run.recovered:  # an idle run says nothing: no log line per empty minute
@@ -127,7 +127,7 @@ def hourly_count(timer: func.TimerRequest) -> None:
 
 @app.timer_trigger(schedule="%COMPLETENESS_SCHEDULE%", arg_name="timer", run_on_startup=False)
 def completeness(timer: func.TimerRequest) -> None:
-    """Hourly: the watchdog, then reconciliation of closed windows (see shared/completeness.py)."""
+    """Hourly: the watchdog, then reconciliation of closed windows (see shared/completeness/timer.py)."""
     svc = services()
     if svc.completeness is not None:
         svc.completeness.run_timer()

@@ -20,10 +20,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from shared.mapping import map_event
+from shared.intake.mapping import map_event
+from shared.intake.parse import parse_body
+from shared.intake.selection import Selection, select
 from shared.schema import Row
-from shared.selection import Selection, select
-from shared.wallarm.parse import parse_body
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "wallarm"
 

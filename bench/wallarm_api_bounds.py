@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.wallarm_api_bounds [--old <git rev>]
 
 Each case runs the Wallarm stand-in (with one fault, forever) in its own process and the client in
-another, so the peak RSS measured is the client's alone. `--old` loads `shared/wallarm/api.py`
+another, so the peak RSS measured is the client's alone. `--old` loads `shared/completeness/wallarm_api.py`
 from a git revision (default 404db16, before the fix) to measure the same cases on it; the old
 client's endless cases are stopped after `--budget` seconds. Not part of the test suite.
 """
@@ -37,8 +37,10 @@ CLIENT = textwrap.dedent(
     import json, resource, sys, time, types, subprocess
     url, which, rev, request_seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
     if which == "old":
-        source = subprocess.run(["git", "show", rev + ":shared/wallarm/api.py"], capture_output=True,
-                                text=True, check=True).stdout
+        old_path = ":shared/wallarm/api.py"  # where the client lived at the old revision
+        source = subprocess.run(
+            ["git", "show", rev + old_path], capture_output=True, text=True, check=True
+        ).stdout
         module = types.ModuleType("old_api")
         sys.modules["old_api"] = module  # dataclasses look the module up
         exec(compile(source, "old_api.py", "exec"), module.__dict__)
@@ -47,7 +49,7 @@ CLIENT = textwrap.dedent(
     else:
         from dataclasses import replace
         from shared.settings import WallarmApiLimits
-        from shared.wallarm.api import WallarmApi, WallarmApiError as Error
+        from shared.completeness.wallarm_api import WallarmApi, WallarmApiError as Error
         api = WallarmApi(url, __TOKEN__, max_retries=0,
                          limits=replace(WallarmApiLimits(), request_seconds=request_seconds))
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -223,7 +223,7 @@ def _main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("RELAY_TABLE_PREFIX", "wallarmrelay")
 
         from function_app import app, services
-        from shared.integration_check import storage_advice
+        from shared.health.probe import storage_advice
         from shared.store.tables import StoreUnavailable
 
         function_key = os.environ.get("RELAY_LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(16)

@@ -1,4 +1,4 @@
-"""Time: the injected clock's type, the epoch, and the relay's two ISO 8601 spellings."""
+"""Time: the injected clock's type, the epoch, the UTC hour, and the relay's two ISO 8601 spellings."""
 
 from __future__ import annotations
 
@@ -27,3 +27,9 @@ def iso_utc(when: datetime) -> str:
 def iso_ms(when: datetime) -> str:
     """A time in the relay's JSON answers and logs: always milliseconds, ``Z`` for UTC."""
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def hour_floor(when: datetime) -> datetime:
+    """The start of `when`'s hour in UTC: windows, counters and hourly rows are UTC hours, so a
+    time given with another offset lands in the same hour as its UTC equivalent."""
+    return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)

@@ -1,7 +1,7 @@
 """Metrics and spans through the OpenTelemetry API.
 
 The API is a no-op until a provider is configured: in Azure, `configure_telemetry_export()` (in
-shared/telemetry_export.py, called by function_app.py) exports to Application Insights; tests install
+shared/ops/telemetry_export.py, called by function_app.py) exports to Application Insights; tests install
 an in-memory reader. Attribute
 values are low-cardinality facts (event type, status, outcome), never payload content.
 """

@@ -23,9 +23,9 @@ from typing import Any
 from sentinel_schema import RULES_DIR, duration, load_yaml
 from wallarm_fixtures import fixture_body
 
-from shared.mapping import map_event
-from shared.relay_rows import hourly_stats_row
-from shared.wallarm.parse import parse_body
+from shared.health.relay_rows import hourly_stats_row
+from shared.intake.mapping import map_event
+from shared.intake.parse import parse_body
 
 KqlRow = dict[str, Any]
 Model = Callable[[Sequence[KqlRow], datetime, str], list[KqlRow]]

@@ -34,9 +34,9 @@ from wallarm_fixtures import ALL_FIXTURES, fixture_body  # noqa: E402
 from local.standins import tls  # noqa: E402
 from local.standins.identity import ManagedIdentityStandIn, TokenIssuer  # noqa: E402
 from local.standins.logs_ingestion import LogsIngestionStandIn  # noqa: E402
-from shared.mapping import map_event  # noqa: E402
+from shared.intake.mapping import map_event  # noqa: E402
+from shared.intake.parse import parse_body  # noqa: E402
 from shared.schema import STREAM  # noqa: E402
-from shared.wallarm.parse import parse_body  # noqa: E402
 
 OUT = ROOT / "sentinel" / "Workbooks" / "Images" / "Preview"
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ from local.standins.identity import TokenIssuer
 from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from local.standins.wallarm_api import WallarmApiStandIn
-from shared.services import Services, build_services
+from shared.ops.services import Services, build_services
 from shared.telemetry import Telemetry
 
 

@@ -18,9 +18,9 @@ import pytest
 from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from local.standins.wallarm_api import Hit, WallarmApiStandIn, WebhookIntegration
-from shared.services import Services
-from shared.wallarm.api_hits import BACKFILL_KEY
-from shared.webhook import WebhookRequest
+from shared.completeness.api_hits import BACKFILL_KEY
+from shared.intake.webhook import WebhookRequest
+from shared.ops.services import Services
 
 from .conftest import FakeClock, MakeServices
 
@@ -283,7 +283,7 @@ def test_relayctl_reconcile_posts_the_range_with_the_key_in_a_header() -> None:
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from shared import cli
+    from shared.ops import cli
 
     seen: list[tuple[str, str | None]] = []
 

@@ -15,9 +15,9 @@ from azure.data.tables import TableServiceClient
 from wallarm_fixtures import load_fixture
 
 from local.standins.logs_ingestion import LogsIngestionStandIn
-from shared.policy import DEFAULT_SCHEDULE
+from shared.delivery.policy import DEFAULT_SCHEDULE
+from shared.intake.webhook import WebhookRequest, WebhookResponse
 from shared.store.dedup import DedupKeys
-from shared.webhook import WebhookRequest, WebhookResponse
 
 from .conftest import FakeClock, MakeServices
 
@@ -32,7 +32,7 @@ def hit_body(n: int) -> bytes:
 
 
 def post(svc_webhook: object, body: bytes) -> WebhookResponse:
-    from shared.webhook import WebhookHandler
+    from shared.intake.webhook import WebhookHandler
 
     assert isinstance(svc_webhook, WebhookHandler)
     return svc_webhook.handle(WebhookRequest(body=body, headers=JSON_HEADERS, source_ip="127.0.0.1"))
@@ -411,7 +411,7 @@ def test_storage_down_acks_only_what_azure_accepted(
     import time as _time
 
     from local.standins.azurite import Azurite
-    from shared.services import build_services
+    from shared.ops.services import build_services
 
     own = Azurite()
     own.start()
@@ -463,7 +463,7 @@ def test_worker_process_killed_mid_delivery_loses_nothing(
     import time as _time
     from pathlib import Path
 
-    from shared.services import build_services
+    from shared.ops.services import build_services
 
     env = {
         **relay_env,
@@ -479,7 +479,7 @@ def test_worker_process_killed_mid_delivery_loses_nothing(
         [
             sys.executable,
             "-c",
-            "from datetime import timedelta; from shared.services import build_services; "
+            "from datetime import timedelta; from shared.ops.services import build_services; "
             "build_services().worker.run(timedelta(seconds=60))",
         ],
         cwd=Path(__file__).resolve().parents[2],

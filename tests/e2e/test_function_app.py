@@ -214,7 +214,7 @@ def test_client_secret_app_registration_works(
 ) -> None:
     """The Wallarm guide's setup: an app registration with a client secret instead of an identity."""
     from local.standins.identity import EntraIdStandIn
-    from shared.services import build_services
+    from shared.ops.services import build_services
 
     client_id, secret = "44444444-4444-4444-8444-444444444444", "app-registration-secret"
     with EntraIdStandIn(token_issuer, {client_id: secret}) as entra:

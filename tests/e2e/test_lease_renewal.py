@@ -10,7 +10,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from local.standins.logs_ingestion import LogsIngestionStandIn
-from shared.ingestion import pack
+from shared.delivery.ingestion import pack
 from shared.schema import Row
 
 from .conftest import MakeServices
@@ -56,7 +56,7 @@ def test_two_workers_never_deliver_one_entry_whose_chunked_upload_outlives_the_l
     runs = {}
 
     def work(name: str, svc: object) -> None:
-        from shared.services import Services
+        from shared.ops.services import Services
 
         assert isinstance(svc, Services)
         runs[name] = svc.worker.run(timedelta(seconds=chunks * API_SECONDS + LEASE_SECONDS))

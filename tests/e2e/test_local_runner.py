@@ -22,7 +22,7 @@ import pytest
 from wallarm_fixtures import ALL_FIXTURES
 
 from local.send import send
-from shared.cli import main as relayctl
+from shared.ops.cli import main as relayctl
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -31,7 +31,7 @@ INDEX = "hits_production_4242_202611_v_1"
 CHILD = textwrap.dedent(
     """
     import json, sys, time
-    from shared.services import build_services
+    from shared.ops.services import build_services
 
     svc = build_services(json.loads(sys.argv[1]))
     reconciler = svc.completeness.reconciler

@@ -19,11 +19,11 @@ import pytest
 from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from local.standins.wallarm_api import Hit, WallarmApiStandIn, WebhookIntegration
-from shared.completeness import Completeness
-from shared.reconcile import Reconciler
-from shared.services import Services
-from shared.store.completeness import WindowRecord
-from shared.webhook import WebhookRequest
+from shared.completeness.reconcile import Reconciler
+from shared.completeness.timer import Completeness
+from shared.intake.webhook import WebhookRequest
+from shared.ops.services import Services
+from shared.store.windows import WindowRecord
 
 from .conftest import Call, FakeClock, MakeServices, body_json
 

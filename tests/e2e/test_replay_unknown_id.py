@@ -8,8 +8,8 @@ import pytest
 from wallarm_fixtures import load_fixture
 
 from local.standins.logs_ingestion import LogsIngestionStandIn
-from shared.admin import InvalidInput
-from shared.webhook import WebhookRequest
+from shared.intake.webhook import WebhookRequest
+from shared.ops.admin import InvalidInput
 
 from .conftest import FakeClock, MakeServices
 

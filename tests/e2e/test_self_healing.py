@@ -102,13 +102,13 @@ def test_auto_disabled_worker_probes_on_schedule_without_spinning(
 def test_storage_outage_backs_off_and_logs_once(
     relay_env: dict[str, str], clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from shared.services import build_services
+    from shared.ops.services import build_services
 
     with Azurite() as own:
         env = {**relay_env, "RELAY_STORAGE_CONNECTION_STRING": own.connection_string}
         svc = build_services(env, clock=clock, sleep=clock.sleep)
     # Azurite is gone now: every Table call fails fast.
-    with caplog.at_level(logging.WARNING, logger="shared.retry_worker"):
+    with caplog.at_level(logging.WARNING, logger="shared.delivery.retry_worker"):
         run = svc.worker.run(timedelta(seconds=120))
     assert run.storage_errors >= 3
     assert clock.slept[:5] == [1.0, 2.0, 4.0, 8.0, 16.0]  # backoff, no busy loop

@@ -19,8 +19,8 @@ from wallarm_fixtures import load_fixture
 from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from local.standins.wallarm_api import Hit, WallarmApiStandIn
+from shared.intake.webhook import WebhookRequest
 from shared.telemetry import Telemetry
-from shared.webhook import WebhookRequest
 
 from .conftest import FakeClock, MakeServices
 

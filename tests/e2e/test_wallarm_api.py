@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from local.standins.wallarm_api import Hit, WallarmApiStandIn
-from shared.wallarm.api import WallarmApi, WallarmApiError
+from shared.completeness.wallarm_api import WallarmApi, WallarmApiError
 
 from .conftest import ADMIN_TOKEN, READER_TOKEN, FakeClock
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from local.standins.wallarm_api import Fault, Hit, WallarmApiStandIn
+from shared.completeness.wallarm_api import WallarmApi, WallarmApiError
 from shared.settings import WallarmApiLimits
-from shared.wallarm.api import WallarmApi, WallarmApiError
 
 from .conftest import ADMIN_TOKEN, READER_TOKEN
 

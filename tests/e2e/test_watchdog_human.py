@@ -15,8 +15,8 @@ import pytest
 
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from local.standins.wallarm_api import Fault, Hit, WallarmApiStandIn, WebhookIntegration
-from shared.services import Services
-from shared.webhook import WebhookRequest
+from shared.intake.webhook import WebhookRequest
+from shared.ops.services import Services
 
 from .conftest import ADMIN_TOKEN, FakeClock, MakeServices
 
@@ -170,7 +170,7 @@ def test_an_automatic_disable_is_undone_once_and_a_person_undoing_that_is_held(
     svc = start(WATCHDOG_REENABLE="true")
     assert hourly(svc, clock)["reenabled"] == "reenabled" and puts(wallarm) == 2
 
-    messages = [r.getMessage() for r in caplog.records if r.name == "shared.watchdog"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "shared.completeness.watchdog"]
     assert any("held" in m for m in messages) and any("lifted" in m for m in messages)
     for secret in (SECRET, WRONG, ADMIN_TOKEN, "function-key", "relay.example.net"):
         assert not any(secret in m for m in messages)

@@ -8,10 +8,10 @@ import threading
 import pytest
 from store_fixtures import FakeClock
 
-from shared.books import Books
-from shared.ingestion import Attempt, DeliveryReport
+from shared.delivery.ingestion import Attempt, DeliveryReport
+from shared.health.ledger_writer import Books
+from shared.health.request_tally import Tally
 from shared.store import AttemptLedger, HourlyCounters, StoreTables
-from shared.tally import Tally
 from shared.telemetry import Telemetry
 
 OK = Attempt(ok=True, rows=3, status=204, request_id="r1")

@@ -11,11 +11,11 @@ import pytest
 from azure.data.tables import TableServiceClient
 from store_fixtures import FakeClock, drop_tables, open_tables
 
-from shared.books import Books
-from shared.ingestion import Attempt, DeliveryReport
+from shared.delivery.ingestion import Attempt, DeliveryReport
+from shared.health.ledger_writer import Books
+from shared.health.request_tally import Tally
 from shared.store import AttemptLedger, HourlyCounters, StoreTables
 from shared.store.ledger import AttemptRecord
-from shared.tally import Tally
 from shared.telemetry import Telemetry
 
 OK = Attempt(ok=True, rows=3, status=204, request_id="r1")

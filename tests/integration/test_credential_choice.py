@@ -19,8 +19,14 @@ from azure.identity import (
 
 from local.standins.identity import TokenIssuer
 from local.standins.logs_ingestion import LogsIngestionStandIn
-from shared.identity import CLIENT_SECRET, DEVELOPER, MANAGED_IDENTITY, build_credential, credential_kind
-from shared.ingestion import Deliverer, build_ingestion_client
+from shared.delivery.identity import (
+    CLIENT_SECRET,
+    DEVELOPER,
+    MANAGED_IDENTITY,
+    build_credential,
+    credential_kind,
+)
+from shared.delivery.ingestion import Deliverer, build_ingestion_client
 
 CLIENT = "0f8fad5b-d9cb-469f-a165-70867728950e"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -93,7 +99,7 @@ def test_a_local_run_sends_with_the_developers_az_login(
 def test_without_a_login_the_probe_says_how_to_log_in(
     tmp_path: Path, ingestion: LogsIngestionStandIn, tls_ca: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.integration_check import advice_for
+    from shared.health.probe import advice_for
 
     monkeypatch.setenv("PATH", str(tmp_path))  # neither az nor azd
     client = build_ingestion_client(

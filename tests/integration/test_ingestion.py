@@ -20,7 +20,7 @@ from azure.monitor.ingestion._helpers import _split_chunks
 
 from local.standins.identity import ManagedIdentityStandIn
 from local.standins.logs_ingestion import MAX_BODY_BYTES, LogsIngestionStandIn
-from shared.ingestion import (
+from shared.delivery.ingestion import (
     MAX_CHUNK_BYTES,
     Deliverer,
     _retry_after,

@@ -11,7 +11,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 from store_fixtures import FakeClock, drop_tables, open_tables
 
-from shared.lease_keeper import LeaseKeeper
+from shared.delivery.lease_keeper import LeaseKeeper
 from shared.schema import Row
 from shared.store import QueueEntry, RetryQueue, StoreTables, StoreUnavailable
 

@@ -1,5 +1,5 @@
 """Content works on rows from Wallarm's native integration: the same notifications, written the
-native way (tests/wallarm_native.py) or by the relay (shared.mapping), give the same alerts from
+native way (tests/wallarm_native.py) or by the relay (shared.intake.mapping), give the same alerts from
 every analytic rule, the same hunting results and the same ASIM rows, through WallarmEvents.
 """
 

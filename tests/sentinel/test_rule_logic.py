@@ -14,8 +14,8 @@ from sentinel_rules import MODELS, MODELS_BY_FILE, NOW, KqlRow, firing_rows, fix
 from sentinel_schema import duration, rule_files
 from wallarm_fixtures import ALL_FIXTURES
 
-from shared.mapping import SYSTEM_SEVERITY
-from shared.relay_rows import disable_integration_row, hourly_stats_row, integration_broken_row
+from shared.health.relay_rows import disable_integration_row, hourly_stats_row, integration_broken_row
+from shared.intake.mapping import SYSTEM_SEVERITY
 
 MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)

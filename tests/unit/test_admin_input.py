@@ -1,10 +1,10 @@
-"""shared.admin's input rules: what an operator (or anyone holding a URL) may send the admin routes."""
+"""shared.ops.admin's input rules: what an operator (or anyone holding a URL) may send the admin routes."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.admin import (
+from shared.ops.admin import (
     KEY_CALLER,
     MAX_REASON_CHARS,
     InvalidInput,

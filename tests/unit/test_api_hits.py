@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from shared.mapping import map_event
-from shared.wallarm.api_hits import BACKFILL_KEY, dedup_key, hit_key, notification_from_api_hit
-from shared.wallarm.events import WallarmEvent
-from shared.wallarm.parse import to_event
+from shared.completeness.api_hits import BACKFILL_KEY, dedup_key, hit_key, notification_from_api_hit
+from shared.intake.events import WallarmEvent
+from shared.intake.mapping import map_event
+from shared.intake.parse import to_event
 
 API_HIT = {
     "id": ["hits_production_1111_202311_v_1", "Vr0ix9J6f5Wgk3dS"],

@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 
 from local.standins.log_query import QueryError, run_query
-from shared.table_hits import HIT_IDS_QUERY
-from shared.wallarm.api import Integration
-from shared.watchdog import integration_problems
+from shared.completeness.wallarm_api import Integration
+from shared.completeness.watchdog import integration_problems
+from shared.completeness.workspace_hits import HIT_IDS_QUERY
 
 OURS = "https://relay.azurewebsites.net/api/wallarm"
 HOOK = Integration(

@@ -12,7 +12,7 @@ import requests
 from azure.core.exceptions import HttpResponseError
 from requests.utils import select_proxy
 
-from shared.env_transport import read_once
+from shared.delivery.env_transport import read_once
 from shared.store.tables import DEVELOPMENT_STORAGE, table_service_from
 
 _VARS = (

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.raw_data import FIELD_LIMIT_BYTES, ORIGINAL_BYTES_KEY, TRUNCATED_KEY, raw_data
+from shared.intake.events import ParseError
+from shared.intake.parse import UNRECOGNIZED, parse_body
+from shared.intake.raw_data import FIELD_LIMIT_BYTES, ORIGINAL_BYTES_KEY, TRUNCATED_KEY, raw_data
+from shared.intake.selection import Selection
+from shared.intake.webhook import to_rows
 from shared.schema import COLUMNS
-from shared.selection import Selection
-from shared.wallarm.events import ParseError
-from shared.wallarm.parse import UNRECOGNIZED, parse_body
-from shared.webhook import to_rows
 
 RECEIVED = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 HIT: dict[str, Any] = {

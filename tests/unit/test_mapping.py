@@ -11,8 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from wallarm_fixtures import ALL_FIXTURES, Fixture, fixture_body, load_fixture, oversized_hit_body
 
-from shared.mapping import EVENT_FAMILIES, family_of, map_event
-from shared.raw_data import (
+from shared.intake.events import WallarmEvent
+from shared.intake.mapping import EVENT_FAMILIES, family_of, map_event
+from shared.intake.parse import parse_body
+from shared.intake.raw_data import (
     FIELD_LIMIT_BYTES,
     ORIGINAL_BYTES_KEY,
     TRUNCATED_KEY,
@@ -22,8 +24,6 @@ from shared.raw_data import (
     raw_data,
 )
 from shared.schema import COLUMNS, SEVERITIES
-from shared.wallarm.events import WallarmEvent
-from shared.wallarm.parse import parse_body
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 RECEIVED_ISO = "2026-03-01T12:00:00Z"

@@ -8,7 +8,7 @@ from azure.monitor.ingestion._helpers import _create_gzip_requests, _split_chunk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.ingestion import MAX_CHUNK_BYTES, pack
+from shared.delivery.ingestion import MAX_CHUNK_BYTES, pack
 
 # Long values are short random text repeated, so chunk boundaries come up without huge inputs.
 VALUES = st.text(max_size=30) | st.builds(

@@ -7,8 +7,8 @@ import json
 import pytest
 from wallarm_fixtures import ALL_FIXTURES, Fixture, fixture_body, load_fixture
 
-from shared.wallarm.events import ParseError
-from shared.wallarm.parse import parse_body
+from shared.intake.events import ParseError
+from shared.intake.parse import parse_body
 
 HIT = fixture_body("new_hits")[0]
 IP_BLOCKED = fixture_body("ip_blocked")[0]

@@ -1,4 +1,4 @@
-"""shared.policy: Wallarm's resend schedule, Retry-After, the auto-disable rule and poison statuses."""
+"""shared.delivery.policy: Wallarm's resend schedule, Retry-After, the auto-disable rule, poison statuses."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.policy import (
+from shared.delivery.policy import (
     DEFAULT_SCHEDULE,
     RetrySchedule,
     is_poison,

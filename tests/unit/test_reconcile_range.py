@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.reconcile_range import InvalidRange, RangeLimits, closed_range, parse_instant
+from shared.completeness.reconcile_range import InvalidRange, RangeLimits, closed_range, parse_instant
 
 NOW = datetime(2026, 11, 25, 16, 10, tzinfo=UTC)
 LIMITS = RangeLimits(max_range=timedelta(hours=168), max_age=timedelta(days=90), delay=timedelta(minutes=30))

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from shared import cli
+from shared.ops import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_pyproject_installs_relayctl_from_the_cli_module() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert project["project"]["scripts"]["relayctl"] == "shared.cli:main"
+    assert project["project"]["scripts"]["relayctl"] == "shared.ops.cli:main"
     assert "relayctl" not in (ROOT / "requirements.txt").read_text(encoding="utf-8")
 
 

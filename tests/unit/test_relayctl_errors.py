@@ -15,7 +15,7 @@ import azure.functions as func
 import pytest
 
 from local.host import LocalHost
-from shared import cli
+from shared.ops import cli
 
 MASTER_KEY = "master-key-0123456789"
 FUNCTION_KEY = "function-key-0123456789"

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from wallarm_fixtures import ALL_FIXTURES, Fixture, load_fixture
 
-from shared.selection import ALL_RISKS, Selection, select
-from shared.wallarm.events import WallarmEvent
-from shared.wallarm.parse import parse_body
+from shared.intake.events import WallarmEvent
+from shared.intake.parse import parse_body
+from shared.intake.selection import ALL_RISKS, Selection, select
 
 
 def events_of(name: str) -> list[WallarmEvent]:

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from shared.policy import DEFAULT_SCHEDULE, RetrySchedule
-from shared.selection import ALL_RISKS, Selection
+from shared.delivery.policy import DEFAULT_SCHEDULE, RetrySchedule
+from shared.intake.selection import ALL_RISKS, Selection
 from shared.settings import Settings, SettingsError, load_settings
 
 SECRET = "s3cr3t-value-0123456789abcdef"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.selection import Selection
+from shared.intake.selection import Selection
 from shared.settings import (
     COMPLETENESS_FLAGS,
     COMPLETENESS_NUMBERS,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shared.ingestion import Attempt, DeliveryReport
+from shared.delivery.ingestion import Attempt, DeliveryReport
+from shared.health.request_tally import Tally
 from shared.store.ledger import AttemptRecord
-from shared.tally import Tally
 
 OK = Attempt(ok=True, rows=3, status=204, request_id="r1", elapsed=0.01)
 FAIL = Attempt(ok=False, rows=2, status=503, error="ServiceUnavailable", request_id="r2")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from shared.completeness.wallarm_api import WallarmApi, api_url_problem
 from shared.settings import SettingsError, load_settings
-from shared.wallarm.api import WallarmApi, api_url_problem
 
 MINIMAL = {
     "LOGS_INGESTION_ENDPOINT": "https://dce.westeurope-1.ingest.monitor.azure.com",

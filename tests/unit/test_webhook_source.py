@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from shared.webhook import _ip_allowed, source_ip_from
+from shared.intake.webhook import _ip_allowed, source_ip_from
 
 NETS = (ipaddress.ip_network("34.94.16.0/24"), ipaddress.ip_network("2001:db8::/32"))
 

@@ -7,7 +7,7 @@ missing ones as `new_hits` rows, through the webhook's own mapping (api_hits ->
 to_event -> select -> map_event), marked `_relay_backfill` in RawData.
 
 Never twice: each added hit claims its id pair in the webhook's dedup store first, so a second
-run, a concurrent run, or a late webhook (shared/hit_guard.py) skips it. A window is deferred
+run, a concurrent run, or a late webhook (shared/intake/late_hit_guard.py) skips it. A window is deferred
 while the relay's own queue holds pending, parked or quarantined rows: those are hits the table
 does not show yet, and adding them from the API would duplicate them once the queue drains or an
 operator replays them.
@@ -27,24 +27,24 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from shared.clock import Clock, iso_ms
-from shared.dispatch import Relay
-from shared.mapping import map_event
-from shared.reconcile_range import back
+from shared.clock import Clock, hour_floor, iso_ms
+from shared.completeness.api_hits import dedup_key, hit_key, notification_from_api_hit
+from shared.completeness.reconcile_range import back
+from shared.completeness.wallarm_api import WallarmApi, WallarmApiError
+from shared.completeness.workspace_hits import Presence, QueryFailed
+from shared.delivery.deliver_or_queue import Relay
+from shared.intake.mapping import map_event
+from shared.intake.parse import to_event
+from shared.intake.selection import Selection, select
 from shared.schema import Row
-from shared.selection import Selection, select
-from shared.store.completeness import CompletenessLog, WindowRecord
 from shared.store.dedup import DedupKeys
 from shared.store.queue import RetryQueue
 from shared.store.tables import StoreUnavailable
-from shared.table_hits import Presence, QueryFailed
+from shared.store.windows import CompletenessLog, WindowRecord
 from shared.telemetry import Telemetry
-from shared.wallarm.api import WallarmApi, WallarmApiError
-from shared.wallarm.api_hits import dedup_key, hit_key, notification_from_api_hit
-from shared.wallarm.parse import to_event
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,6 @@ takes per run, so one run stays well inside the Functions timeout."""
 
 class ReconcileDeferred(Exception):
     """Not run now (the relay's own backlog first); the next run tries again."""
-
-
-def hour_floor(ts: datetime) -> datetime:
-    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 class Reconciler:

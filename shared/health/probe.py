@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.clock import Clock
-from shared.ingestion import Attempt, Deliverer
-from shared.relay_rows import test_integration_row
+from shared.delivery.ingestion import Attempt, Deliverer
+from shared.health.relay_rows import test_integration_row
 from shared.settings import KEYVAULT_FIX, SettingsError
 from shared.store.tables import StoreUnavailable
 

@@ -8,22 +8,22 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.clock import Clock, iso_ms
-from shared.dispatch import Relay
-from shared.hit_guard import HitGuard
-from shared.reconcile import ReconcileConfig, Reconciler
-from shared.reconcile_jobs import ReconcileJobs, Runner, in_thread
-from shared.reconcile_range import InvalidRange, RangeLimits, closed_range, parse_instant
+from shared.completeness.reconcile import ReconcileConfig, Reconciler
+from shared.completeness.reconcile_jobs import ReconcileJobs, Runner, in_thread
+from shared.completeness.reconcile_range import InvalidRange, RangeLimits, closed_range, parse_instant
+from shared.completeness.wallarm_api import WallarmApi
+from shared.completeness.watchdog import Probe, Watchdog
+from shared.completeness.workspace_hits import TableHits, build_query_client
+from shared.delivery.deliver_or_queue import Relay
+from shared.intake.late_hit_guard import HitGuard
 from shared.settings import CompletenessSettings, Settings
-from shared.store.completeness import CompletenessLog
 from shared.store.counters import HourlyCounters
 from shared.store.dedup import DedupKeys
 from shared.store.queue import RetryQueue
 from shared.store.state import IntegrationStateRepo
 from shared.store.tables import StoreUnavailable
-from shared.table_hits import TableHits, build_query_client
+from shared.store.windows import CompletenessLog
 from shared.telemetry import Telemetry
-from shared.wallarm.api import WallarmApi
-from shared.watchdog import Probe, Watchdog
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

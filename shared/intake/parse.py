@@ -35,7 +35,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
-from shared.wallarm.events import ParseError, ParseResult, Rejection, WallarmEvent
+from shared.intake.events import ParseError, ParseResult, Rejection, WallarmEvent
 
 # The event type of an object that is JSON but not a Wallarm notification (documented in README).
 UNRECOGNIZED: Final[str] = "unrecognized"

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlencode, urlsplit
 
+from shared.completeness.api_hits import hit_key
 from shared.settings import WallarmApiLimits
-from shared.wallarm.api_hits import hit_key
 
 log = logging.getLogger(__name__)
 

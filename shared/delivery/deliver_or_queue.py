@@ -13,15 +13,15 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from shared.books import Books
 from shared.clock import Clock
-from shared.ingestion import ChunkFailure, Deliverer, DeliveryReport, Packed
-from shared.policy import RetrySchedule, next_due
+from shared.delivery.ingestion import ChunkFailure, Deliverer, DeliveryReport, Packed
+from shared.delivery.policy import RetrySchedule, next_due
+from shared.health.ledger_writer import Books
+from shared.health.request_tally import Tally
 from shared.schema import Row
 from shared.store.queue import QueueEntry, RetryQueue
 from shared.store.state import IntegrationStateRepo
 from shared.store.tables import StoreUnavailable
-from shared.tally import Tally
 from shared.telemetry import Telemetry
 
 log = logging.getLogger(__name__)

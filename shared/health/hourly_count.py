@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from shared.clock import Clock
-from shared.dispatch import Relay
-from shared.relay_rows import hourly_stats_row
+from shared.clock import Clock, hour_floor
+from shared.delivery.deliver_or_queue import Relay
+from shared.health.relay_rows import hourly_stats_row
 from shared.store.counters import HourlyCounters
 from shared.store.ledger import fold_attempt_buckets
 
 log = logging.getLogger(__name__)
-
-
-def hour_start(ts: datetime) -> datetime:
-    return ts.replace(minute=0, second=0, microsecond=0)
 
 
 class HourlyReporter:
@@ -27,7 +23,7 @@ class HourlyReporter:
 
     def report_previous_hour(self) -> bool:
         """Send one row for the hour before now. False when another firing already sent it."""
-        hour = hour_start(self.clock()) - timedelta(hours=1)
+        hour = hour_floor(self.clock()) - timedelta(hours=1)
         counters = self.counters
         if not counters.claim_hour(hour, self.owner, stale_after=timedelta(minutes=10)):
             log.info("Hourly counts for %s already sent", hour.isoformat())

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from shared.wallarm.api_hits import hit_key
+from shared.completeness.api_hits import hit_key
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from shared.mapping import SECURITY_ISSUE_RISKS, family_of, hit_of, security_issue_risk
-from shared.wallarm.events import WallarmEvent
+from shared.intake.events import WallarmEvent
+from shared.intake.mapping import SECURITY_ISSUE_RISKS, family_of, hit_of, security_issue_risk
 
 ALL_RISKS: Final[frozenset[str]] = frozenset(SECURITY_ISSUE_RISKS)
 

@@ -23,10 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.clock import Clock, iso_ms
-from shared.reconcile import Reconciler
-from shared.reconcile_range import ClosedRange
-from shared.store.completeness import CompletenessLog, JobRecord, WindowRecord
+from shared.completeness.reconcile import Reconciler
+from shared.completeness.reconcile_range import ClosedRange
 from shared.store.tables import StoreUnavailable
+from shared.store.windows import CompletenessLog, JobRecord, WindowRecord
 
 log = logging.getLogger(__name__)
 

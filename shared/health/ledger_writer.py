@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from shared.health.request_tally import Tally
 from shared.store.ledger import AttemptLedger
 from shared.store.tables import StoreUnavailable
-from shared.tally import Tally
 from shared.telemetry import Telemetry
 
 log = logging.getLogger(__name__)

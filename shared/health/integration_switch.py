@@ -11,18 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.clock import Clock, iso_ms
-from shared.ingestion import Attempt, Deliverer, DeliveryReport
-from shared.policy import failing_since, is_sustained, should_auto_disable
-from shared.relay_rows import (
+from shared.delivery.ingestion import Attempt, Deliverer, DeliveryReport
+from shared.delivery.policy import failing_since, is_sustained, should_auto_disable
+from shared.health.relay_rows import (
     disable_integration_row,
     integration_broken_row,
     integration_recovered_row,
 )
+from shared.health.request_tally import Tally
 from shared.schema import Row
 from shared.store.ledger import AttemptLedger
 from shared.store.queue import RetryQueue
 from shared.store.state import IntegrationState, IntegrationStateRepo
-from shared.tally import Tally
 from shared.telemetry import Telemetry
 
 log = logging.getLogger(__name__)

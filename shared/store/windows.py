@@ -122,7 +122,7 @@ class WatchState:
     since: datetime | None = None
     snapshot: dict[str, Any] = field(default_factory=dict)
     reenabled_at: datetime | None = None
-    # The re-enable rule's own records (shared/watchdog.py): last seen healthy, the current
+    # The re-enable rule's own records (shared/completeness/watchdog.py): last seen healthy, the current
     # disable and its verdict, the relay's last re-enable, a hold after a person undid it.
     memo: dict[str, Any] = field(default_factory=dict)
 

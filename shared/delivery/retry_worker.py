@@ -4,7 +4,7 @@ A timer starts it every minute and it works for most of that minute (RETRY_WORKE
 polling the queue's due index once per RETRY_POLL_SECONDS and sleeping exactly until the next due
 entry in between. That is how second-level steps (1, 3, 5 s…) happen within about a second of
 their due time without a timer that fires every second. Claims are ETag-guarded, and a lease is
-renewed while its upload runs (``shared.lease_keeper``), so several instances running the worker
+renewed while its upload runs (``shared.delivery.lease_keeper``), so several instances running the worker
 never deliver one entry twice, however many requests its upload takes.
 
 Health probes (an empty upload, every RECOVERY_PROBE_SECONDS) make recovery independent of the
@@ -38,17 +38,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.books import Books
 from shared.clock import Clock
-from shared.dispatch import STATE_MAX_AGE_SECONDS, Relay
-from shared.ingestion import Attempt, DeliveryReport
-from shared.integration_switch import IntegrationSwitch
-from shared.lease_keeper import LeaseKeeper
+from shared.delivery.deliver_or_queue import STATE_MAX_AGE_SECONDS, Relay
+from shared.delivery.ingestion import Attempt, DeliveryReport
+from shared.delivery.lease_keeper import LeaseKeeper
+from shared.health.integration_switch import IntegrationSwitch
+from shared.health.ledger_writer import Books
+from shared.health.request_tally import Tally
 from shared.log_throttle import RepeatedLog
 from shared.store.queue import QueueEntry, RetryQueue
 from shared.store.state import IntegrationStateRepo, ProbeRecord
 from shared.store.tables import StoreUnavailable
-from shared.tally import Tally
 from shared.telemetry import Telemetry
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,9 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.batches import by_size
-from shared.env_transport import read_once
-from shared.policy import is_poison
+from shared.delivery.batches import by_size
+from shared.delivery.env_transport import read_once
+from shared.delivery.policy import is_poison
 from shared.schema import Row
 
 if TYPE_CHECKING:
@@ -291,7 +291,7 @@ def build_ingestion_client(
         "retry_total": 0,
         "read_timeout": read_timeout,
         "connection_timeout": connect_timeout,
-        # Proxies and CA bundle from the environment, read once (shared/env_transport.py).
+        # Proxies and CA bundle from the environment, read once (shared/delivery/env_transport.py).
         **read_once(endpoint, verify=ca_bundle or True),
     }
     return LogsIngestionClient(endpoint=endpoint, credential=credential, logging_enable=False, **kwargs)

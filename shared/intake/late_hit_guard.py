@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from shared.clock import Clock
-from shared.dispatch import Relay, SubmitResult
-from shared.ingestion import Packed
+from shared.completeness.api_hits import dedup_key, hit_key
+from shared.delivery.deliver_or_queue import Relay, SubmitResult
+from shared.delivery.ingestion import Packed
+from shared.health.request_tally import Tally
 from shared.schema import Row
 from shared.store.dedup import DedupKeys
 from shared.store.tables import StoreUnavailable
-from shared.tally import Tally
-from shared.wallarm.api_hits import dedup_key, hit_key
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The operator's view and actions: status, disable/enable, replay quarantined entries.
 
-Shared by the admin HTTP endpoints (master-key auth) and the CLI (`python -m shared.cli`).
+Shared by the admin HTTP endpoints (master-key auth) and the CLI (`python -m shared.ops.cli`).
 Everything a caller sends (reason, ids, the principal name) is cleaned or refused here before it
 reaches a row, the state table or a log line.
 """
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.clock import Clock, iso_ms
-from shared.integration_switch import IntegrationSwitch
+from shared.health.integration_switch import IntegrationSwitch
 from shared.store.queue import ENTRY_ID, RetryQueue
 from shared.store.state import IntegrationStateRepo
 

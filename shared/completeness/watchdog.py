@@ -37,17 +37,17 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
-from shared.clock import Clock, iso_ms
-from shared.dispatch import Relay
-from shared.reconcile import Reconciler, hour_floor
-from shared.relay_rows import watchdog_row
+from shared.clock import Clock, hour_floor, iso_ms
+from shared.completeness.reconcile import Reconciler
+from shared.completeness.wallarm_api import Integration, WallarmApi, WallarmApiError
+from shared.delivery.deliver_or_queue import Relay
+from shared.health.relay_rows import watchdog_row
 from shared.settings import CompletenessSettings
-from shared.store.completeness import CompletenessLog, WatchState
 from shared.store.counters import HourlyCounters
 from shared.store.state import IntegrationStateRepo
 from shared.store.tables import StoreUnavailable
+from shared.store.windows import CompletenessLog, WatchState
 from shared.telemetry import Telemetry
-from shared.wallarm.api import Integration, WallarmApi, WallarmApiError
 
 log = logging.getLogger(__name__)
 

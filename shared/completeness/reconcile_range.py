@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from shared.clock import hour_floor
+
 HOUR = timedelta(hours=1)
 MAX_TEXT = 64
 
@@ -42,10 +44,6 @@ class ClosedRange:
             out.append((cursor, cursor + HOUR))
             cursor += HOUR
         return out
-
-
-def hour_floor(ts: datetime) -> datetime:
-    return ts.replace(minute=0, second=0, microsecond=0)
 
 
 def back(now: datetime, span: timedelta) -> datetime:

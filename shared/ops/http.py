@@ -7,7 +7,7 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.webhook import WebhookRequest, WebhookResponse, source_ip_from
+from shared.intake.webhook import WebhookRequest, WebhookResponse, source_ip_from
 
 
 def to_webhook_request(req: func.HttpRequest) -> WebhookRequest:

@@ -1,10 +1,10 @@
 """relayctl: the operator's CLI over the relay's admin endpoints.
 
-    python -m shared.cli --url https://<app>.azurewebsites.net --key <master key> status
-    python -m shared.cli ... disable --reason "DCR migration"
-    python -m shared.cli ... enable
-    python -m shared.cli ... replay [--id ENTRY_ID ...]
-    python -m shared.cli ... reconcile --from 2026-11-25T10:00Z --to 2026-11-25T12:00Z
+    python -m shared.ops.cli --url https://<app>.azurewebsites.net --key <master key> status
+    python -m shared.ops.cli ... disable --reason "DCR migration"
+    python -m shared.ops.cli ... enable
+    python -m shared.ops.cli ... replay [--id ENTRY_ID ...]
+    python -m shared.ops.cli ... reconcile --from 2026-11-25T10:00Z --to 2026-11-25T12:00Z
 
 URL and key may come from RELAY_URL and RELAY_ADMIN_KEY (the host's master key:
 `az functionapp keys list -g <rg> -n <app> --query masterKey -o tsv`). The key travels in the

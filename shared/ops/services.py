@@ -12,19 +12,20 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from shared.admin import Admin, platform_auth_enabled
-from shared.books import Books
 from shared.clock import Clock, utc_now
-from shared.completeness import Completeness, build_completeness
-from shared.dispatch import Relay
-from shared.hit_guard import GuardedRelay
-from shared.hourly import HourlyReporter
-from shared.identity import build_credential
-from shared.ingestion import Deliverer, build_ingestion_client
-from shared.integration_check import IntegrationCheck
-from shared.integration_switch import AutoDisableRule, IntegrationSwitch
-from shared.retention import Retention
-from shared.retry_worker import RetryWorker
+from shared.completeness.timer import Completeness, build_completeness
+from shared.delivery.deliver_or_queue import Relay
+from shared.delivery.identity import build_credential
+from shared.delivery.ingestion import Deliverer, build_ingestion_client
+from shared.delivery.retry_worker import RetryWorker
+from shared.health.hourly_count import HourlyReporter
+from shared.health.integration_switch import AutoDisableRule, IntegrationSwitch
+from shared.health.ledger_writer import Books
+from shared.health.probe import IntegrationCheck
+from shared.intake.late_hit_guard import GuardedRelay
+from shared.intake.webhook import WebhookConfig, WebhookHandler
+from shared.ops.admin import Admin, platform_auth_enabled
+from shared.ops.retention import Retention
 from shared.settings import Settings, load_settings
 from shared.store.counters import HourlyCounters
 from shared.store.dedup import DedupKeys
@@ -33,7 +34,6 @@ from shared.store.queue import RetryQueue
 from shared.store.state import IntegrationStateRepo
 from shared.store.tables import open_store_tables, table_service_from
 from shared.telemetry import Telemetry
-from shared.webhook import WebhookConfig, WebhookHandler
 
 
 @dataclass(frozen=True)

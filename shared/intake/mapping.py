@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from shared.clock import iso_utc
-from shared.raw_data import FIELD_LIMIT_BYTES, cut_utf8, raw_data
+from shared.intake.events import WallarmEvent
+from shared.intake.parse import UNRECOGNIZED
+from shared.intake.raw_data import FIELD_LIMIT_BYTES, cut_utf8, raw_data
 from shared.schema import COLUMNS, Row
-from shared.wallarm.events import WallarmEvent
-from shared.wallarm.parse import UNRECOGNIZED
 
 VENDOR: Final[str] = "Wallarm"
 

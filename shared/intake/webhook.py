@@ -21,19 +21,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.books import Books
 from shared.clock import Clock
-from shared.dispatch import Relay, SubmitResult, types_of
-from shared.ingestion import Packed, pack
-from shared.mapping import map_event
+from shared.delivery.deliver_or_queue import Relay, SubmitResult, types_of
+from shared.delivery.ingestion import Packed, pack
+from shared.health.ledger_writer import Books
+from shared.health.request_tally import Tally
+from shared.intake.events import ParseError, ParseResult, Rejection
+from shared.intake.mapping import map_event
+from shared.intake.parse import parse_body
+from shared.intake.selection import Selection, select
 from shared.schema import Row
-from shared.selection import Selection, select
 from shared.store.dedup import DedupKeys
 from shared.store.tables import StoreUnavailable
-from shared.tally import Tally
 from shared.telemetry import Telemetry
-from shared.wallarm.events import ParseError, ParseResult, Rejection
-from shared.wallarm.parse import parse_body
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class WebhookHandler:
         if refused is not None:
             log.warning("Webhook refused: %s", refused.body["error"]["code"])
             # Counted: a refusal is a failure in Wallarm's 60 % rule, and the watchdog's
-            # re-enable verdict reads it (shared/watchdog.py).
+            # re-enable verdict reads it (shared/completeness/watchdog.py).
             self._count({"refused": 1})
             return refused
         key = hashlib.sha256(request.body).hexdigest()

@@ -1,0 +1,1 @@
+"""Completeness: what Wallarm's cloud holds that the table lacks (reconcile, watchdog)."""

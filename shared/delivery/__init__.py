@@ -1,0 +1,1 @@
+"""Delivery: rows reach the Logs Ingestion API now, or are queued and retried."""

@@ -1,0 +1,1 @@
+"""Intake: a Wallarm request becomes rows (parse, select, map) and is deduplicated."""

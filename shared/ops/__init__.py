@@ -1,0 +1,1 @@
+"""Operations: the composition root, admin actions, the CLI, HTTP adapters, telemetry export."""

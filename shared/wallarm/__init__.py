@@ -1,1 +1,0 @@
-"""Wallarm's side of the wire: the notification body and the event types it carries."""
