@@ -28,11 +28,11 @@ DOCUMENTED_PORT_URL = "http://127.0.0.1:7071"
 MUST_COVER = {
     "send": r"python -m local\.send ",
     "probe": r"curl .*/api/wallarm/test",
-    "status": r"shared\.cli status",
-    "disable": r"shared\.cli disable",
-    "enable": r"shared\.cli enable",
-    "replay": r"shared\.cli replay",
-    "reconcile": r"shared\.cli reconcile",
+    "status": r"shared\.ops\.cli status",
+    "disable": r"shared\.ops\.cli disable",
+    "enable": r"shared\.ops\.cli enable",
+    "replay": r"shared\.ops\.cli replay",
+    "reconcile": r"shared\.ops\.cli reconcile",
 }
 EXPECTED_REFUSAL = "409 not_configured"
 
