@@ -37,13 +37,13 @@ def compute(
     attempts = failed_attempts = 0
     outcomes: Counter[str] = Counter()
     for d in deliveries:
-        ids = d.note.identities
-        sent.update(ids)
+        note_ids = d.note.identities
+        sent.update(note_ids)
         outcomes[d.outcome] += 1
         attempts += len(d.attempts)
         failed_attempts += sum(1 for a in d.attempts if not 200 <= a.status < 300)
         if d.outcome == "acked":
-            acked.update(ids)
+            acked.update(note_ids)
             ack_seconds.append(d.attempts[-1].seconds)
         else:
             gave_up_hits.update(h.doc for h in d.note.hits)
@@ -71,7 +71,7 @@ def compute(
         "landed_distinct": len(landed),
         "landed_rows": sum(landed.values()),
         "duplicates": len(duplicates),
-        "duplicate_ids": duplicates[:50],
+        "duplicate_ids": duplicates[:500],
         "lost_acked": len(lost_acked),
         "lost_acked_ids": lost_acked[:50],
         "lost_gave_up_hits": len(lost_gave_up_hits),

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         def skewed() -> datetime:
             return utc_now() + offset
 
-        function_app.services = functools.cache(lambda: build_services(clock=skewed))  # type: ignore[assignment]
+        function_app.services = functools.cache(lambda: build_services(clock=skewed))
 
     host = LocalHost(
         function_app.app,

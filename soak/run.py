@@ -344,7 +344,12 @@ class Soak:
         )
         left_out = {k for k in args.without.split(",") if k}
         faults = [f for f in faults if f.kind not in left_out]
-        self.note("schedule", left_out=sorted(left_out), faults=len(faults), last_fault_end=round(last_fault_end(faults), 1))
+        self.note(
+            "schedule",
+            left_out=sorted(left_out),
+            faults=len(faults),
+            last_fault_end=round(last_fault_end(faults), 1),
+        )
         observer = threading.Thread(target=self.observe, daemon=True)
         observer.start()
         player = threading.Thread(target=self.play, args=(faults,), daemon=True)
