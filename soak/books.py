@@ -211,13 +211,15 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
         "sender_failed_attempts",
         "ingestion_requests",
         "ledger",
+        "ledger_check",
+        "hourly_check",
         "sender_disabled",
         "relay_states",
         "resources",
     )
     return {k: result.get(k) for k in keys} | {
-        "duplicate_ids": result.get("duplicate_ids"),
-        "lost_acked_ids": result.get("lost_acked_ids"),
+        "duplicate_ids": (result.get("duplicate_ids") or [])[:20],
+        "lost_acked_ids": (result.get("lost_acked_ids") or [])[:20],
     }
 
 

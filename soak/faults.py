@@ -15,7 +15,8 @@ KINDS: dict[str, tuple[float, float, float]] = {
     "ingest_429": (2, 20, 90),  # a 429 storm with Retry-After
     "ingest_5xx": (2, 15, 60),
     "ingest_403": (1, 60, 240),  # "403 for minutes" (a role assignment gone)
-    "ingest_hang": (2, 0, 0),  # hung connections: held 40 s, rows landed or not
+    "ingest_hang": (1, 0, 0),  # hung connections: held 40 s, then dropped; nothing landed
+    "ingest_hang_landed": (1, 0, 0),  # held 40 s after the rows landed ("timed out but landed")
     "token_outage": (1, 45, 150),
     "azurite_down": (1, 10, 40),
     "sigkill": (2, 5, 30),  # seconds the instance stays down
@@ -67,8 +68,8 @@ def schedule(
                     if kind == "ingest_5xx"
                     else {"ingest_429": 429, "ingest_403": 403}.get(kind, 0),
                     retry_after=float(rng.randint(1, 5)) if kind == "ingest_429" else 0.0,
-                    land=rng.random() < 0.5,
-                    times=rng.randint(2, 6) if kind == "ingest_hang" else 1,
+                    land=kind == "ingest_hang_landed",
+                    times=rng.randint(2, 6) if kind.startswith("ingest_hang") else 1,
                 )
             )
     return sorted(faults, key=lambda f: (f.start, f.kind))

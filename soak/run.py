@@ -187,7 +187,7 @@ class Soak:
         if kind in ("ingest_429", "ingest_5xx", "ingest_403"):
             self._ingest_outages.append(fault)
             self._apply_ingest()
-        elif kind == "ingest_hang":
+        elif kind in ("ingest_hang", "ingest_hang_landed"):
             self.ingestion.inject_delay(HANG_SECONDS, fault.times, land=fault.land)
         elif kind == "token_outage":
             self._token_outages += 1
@@ -429,6 +429,21 @@ class Soak:
             "failed": sum(1 for r in requests if not 200 <= r.status < 300),
         }
         result["ledger"] = ledger
+        failed = result["ingestion_requests"]["failed"]
+        result["ledger_check"] = {
+            # The ledger counts relay attempts; the stand-in counts HTTP requests, and azure-core's
+            # RetryPolicy retries 5xx and Retry-After answers inside one attempt: attempts may be
+            # fewer, never more; failures are compared within 10 % or 50.
+            "attempts_not_above_requests": ledger["attempts"] <= len(requests),
+            "failures_diff": ledger["failures"] - failed,
+            "failures_within_bound": abs(ledger["failures"] - failed) <= max(50, 0.1 * failed),
+        }
+        # The hourly counters' events against the truth: events of bodies a relay accepted (a 2xx).
+        result["hourly_check"] = {
+            "counted_events": ledger["events"],
+            "acked_events": result["events_acked"],
+            "diff": ledger["events"] - result["events_acked"],
+        }
         dup_ids = set(result["duplicate_ids"])
         result["duplicate_evidence"] = books.carriers(requests, dup_ids, self.wall0) if dup_ids else {}
         result["deliveries"] = [
