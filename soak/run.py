@@ -17,6 +17,7 @@ import random
 import secrets
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -509,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
+    # A SIGTERM (CI's timeout) unwinds like Ctrl-C, so every process started here is ended by pid.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="soak-"))
     log.info("soak work directory: %s", workdir)
     soak = Soak(args, workdir)
