@@ -12,10 +12,14 @@ import json
 import random
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from local.standins.wallarm_api import Hit
-from tests.wallarm_fixtures import fixture_body
+
+# The documented bodies tests/wallarm_fixtures.py serves (read here directly: importing the test
+# helper as `tests.wallarm_fixtures` would give mypy the same file under two module names).
+FIXTURE_DIR = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "wallarm"
 
 HIT_INDEX = "hits_soak_4242_v_1"
 IDENTITY = re.compile(r"soak(?:h|-e)[0-9]{8}")
@@ -56,7 +60,7 @@ class Notification:
 
 
 def _first_object(name: str) -> dict[str, Any]:
-    body = fixture_body(name)
+    body = json.loads((FIXTURE_DIR / f"{name}.json").read_text(encoding="utf-8"))["body"]
     obj = body[0] if isinstance(body, list) else body
     return dict(copy.deepcopy(obj))
 
