@@ -24,6 +24,10 @@ param maximumInstanceCount int = 40
   4096
 ])
 param instanceMemoryMB int = 2048
+@minValue(1)
+@maxValue(1000)
+@description('Webhooks one instance serves at once (Flex default for Python: 1). 16 from bench/sizing.py, docs/SOAK.md.')
+param httpPerInstanceConcurrency int = 16
 @minValue(0)
 @maxValue(20)
 @description('Always-ready instances for the HTTP trigger group (the webhook): 0 = scale from zero (cold starts of a few seconds); each instance bills its memory around the clock (see infra/README.md).')
@@ -94,6 +98,11 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
         alwaysReady: alwaysReadyHttp > 0 ? [
           {
             name: 'http'
@@ -136,6 +145,8 @@ var hostSettings = {
   // The identity azure-identity must use (a user-assigned identity needs its client id).
   AZURE_CLIENT_ID: identityClientId
   RELAY_STORAGE_TABLE_ENDPOINT: storageTableEndpoint
+  // The Python worker's thread pool must admit what perInstanceConcurrency sends (docs/SOAK.md).
+  PYTHON_THREADPOOL_THREAD_COUNT: string(httpPerInstanceConcurrency)
 }
 
 // checkov applies its site-configuration checks to every Microsoft.Web/sites/config resource;
