@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     import function_app
     from local.host import LocalHost
     from shared.clock import utc_now
-    from shared.services import build_services
+    from shared.ops.services import build_services
 
     if args.skew:
         offset = timedelta(seconds=args.skew)

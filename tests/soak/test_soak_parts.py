@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import random
 
-from shared.policy import RetrySchedule
+from shared.delivery.policy import RetrySchedule
 from soak.books import compute
 from soak.events import EventFactory, identities_in
 from soak.faults import KINDS, schedule
