@@ -339,7 +339,7 @@ class Harness:
         from azure.identity import ManagedIdentityCredential
         from azure.monitor.ingestion import LogsIngestionClient
 
-        from shared.delivery.env_transport import read_once
+        from shared.delivery.env_transport import client_options
 
         # The relay's own transport options (environment read once), so the baseline does no
         # per-request work the relay skips: the ratio compares like with like.
@@ -350,5 +350,5 @@ class Harness:
             retry_total=0,
             read_timeout=settings.webhook_read_timeout,
             connection_timeout=settings.connect_timeout,
-            **read_once(settings.logs_endpoint, verify=settings.ca_bundle or True),
+            **client_options(settings.logs_endpoint, verify=settings.ca_bundle or True),
         )

@@ -35,7 +35,7 @@ from shared.completeness.api_hits import dedup_key, hit_key, notification_from_a
 from shared.completeness.reconcile_range import back
 from shared.completeness.wallarm_api import WallarmApi, WallarmApiError
 from shared.completeness.workspace_hits import Presence, QueryFailed
-from shared.delivery.deliver_or_queue import Relay
+from shared.delivery.deliver_or_queue import DeliverOrQueue
 from shared.intake.mapping import map_event
 from shared.intake.parse import to_event
 from shared.intake.selection import Selection, select
@@ -83,7 +83,7 @@ class Reconciler:
         api: WallarmApi,
         table: HitIndex,
         dedup: DedupKeys,
-        relay: Relay,
+        relay: DeliverOrQueue,
         queue: RetryQueue,
         telemetry: Telemetry,
         log_store: CompletenessLog,

@@ -13,9 +13,9 @@ from shared.completeness.reconcile_jobs import ReconcileJobs, Runner, in_thread
 from shared.completeness.reconcile_range import InvalidRange, RangeLimits, closed_range, parse_instant
 from shared.completeness.wallarm_api import WallarmApi
 from shared.completeness.watchdog import Probe, Watchdog
-from shared.completeness.workspace_hits import TableHits, build_query_client
-from shared.delivery.deliver_or_queue import Relay
-from shared.intake.late_hit_guard import HitGuard
+from shared.completeness.workspace_hits import WorkspaceHits, build_query_client
+from shared.delivery.deliver_or_queue import DeliverOrQueue
+from shared.intake.late_hit_guard import LateHitGuard
 from shared.settings import CompletenessSettings, Settings
 from shared.store.counters import HourlyCounters
 from shared.store.dedup import DedupKeys
@@ -112,7 +112,7 @@ def build_completeness(
     settings: Settings,
     service: TableServiceClient,
     dedup: DedupKeys,
-    relay: Relay,
+    relay: DeliverOrQueue,
     probe: Probe,
     credential: TokenCredential,
     *,
@@ -122,13 +122,13 @@ def build_completeness(
     telemetry: Telemetry,
     clock: Clock,
     sleep: Callable[[float], None],
-) -> tuple[Completeness, HitGuard | None]:
+) -> tuple[Completeness, LateHitGuard | None]:
     """The completeness services, and the webhook's hit guard when reconciliation is on."""
     cs = settings.completeness
     log_store = CompletenessLog.open(service, settings.table_prefix, clock)
     api = WallarmApi(cs.wallarm_api_url, cs.wallarm_api_token, sleep=sleep) if cs.wallarm_api_token else None
     reconciler: Reconciler | None = None
-    guard: HitGuard | None = None
+    guard: LateHitGuard | None = None
     if api is not None and cs.workspace_id:
         query = build_query_client(cs.query_endpoint, credential, ca_bundle=settings.ca_bundle)
         config = ReconcileConfig(
@@ -144,7 +144,7 @@ def build_completeness(
         )
         reconciler = Reconciler(
             api,
-            TableHits(query, cs.workspace_id),
+            WorkspaceHits(query, cs.workspace_id),
             dedup,
             relay,
             queue,
@@ -153,7 +153,7 @@ def build_completeness(
             config,
             clock=clock,
         )
-        guard = HitGuard(dedup, ttl=config.dedup_ttl, min_age=cs.reconcile_delay / 2, clock=clock)
+        guard = LateHitGuard(dedup, ttl=config.dedup_ttl, min_age=cs.reconcile_delay / 2, clock=clock)
     watchdog = Watchdog(
         cs,
         api,

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 from shared.clock import Clock, hour_floor, iso_ms
 from shared.completeness.reconcile import Reconciler
 from shared.completeness.wallarm_api import Integration, WallarmApi, WallarmApiError
-from shared.delivery.deliver_or_queue import Relay
+from shared.delivery.deliver_or_queue import DeliverOrQueue
 from shared.health.relay_rows import watchdog_row
 from shared.settings import CompletenessSettings
 from shared.store.counters import HourlyCounters
@@ -173,7 +173,7 @@ class Watchdog:
         self,
         settings: CompletenessSettings,
         api: WallarmApi | None,
-        relay: Relay,
+        relay: DeliverOrQueue,
         probe: Probe,
         log_store: CompletenessLog,
         reconciler: Reconciler | None,

@@ -59,7 +59,7 @@ def build_query_client(
     return LogsQueryClient(credential, endpoint=endpoint, audience=AUDIENCE, logging_enable=False, **kwargs)
 
 
-class TableHits:
+class WorkspaceHits:
     def __init__(self, client: LogsQueryClient, workspace_id: str) -> None:
         self.client = client
         self.workspace_id = workspace_id

@@ -2,7 +2,7 @@
 
 Used by the webhook (fresh rows, short budget), the retry worker (queued entries), the hourly
 timer and the completeness jobs. It turns a delivery report into queue moves and adds the
-attempts to the caller's `Tally`; schedules come from policy, storage from store, the API call
+attempts to the caller's `RequestTally`; schedules come from policy, storage from store, the API call
 from ingestion, the write of the tally from books, the on/off decision from integration_switch.
 """
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from shared.clock import Clock
 from shared.delivery.ingestion import ChunkFailure, Deliverer, DeliveryReport, Packed
 from shared.delivery.policy import RetrySchedule, next_due
-from shared.health.ledger_writer import Books
-from shared.health.request_tally import Tally
+from shared.health.ledger_writer import LedgerWriter
+from shared.health.request_tally import RequestTally
 from shared.schema import Row
 from shared.store.queue import QueueEntry, RetryQueue
 from shared.store.state import IntegrationStateRepo
@@ -42,13 +42,13 @@ def types_of(rows: Sequence[Row]) -> Counter[str]:
     return Counter(row.get("EventType", "") for row in rows)
 
 
-class Relay:
+class DeliverOrQueue:
     def __init__(
         self,
         deliverer: Deliverer,
         queue: RetryQueue,
         state: IntegrationStateRepo,
-        books: Books,
+        books: LedgerWriter,
         telemetry: Telemetry,
         *,
         schedule: RetrySchedule,
@@ -72,7 +72,7 @@ class Relay:
         counts: Mapping[str, int] | None = None,
     ) -> SubmitResult:
         """`submit` for a caller with nothing else to tally: opens the tally and writes it."""
-        tally = Tally(source)
+        tally = RequestTally(source)
         result = self.submit(rows, tally=tally, deadline=deadline)
         tally.add(counts or {})
         self.books.write(tally)
@@ -82,13 +82,13 @@ class Relay:
         self,
         rows: Sequence[Row],
         *,
-        tally: Tally,
+        tally: RequestTally,
         deadline: float | None,
         packed: Sequence[Packed] | None = None,
     ) -> SubmitResult:
         """Deliver now, else queue; raises StoreUnavailable only if a row could be neither.
 
-        The attempts go into `tally`, which its opener writes (`Books.write`) once it has added
+        The attempts go into `tally`, which its opener writes (`LedgerWriter.write`) once it has added
         its own counts: one counter write per request. `packed`: the same rows already cut and
         serialised (`ingestion.pack`), done while the caller waited for something else."""
         result = SubmitResult()
@@ -194,7 +194,7 @@ class Relay:
                 )
             else:
                 self.queue.complete(entry)
-        self.books.write(Tally.of(report, source="retry", entry_id=entry.id))
+        self.books.write(RequestTally.of(report, source="retry", entry_id=entry.id))
         return report.all_accepted
 
     def settle_many(self, settled: Sequence[tuple[QueueEntry, DeliveryReport]]) -> list[bool]:
@@ -212,5 +212,5 @@ class Relay:
                 self.queue.complete_all([entry for entry, _report in clean])
             finally:
                 attempts = [attempt for _entry, report in clean for attempt in report.attempts]
-                self.books.write(Tally.of(DeliveryReport(attempts=attempts), source="retry"))
+                self.books.write(RequestTally.of(DeliveryReport(attempts=attempts), source="retry"))
         return [True if clean_of(report) else self.settle(entry, report) for entry, report in settled]

@@ -19,7 +19,7 @@ from typing import Any
 from requests.utils import get_environ_proxies
 
 
-def read_once(url: str, *, verify: bool | str = True) -> dict[str, Any]:
+def client_options(url: str, *, verify: bool | str = True) -> dict[str, Any]:
     """Client keyword arguments for `url`: the environment's proxies and CA bundle, read now.
 
     `verify` is what the client would get otherwise (`connection_verify`): a bundle path given

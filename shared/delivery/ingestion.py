@@ -25,7 +25,7 @@ from azure.core.exceptions import (
 )
 
 from shared.delivery.batches import by_size
-from shared.delivery.env_transport import read_once
+from shared.delivery.env_transport import client_options
 from shared.delivery.policy import is_poison
 from shared.schema import Row
 
@@ -292,6 +292,6 @@ def build_ingestion_client(
         "read_timeout": read_timeout,
         "connection_timeout": connect_timeout,
         # Proxies and CA bundle from the environment, read once (shared/delivery/env_transport.py).
-        **read_once(endpoint, verify=ca_bundle or True),
+        **client_options(endpoint, verify=ca_bundle or True),
     }
     return LogsIngestionClient(endpoint=endpoint, credential=credential, logging_enable=False, **kwargs)

@@ -39,12 +39,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.clock import Clock
-from shared.delivery.deliver_or_queue import STATE_MAX_AGE_SECONDS, Relay
+from shared.delivery.deliver_or_queue import STATE_MAX_AGE_SECONDS, DeliverOrQueue
 from shared.delivery.ingestion import Attempt, DeliveryReport
 from shared.delivery.lease_keeper import LeaseKeeper
 from shared.health.integration_switch import IntegrationSwitch
-from shared.health.ledger_writer import Books
-from shared.health.request_tally import Tally
+from shared.health.ledger_writer import LedgerWriter
+from shared.health.request_tally import RequestTally
 from shared.log_throttle import RepeatedLog
 from shared.store.queue import QueueEntry, RetryQueue
 from shared.store.state import IntegrationStateRepo, ProbeRecord
@@ -72,12 +72,12 @@ class WorkerRun:
 class RetryWorker:
     def __init__(
         self,
-        relay: Relay,
+        relay: DeliverOrQueue,
         switch: IntegrationSwitch,
         queue: RetryQueue,
         *,
         state: IntegrationStateRepo,
-        books: Books,
+        books: LedgerWriter,
         telemetry: Telemetry,
         probe_api: Callable[[], Attempt],
         lease: timedelta,
@@ -222,7 +222,7 @@ class RetryWorker:
         self._next_probe_at = now + self.probe_every
         if not attempt.ok:
             # A failed probe is a failed request to the API: it counts toward the auto-disable rule.
-            self.books.write(Tally.of(DeliveryReport(attempts=[attempt]), source="probe"))
+            self.books.write(RequestTally.of(DeliveryReport(attempts=[attempt]), source="probe"))
             self._quiet.log(
                 logging.WARNING,
                 "probe",
@@ -262,7 +262,7 @@ class RetryWorker:
             self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="retry-worker")
         if self._uploader is None:
             self._uploader = ThreadPoolExecutor(self.uploads, thread_name_prefix="retry-upload")
-        pass_ = _Pass(self._uploader, self._pool, self.settle_batch, self.relay, self.leases)
+        pass_ = _DrainPass(self._uploader, self._pool, self.settle_batch, self.relay, self.leases)
         unstarted: list[QueueEntry] = []
         try:
             entries = self.queue.claim_due(self.batch, self.lease)
@@ -288,7 +288,7 @@ class RetryWorker:
         return run
 
     def _deliver_all(
-        self, entries: list[QueueEntry], run: WorkerRun, pass_: _Pass, unstarted: list[QueueEntry]
+        self, entries: list[QueueEntry], run: WorkerRun, pass_: _DrainPass, unstarted: list[QueueEntry]
     ) -> bool:
         """Start the uploads of the claimed entries oldest first, up to ``uploads`` at a time,
         while the delivered ones settle (their Table writes) in groups of ``settle_batch`` on up
@@ -327,7 +327,7 @@ class RetryWorker:
             log.warning("Retry backlog: oldest pending entry is %.0f s old (%d pending)", age, stats.pending)
 
 
-class _Pass:
+class _DrainPass:
     """The uploads and settles of one run_once: uploads in flight (started oldest first), uploaded
     entries waiting to settle, and the settles running beside."""
 
@@ -336,7 +336,7 @@ class _Pass:
         uploader: ThreadPoolExecutor,
         settler: ThreadPoolExecutor,
         settle_batch: int,
-        relay: Relay,
+        relay: DeliverOrQueue,
         leases: LeaseKeeper,
     ) -> None:
         self._leases = leases

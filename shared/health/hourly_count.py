@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 
 from shared.clock import Clock, hour_floor
-from shared.delivery.deliver_or_queue import Relay
+from shared.delivery.deliver_or_queue import DeliverOrQueue
 from shared.health.relay_rows import hourly_stats_row
 from shared.store.counters import HourlyCounters
 from shared.store.ledger import fold_attempt_buckets
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class HourlyReporter:
-    def __init__(self, relay: Relay, counters: HourlyCounters, *, clock: Clock, owner: str) -> None:
+    def __init__(self, relay: DeliverOrQueue, counters: HourlyCounters, *, clock: Clock, owner: str) -> None:
         self.relay = relay
         self.counters = counters
         self.clock = clock

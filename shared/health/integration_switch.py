@@ -18,7 +18,7 @@ from shared.health.relay_rows import (
     integration_broken_row,
     integration_recovered_row,
 )
-from shared.health.request_tally import Tally
+from shared.health.request_tally import RequestTally
 from shared.schema import Row
 from shared.store.ledger import AttemptLedger
 from shared.store.queue import RetryQueue
@@ -104,11 +104,11 @@ class IntegrationSwitch:
         """Best effort to Sentinel right away; parked otherwise so re-enabling delivers it."""
         report = self.announcer.deliver([row])
         # Recorded without re-evaluating the rule: announcing must not recurse into it.
-        self._record_quietly(Tally.of(report, source="relay"))
+        self._record_quietly(RequestTally.of(report, source="relay"))
         if not report.all_accepted:
             self.queue.park([row], reason="relay event while disabled")
 
-    def _record_quietly(self, tally: Tally) -> None:
+    def _record_quietly(self, tally: RequestTally) -> None:
         self.ledger.record_all(tally.records())
 
     # -- self-healing -----------------------------------------------------------------------
@@ -132,7 +132,7 @@ class IntegrationSwitch:
         if updated is None:
             return False  # another instance recovered first (or an operator acted)
         # The success breaks the failing streak, so the rule cannot re-trip on old failures.
-        self._record_quietly(Tally.of(DeliveryReport(attempts=[probe]), source="probe"))
+        self._record_quietly(RequestTally.of(DeliveryReport(attempts=[probe]), source="probe"))
         resumed = self.resume()
         self.telemetry.recovered.add(1)
         log.warning(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from shared.health.request_tally import Tally
+from shared.health.request_tally import RequestTally
 from shared.store.ledger import AttemptLedger
 from shared.store.tables import StoreUnavailable
 from shared.telemetry import Telemetry
@@ -22,7 +22,7 @@ from shared.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 
-class Books:
+class LedgerWriter:
     def __init__(
         self,
         ledger: AttemptLedger,
@@ -34,15 +34,15 @@ class Books:
         self.telemetry = telemetry
         self.after_failure = after_failure
 
-    def write_ahead(self, tally: Tally) -> None:
-        """Store what `tally` counted ahead (`Tally.count_ahead`). If the write fails, the
+    def write_ahead(self, tally: RequestTally) -> None:
+        """Store what `tally` counted ahead (`RequestTally.count_ahead`). If the write fails, the
         counters keep the increments in memory and a later write carries them."""
         try:
             self.ledger.count_ahead(tally.ahead_attempts, tally.ahead, at=tally.at)
         except StoreUnavailable as err:
             log.warning("Hourly counters not updated ahead: %s", err)
 
-    def write(self, tally: Tally) -> None:
+    def write(self, tally: RequestTally) -> None:
         """A ledger outage never fails a delivery that happened: the rows are in Azure; only the
         failure ratio and the hour's counts miss this request."""
         for a in tally.attempts:

@@ -99,7 +99,7 @@ def storage_unavailable_body(error: StoreUnavailable) -> dict[str, Any]:
     }
 
 
-class IntegrationCheck:
+class DcrProbe:
     """Ingestion and storage health. The answer names statuses, codes and advice, never resources:
     endpoint, DCR, stream and identity stay in the app settings, out of an HTTP answer."""
 

@@ -2,7 +2,7 @@
 
 The step that opens a tally (the webhook, the hourly timer, a settled retry) hands it down the
 flow; each step adds what it saw (attempts, outcome counts) and nothing writes on the way. The
-opener passes it to `Books.write` once at the end, so each request costs one counter write and
+opener passes it to `LedgerWriter.write` once at the end, so each request costs one counter write and
 data only flows downstream.
 """
 
@@ -18,7 +18,7 @@ from shared.store.ledger import AttemptRecord
 
 
 @dataclass
-class Tally:
+class RequestTally:
     source: str  # "webhook" | "retry" | "probe" | "hourly" | "relay" | ...
     entry_id: str = ""
     counts: Counter[str] = field(default_factory=Counter)
@@ -30,7 +30,7 @@ class Tally:
     ahead_attempts: int = 0  # successful requests counted ahead
 
     @classmethod
-    def of(cls, report: DeliveryReport | None, *, source: str, entry_id: str = "") -> Tally:
+    def of(cls, report: DeliveryReport | None, *, source: str, entry_id: str = "") -> RequestTally:
         tally = cls(source, entry_id)
         tally.add_report(report)
         return tally

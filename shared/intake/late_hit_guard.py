@@ -6,7 +6,7 @@ uses), so a healthy webhook carrying fresh hits costs no extra Table request. A 
 taken is dropped from the webhook's rows; a Table Storage outage keeps the row (a possible
 duplicate is better than a lost hit).
 
-`GuardedRelay` applies the guard to the webhook's `submit` only, so the webhook handler itself is
+`GuardedDeliverOrQueue` applies the guard to the webhook's `submit` only, so the webhook handler itself is
 unchanged; it is used only when reconciliation is configured.
 """
 
@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 
 from shared.clock import Clock
 from shared.completeness.api_hits import dedup_key, hit_key
-from shared.delivery.deliver_or_queue import Relay, SubmitResult
+from shared.delivery.deliver_or_queue import DeliverOrQueue, SubmitResult
 from shared.delivery.ingestion import Packed
-from shared.health.request_tally import Tally
+from shared.health.request_tally import RequestTally
 from shared.schema import Row
 from shared.store.dedup import DedupKeys
 from shared.store.tables import StoreUnavailable
@@ -46,7 +46,7 @@ def _time_of(row: Row) -> datetime | None:
         return None
 
 
-class HitGuard:
+class LateHitGuard:
     def __init__(self, dedup: DedupKeys, *, ttl: timedelta, min_age: timedelta, clock: Clock) -> None:
         self.dedup = dedup
         self.ttl = ttl
@@ -93,16 +93,16 @@ class HitGuard:
                 log.warning("Hit guard key not settled: %s", err)
 
 
-class GuardedRelay(Relay):
-    """The webhook's Relay with the hit guard in front of `submit` (webhook rows only)."""
+class GuardedDeliverOrQueue(DeliverOrQueue):
+    """The webhook's DeliverOrQueue with the hit guard in front of `submit` (webhook rows only)."""
 
-    guard: HitGuard | None = None
+    guard: LateHitGuard | None = None
 
     def submit(
         self,
         rows: Sequence[Row],
         *,
-        tally: Tally,
+        tally: RequestTally,
         deadline: float | None,
         packed: Sequence[Packed] | None = None,
     ) -> SubmitResult:

@@ -22,10 +22,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.clock import Clock
-from shared.delivery.deliver_or_queue import Relay, SubmitResult, types_of
+from shared.delivery.deliver_or_queue import DeliverOrQueue, SubmitResult, types_of
 from shared.delivery.ingestion import Packed, pack
-from shared.health.ledger_writer import Books
-from shared.health.request_tally import Tally
+from shared.health.ledger_writer import LedgerWriter
+from shared.health.request_tally import RequestTally
 from shared.intake.events import ParseError, ParseResult, Rejection
 from shared.intake.mapping import map_event
 from shared.intake.parse import parse_body
@@ -81,9 +81,9 @@ class WebhookHandler:
     def __init__(
         self,
         config: WebhookConfig,
-        relay: Relay,
+        relay: DeliverOrQueue,
         dedup: DedupKeys,
-        books: Books,
+        books: LedgerWriter,
         telemetry: Telemetry,
         *,
         clock: Clock,
@@ -171,7 +171,7 @@ class WebhookHandler:
             )
 
         deadline = started + self.config.budget.total_seconds()
-        tally = Tally("webhook", at=self.clock())
+        tally = RequestTally("webhook", at=self.clock())
         # Nothing this webhook must store may wait until after its answer: an instance is
         # recycled or scaled in without notice, and the 60 %/12 h rule would then miss successes
         # (issue 19). So its counts and requests are stored as planned while the rows go out,
@@ -331,7 +331,7 @@ class WebhookHandler:
         return counts
 
     def _count(self, counts: Mapping[str, int]) -> None:
-        tally = Tally("webhook")
+        tally = RequestTally("webhook")
         tally.add(counts)
         self.books.write(tally)
 

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 
 from shared.clock import Clock, utc_now
 from shared.completeness.timer import Completeness, build_completeness
-from shared.delivery.deliver_or_queue import Relay
+from shared.delivery.deliver_or_queue import DeliverOrQueue
 from shared.delivery.identity import build_credential
 from shared.delivery.ingestion import Deliverer, build_ingestion_client
 from shared.delivery.retry_worker import RetryWorker
 from shared.health.hourly_count import HourlyReporter
 from shared.health.integration_switch import AutoDisableRule, IntegrationSwitch
-from shared.health.ledger_writer import Books
-from shared.health.probe import IntegrationCheck
-from shared.intake.late_hit_guard import GuardedRelay
+from shared.health.ledger_writer import LedgerWriter
+from shared.health.probe import DcrProbe
+from shared.intake.late_hit_guard import GuardedDeliverOrQueue
 from shared.intake.webhook import WebhookConfig, WebhookHandler
 from shared.ops.admin import Admin, platform_auth_enabled
 from shared.ops.retention import Retention
@@ -42,9 +42,9 @@ class Services:
     webhook: WebhookHandler
     worker: RetryWorker
     hourly: HourlyReporter
-    health: IntegrationCheck
+    health: DcrProbe
     admin: Admin
-    relay: Relay
+    relay: DeliverOrQueue
     switch: IntegrationSwitch
     state: IntegrationStateRepo
     counters: HourlyCounters
@@ -112,14 +112,14 @@ def build_services(
     worker_deliverer = deliverer(settings.worker_read_timeout)
     # Announcements may be raised on the webhook's path, so they use its short timeouts.
     switch = IntegrationSwitch(state, ledger, queue, webhook_deliverer, tel, rule=rule, clock=clock)
-    books = Books(ledger, tel, after_failure=switch.check_auto_disable)
-    webhook_relay = GuardedRelay(
+    books = LedgerWriter(ledger, tel, after_failure=switch.check_auto_disable)
+    webhook_relay = GuardedDeliverOrQueue(
         webhook_deliverer, queue, state, books, tel, schedule=settings.retry_schedule, clock=clock
     )
-    worker_relay = Relay(
+    worker_relay = DeliverOrQueue(
         worker_deliverer, queue, state, books, tel, schedule=settings.retry_schedule, clock=clock
     )
-    health = IntegrationCheck(webhook_deliverer, queue.probe, clock)
+    health = DcrProbe(webhook_deliverer, queue.probe, clock)
     dedup = DedupKeys(tables.dedup, clock)
     completeness, guard = build_completeness(
         settings,

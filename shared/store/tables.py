@@ -31,7 +31,7 @@ from azure.data.tables import EntityProperty, TableClient, TableEntity, TableSer
 from shared.clock import EPOCH as EPOCH  # re-exported: the store's repositories take them from here
 from shared.clock import Clock as Clock
 from shared.delivery.batches import by_size
-from shared.delivery.env_transport import read_once
+from shared.delivery.env_transport import client_options
 
 _LOG = logging.getLogger(__name__)
 
@@ -349,7 +349,7 @@ def table_service_from(
 
 def _with_env(url: str, client_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     kwargs = dict(client_kwargs)
-    return {**read_once(url, verify=kwargs.pop("connection_verify", True)), **kwargs}
+    return {**client_options(url, verify=kwargs.pop("connection_verify", True)), **kwargs}
 
 
 def log_lost_race(operation: str, key: str) -> None:

@@ -1,4 +1,4 @@
-"""Books against a real Azurite: a tally is one write of attempts and counts together; the rule
+"""LedgerWriter against a real Azurite: a tally is one write of attempts and counts together; the rule
 is asked only after a failure; a Table outage never fails the caller."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 from store_fixtures import FakeClock
 
 from shared.delivery.ingestion import Attempt, DeliveryReport
-from shared.health.ledger_writer import Books
-from shared.health.request_tally import Tally
+from shared.health.ledger_writer import LedgerWriter
+from shared.health.request_tally import RequestTally
 from shared.store import AttemptLedger, HourlyCounters, StoreTables
 from shared.telemetry import Telemetry
 
@@ -18,17 +18,17 @@ OK = Attempt(ok=True, rows=3, status=204, request_id="r1")
 FAIL = Attempt(ok=False, rows=2, status=503, error="ServiceUnavailable", request_id="r2")
 
 
-def _books(tables: StoreTables, clock: FakeClock, asked: list[int]) -> tuple[Books, HourlyCounters]:
+def _books(tables: StoreTables, clock: FakeClock, asked: list[int]) -> tuple[LedgerWriter, HourlyCounters]:
     counters = HourlyCounters(tables.counters, clock)
     ledger = AttemptLedger(tables.ledger, clock, counters)
-    return Books(ledger, Telemetry(), after_failure=lambda: asked.append(1)), counters
+    return LedgerWriter(ledger, Telemetry(), after_failure=lambda: asked.append(1)), counters
 
 
 def test_attempts_and_counts_land_in_the_same_hour_row(tables: StoreTables) -> None:
     clock = FakeClock()
     asked: list[int] = []
     books, counters = _books(tables, clock, asked)
-    tally = Tally.of(DeliveryReport(attempts=[OK]), source="webhook")
+    tally = RequestTally.of(DeliveryReport(attempts=[OK]), source="webhook")
     tally.add({"received": 1, "delivered": 3})
     books.write(tally)
     hour = counters.read(clock().replace(minute=0, second=0, microsecond=0))
@@ -42,7 +42,7 @@ def test_a_failure_is_recorded_then_the_rule_is_asked(tables: StoreTables) -> No
     clock = FakeClock()
     asked: list[int] = []
     books, counters = _books(tables, clock, asked)
-    books.write(Tally.of(DeliveryReport(attempts=[OK, FAIL]), source="retry", entry_id="e1"))
+    books.write(RequestTally.of(DeliveryReport(attempts=[OK, FAIL]), source="retry", entry_id="e1"))
     hour = counters.read(clock().replace(minute=0, second=0, microsecond=0))
     assert sum(v for k, v in hour.items() if k.startswith("failures_m")) == 1
     assert asked == [1]
@@ -53,7 +53,7 @@ def test_a_failure_is_recorded_then_the_rule_is_asked(tables: StoreTables) -> No
 def test_an_empty_tally_writes_nothing(tables: StoreTables) -> None:
     clock = FakeClock()
     books, _ = _books(tables, clock, [])
-    books.write(Tally("hourly"))
+    books.write(RequestTally("hourly"))
     assert list(tables.counters.list_entities()) == []
 
 
@@ -63,7 +63,7 @@ def test_a_table_outage_is_logged_not_raised(tables: StoreTables, caplog: pytest
     books, _ = _books(tables, clock, asked)
     tables.counters.delete_table()  # every write now fails as a lost table does in Azure
     tables.ledger.delete_table()
-    books.write(Tally.of(DeliveryReport(attempts=[FAIL]), source="webhook"))
+    books.write(RequestTally.of(DeliveryReport(attempts=[FAIL]), source="webhook"))
     assert "Ledger and hourly counters not updated" in caplog.text
     assert asked == []  # no rule check on counts that were not written
 
@@ -86,7 +86,7 @@ def test_each_write_is_stored_when_it_returns_also_when_32_run_at_once(tables: S
     lock = threading.Lock()
 
     def one() -> None:
-        books.write(Tally.of(DeliveryReport(attempts=[OK]), source="webhook"))
+        books.write(RequestTally.of(DeliveryReport(attempts=[OK]), source="webhook"))
         with lock:
             seen.append(_attempts_and_failures(counters, clock))
 

@@ -12,8 +12,8 @@ from azure.data.tables import TableServiceClient
 from store_fixtures import FakeClock, drop_tables, open_tables
 
 from shared.delivery.ingestion import Attempt, DeliveryReport
-from shared.health.ledger_writer import Books
-from shared.health.request_tally import Tally
+from shared.health.ledger_writer import LedgerWriter
+from shared.health.request_tally import RequestTally
 from shared.store import AttemptLedger, HourlyCounters, StoreTables
 from shared.store.ledger import AttemptRecord
 from shared.telemetry import Telemetry
@@ -51,8 +51,8 @@ def _hour(counters: HourlyCounters, clock: FakeClock) -> dict[str, int]:
     return out
 
 
-def _planned(clock: FakeClock) -> Tally:
-    tally = Tally("webhook", at=clock())
+def _planned(clock: FakeClock) -> RequestTally:
+    tally = RequestTally("webhook", at=clock())
     tally.count_ahead({"received": 1, "delivered": 3, "type_new_hits": 3}, 1)
     return tally
 
@@ -61,7 +61,7 @@ def test_a_webhook_that_went_as_planned_is_stored_ahead_and_not_written_again(ta
     clock = FakeClock()
     counters = HourlyCounters(tables.counters, clock)
     CountingLedger.writes = 0
-    books = Books(CountingLedger(tables.ledger, clock, counters), Telemetry())
+    books = LedgerWriter(CountingLedger(tables.ledger, clock, counters), Telemetry())
     tally = _planned(clock)
     books.write_ahead(tally)
     assert _hour(counters, clock) == {
@@ -83,7 +83,7 @@ def test_a_webhook_that_failed_after_counting_ahead_ends_with_the_truth(tables: 
     clock = FakeClock()
     counters = HourlyCounters(tables.counters, clock)
     asked: list[int] = []
-    books = Books(
+    books = LedgerWriter(
         AttemptLedger(tables.ledger, clock, counters), Telemetry(), after_failure=lambda: asked.append(1)
     )
     tally = _planned(clock)
@@ -102,7 +102,7 @@ def test_a_webhook_that_failed_after_counting_ahead_ends_with_the_truth(tables: 
 def test_a_413_split_counts_every_request_made(tables: StoreTables) -> None:
     clock = FakeClock()
     counters = HourlyCounters(tables.counters, clock)
-    books = Books(AttemptLedger(tables.ledger, clock, counters), Telemetry())
+    books = LedgerWriter(AttemptLedger(tables.ledger, clock, counters), Telemetry())
     tally = _planned(clock)
     books.write_ahead(tally)
     too_large = Attempt(ok=False, rows=3, status=413, error="ContentLengthLimitExceeded")

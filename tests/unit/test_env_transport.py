@@ -12,7 +12,7 @@ import requests
 from azure.core.exceptions import HttpResponseError
 from requests.utils import select_proxy
 
-from shared.delivery.env_transport import read_once
+from shared.delivery.env_transport import client_options
 from shared.store.tables import DEVELOPMENT_STORAGE, table_service_from
 
 _VARS = (
@@ -63,7 +63,7 @@ def test_same_proxy_and_bundle_as_requests_per_request(
     session = requests.Session()  # trust_env: what azure-core's transport did on every request
     for url in _URLS:
         expected = session.merge_environment_settings(url, {}, None, verify, None)
-        options = read_once(url, verify=verify)
+        options = client_options(url, verify=verify)
         assert options["use_env_settings"] is False
         assert select_proxy(url, options.get("proxies", {})) == select_proxy(url, expected["proxies"])
         assert options.get("connection_verify", True) == expected["verify"]
