@@ -4,39 +4,27 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
 import pytest
+from store_fixtures import FakeClock
 
 import function_app
 from local.standins.azurite import Azurite
 from local.standins.identity import TokenIssuer
 from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
-from local.standins.wallarm_api import WallarmApiStandIn
+from local.standins.wallarm_api import WallarmApiStandIn, WebhookIntegration
+from shared.intake.webhook import WebhookRequest
 from shared.ops.services import Services, build_services
 from shared.telemetry import Telemetry
 
+__all__ = ["FakeClock"]  # the tests import it from here
 
-class FakeClock:
-    """Wall clock the tests move by hand; `sleep` advances it instead of waiting."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
-        self.slept: list[float] = []
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.advance(seconds)
+E2E_START = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -78,7 +66,7 @@ def make_services(relay_env: dict[str, str]) -> Iterator[MakeServices]:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(E2E_START)
 
 
 Call = Callable[..., func.HttpResponse]
@@ -169,3 +157,39 @@ def completeness_env(wallarm: WallarmApiStandIn, log_query: LogQueryStandIn) -> 
         "WATCHDOG_CHECK_INTEGRATION": "true",
         "WALLARM_INTEGRATION_URL": "https://relay.example.net/api/wallarm",
     }
+
+
+# --- Wallarm delivering to the relay (completeness, reconcile windows, watchdog) ---------------
+SECRET = "right-secret-0123456789"
+WRONG = "rotated-secret-987654321"
+INDEX = "hits_production_4242_202611_v_1"
+HOOK_URL = "https://relay.example.net/api/wallarm?code=function-key"
+
+
+def relay_for_wallarm(
+    make_services: MakeServices,
+    clock: FakeClock,
+    wallarm: WallarmApiStandIn,
+    env: Mapping[str, str],
+    *,
+    flush: bool = False,
+) -> Services:
+    """The relay as the stand-in Wallarm's webhook target; `flush` settles each request's
+    bookkeeping before Wallarm sees the answer."""
+    svc = make_services(clock, WEBHOOK_SHARED_SECRET=SECRET, **env)
+
+    def to_webhook(url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        request = WebhookRequest(body, {k.lower(): v for k, v in headers.items()}, "127.0.0.1")
+        status = svc.webhook.handle(request).status
+        if flush:
+            svc.webhook.flush()
+        return status
+
+    wallarm.sender = to_webhook
+    return svc
+
+
+@pytest.fixture
+def integration(wallarm: WallarmApiStandIn) -> WebhookIntegration:
+    """Wallarm's webhook integration to the relay, with the right secret."""
+    return wallarm.add_integration(HOOK_URL, {"X-Wallarm-Relay-Secret": SECRET})

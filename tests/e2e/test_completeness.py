@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,33 +22,11 @@ from shared.completeness.api_hits import BACKFILL_KEY
 from shared.intake.webhook import WebhookRequest
 from shared.ops.services import Services
 
-from .conftest import FakeClock, MakeServices
-
-SECRET = "right-secret-0123456789"
-WRONG = "rotated-secret-987654321"
-INDEX = "hits_production_4242_202611_v_1"
-HOOK_URL = "https://relay.example.net/api/wallarm?code=function-key"
+from .conftest import INDEX, SECRET, WRONG, FakeClock, MakeServices, relay_for_wallarm
 
 
 def at(clock: FakeClock, hh: int, mm: int) -> int:
     return int(clock().replace(hour=hh, minute=mm, second=0).timestamp())
-
-
-def relay(
-    make_services: MakeServices,
-    clock: FakeClock,
-    wallarm: WallarmApiStandIn,
-    env: Mapping[str, str],
-    **extra: str,
-) -> Services:
-    svc = make_services(clock, WEBHOOK_SHARED_SECRET=SECRET, **env, **extra)
-
-    def to_webhook(url: str, body: bytes, headers: Mapping[str, str]) -> int:
-        request = WebhookRequest(body, {k.lower(): v for k, v in headers.items()}, "127.0.0.1")
-        return svc.webhook.handle(request).status
-
-    wallarm.sender = to_webhook
-    return svc
 
 
 def hit_rows(ingestion: LogsIngestionStandIn) -> list[dict[str, Any]]:
@@ -101,12 +79,7 @@ def start(
     stand-in shows rows at once here, so hits are added at the first look (no second look);
     tests/e2e/test_reconcile_windows.py holds the second look against delayed rows."""
     env = {**completeness_env, "RECONCILE_CONFIRM_MINUTES": "0"}
-    return lambda **extra: relay(make_services, clock, wallarm, env, **extra)
-
-
-@pytest.fixture
-def integration(wallarm: WallarmApiStandIn) -> WebhookIntegration:
-    return wallarm.add_integration(HOOK_URL, {"X-Wallarm-Relay-Secret": SECRET})
+    return lambda **extra: relay_for_wallarm(make_services, clock, wallarm, {**env, **extra})
 
 
 def test_outage_is_reported_and_reconciled_exactly_once(

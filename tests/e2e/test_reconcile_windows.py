@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,15 +21,11 @@ from local.standins.logs_ingestion import LogsIngestionStandIn
 from local.standins.wallarm_api import Hit, WallarmApiStandIn, WebhookIntegration
 from shared.completeness.reconcile import Reconciler
 from shared.completeness.timer import Completeness
-from shared.intake.webhook import WebhookRequest
 from shared.ops.services import Services
 from shared.store.windows import WindowRecord
 
-from .conftest import Call, FakeClock, MakeServices, body_json
+from .conftest import INDEX, Call, FakeClock, MakeServices, body_json, relay_for_wallarm
 
-SECRET = "right-secret-0123456789"
-INDEX = "hits_production_4242_202611_v_1"
-HOOK_URL = "https://relay.example.net/api/wallarm?code=function-key"
 Work = Callable[[], None]
 
 
@@ -81,13 +77,7 @@ def start(
     run when the test says so."""
 
     def make(**extra: str) -> Services:
-        svc = make_services(clock, WEBHOOK_SHARED_SECRET=SECRET, **completeness_env, **extra)
-
-        def to_webhook(url: str, body: bytes, headers: Mapping[str, str]) -> int:
-            request = WebhookRequest(body, {k.lower(): v for k, v in headers.items()}, "127.0.0.1")
-            return svc.webhook.handle(request).status
-
-        wallarm.sender = to_webhook
+        svc = relay_for_wallarm(make_services, clock, wallarm, {**completeness_env, **extra})
         assert svc.completeness is not None
         job_runner = getattr(svc.completeness, "jobs", None)  # (absent before issue 19)
         if job_runner is not None:
@@ -95,11 +85,6 @@ def start(
         return svc
 
     return make
-
-
-@pytest.fixture
-def integration(wallarm: WallarmApiStandIn) -> WebhookIntegration:
-    return wallarm.add_integration(HOOK_URL, {"X-Wallarm-Relay-Secret": SECRET})
 
 
 def parts(svc: Services) -> tuple[Completeness, Reconciler]:

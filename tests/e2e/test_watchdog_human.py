@@ -9,21 +9,16 @@ relay refuse, which Wallarm's rule counts and which then disables the integratio
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import pytest
 
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from local.standins.wallarm_api import Fault, Hit, WallarmApiStandIn, WebhookIntegration
-from shared.intake.webhook import WebhookRequest
 from shared.ops.services import Services
 
-from .conftest import ADMIN_TOKEN, FakeClock, MakeServices
+from .conftest import ADMIN_TOKEN, INDEX, SECRET, WRONG, FakeClock, MakeServices, relay_for_wallarm
 
-SECRET = "right-secret-0123456789"
-WRONG = "rotated-secret-987654321"
-INDEX = "hits_production_4242_202611_v_1"
-HOOK_URL = "https://relay.example.net/api/wallarm?code=function-key"
 Start = Callable[..., Services]
 
 
@@ -37,24 +32,16 @@ def start(
     def make(**extra: str) -> Services:
         # One look adds missing hits here: the second look (RECONCILE_CONFIRM_MINUTES) has its own tests.
         env = {"RECONCILE_CONFIRM_MINUTES": "0", **extra}
-        svc = make_services(clock, WEBHOOK_SHARED_SECRET=SECRET, **completeness_env, **env)
-
-        def to_webhook(url: str, body: bytes, headers: Mapping[str, str]) -> int:
-            request = WebhookRequest(body, {k.lower(): v for k, v in headers.items()}, "127.0.0.1")
-            status = svc.webhook.handle(request).status
-            svc.webhook.flush()
-            return status
-
-        wallarm.sender = to_webhook
-        return svc
+        return relay_for_wallarm(make_services, clock, wallarm, {**completeness_env, **env}, flush=True)
 
     return make
 
 
 @pytest.fixture
-def integration(wallarm: WallarmApiStandIn) -> WebhookIntegration:
+def integration(integration: WebhookIntegration, wallarm: WallarmApiStandIn) -> WebhookIntegration:
+    """The shared integration, under Wallarm's real disable rule (ten failed attempts)."""
     wallarm.disable_min_attempts = 10
-    return wallarm.add_integration(HOOK_URL, {"X-Wallarm-Relay-Secret": SECRET})
+    return integration
 
 
 def traffic(clock: FakeClock, wallarm: WallarmApiStandIn, n: int, tag: str) -> None:

@@ -4,12 +4,10 @@ webhook needs no write of its own after the delivery."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-import pytest
-from azure.data.tables import TableServiceClient
-from store_fixtures import FakeClock, drop_tables, open_tables
+from store_fixtures import FakeClock
 
 from shared.delivery.ingestion import Attempt, DeliveryReport
 from shared.health.ledger_writer import LedgerWriter
@@ -20,12 +18,6 @@ from shared.telemetry import Telemetry
 
 OK = Attempt(ok=True, rows=3, status=204, request_id="r1")
 FAIL = Attempt(ok=False, rows=3, status=503, error="ServiceUnavailable", request_id="r2")
-
-
-@pytest.fixture
-def tables(table_service: TableServiceClient, unique_prefix: str) -> Iterator[StoreTables]:
-    yield open_tables(table_service, unique_prefix)
-    drop_tables(table_service, unique_prefix)
 
 
 class CountingLedger(AttemptLedger):
