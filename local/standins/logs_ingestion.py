@@ -37,7 +37,7 @@ import uuid
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from local.standins.identity import DEFAULT_RESOURCE, TokenError, TokenIssuer
@@ -67,6 +67,9 @@ _DEFAULT_ERRORS: dict[int, tuple[str, str]] = {
     503: ("ServiceUnavailable", "The service is temporarily unavailable."),
     504: ("GatewayTimeout", "The gateway timed out."),
 }
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -232,25 +235,26 @@ class LogsIngestionStandIn(StandInLifecycle):
     def columns(self) -> tuple[str, ...]:
         return tuple(self.column_types)
 
+    def _copy(self, items: list[T]) -> list[T]:
+        """A snapshot, taken under the lock the handler threads append under."""
+        with self._lock:
+            return list(items)
+
     @property
     def accepted(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._accepted)
+        return self._copy(self._accepted)
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
+        return self._copy(self._requests)
 
     @property
     def dropped(self) -> list[DroppedRow]:
-        with self._lock:
-            return list(self._dropped)
+        return self._copy(self._dropped)
 
     @property
     def truncated_fields(self) -> list[TruncatedField]:
-        with self._lock:
-            return list(self._truncated)
+        return self._copy(self._truncated)
 
     def inject(
         self,
