@@ -6,9 +6,11 @@ The Azurite server itself comes from ``tests/conftest.py`` (fixtures ``azurite``
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
 
 from azure.data.tables import TableClient, TableServiceClient
 
@@ -88,3 +90,20 @@ def race(work: Callable[[int], object], threads: int = 8, timeout: float = 120) 
     for thread in pool:
         thread.join(timeout=timeout)
     return errors
+
+
+class Resettable(Protocol):
+    def reset(self) -> None: ...
+
+
+R = TypeVar("R", bound=Resettable)
+
+
+@contextlib.contextmanager
+def reset_around(standin: R) -> Iterator[R]:
+    """A session-wide stand-in, reset before and after one test (its faults and records are the test's)."""
+    standin.reset()
+    try:
+        yield standin
+    finally:
+        standin.reset()

@@ -90,6 +90,8 @@ class RecordedRequest:
 
 @dataclass(frozen=True)
 class DroppedRow:
+    """A row the DCR dropped (as the real one does, silently), and why."""
+
     row: Any
     reason: str
     request_id: str
@@ -97,6 +99,8 @@ class DroppedRow:
 
 @dataclass(frozen=True)
 class TruncatedField:
+    """A field the DCR cut to the column's limit."""
+
     column: str
     original_bytes: int
     kept_bytes: int

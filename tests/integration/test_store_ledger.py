@@ -3,6 +3,7 @@ boundary, races, failed-attempt records, purge."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -12,14 +13,9 @@ from local.standins.azurite import Azurite
 from shared.store import AttemptLedger, AttemptRecord, HourlyCounters, StoreTables, WindowCounts
 
 OK = AttemptRecord(ok=True, status=204, error="", request_id="r-ok", rows=3, source="webhook", entry_id="")
-FAIL = AttemptRecord(
-    ok=False,
-    status=503,
-    error="ServiceUnavailable",
-    request_id="r-fail",
-    rows=3,
-    source="retry",
-    entry_id="e1",
+# The same rows, failed on a retry.
+FAIL = replace(
+    OK, ok=False, status=503, error="ServiceUnavailable", request_id="r-fail", source="retry", entry_id="e1"
 )
 
 
