@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import re
-import socket
 import ssl
 import subprocess
 import sys
@@ -91,12 +90,6 @@ class StandIns:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ------------------------------------------------------------------------------------------

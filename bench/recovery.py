@@ -20,7 +20,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import ssl
 import statistics
 import subprocess
@@ -32,21 +31,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from local.standins.server import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 HIT = json.loads((ROOT / "tests" / "fixtures" / "wallarm" / "new_hits.json").read_text())["body"][0]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Relay:
     """`python -m local.run` in a subprocess, with its stand-ins."""
 
     def __init__(self, **settings: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.key = secrets.token_urlsafe(16)
         self.master = secrets.token_urlsafe(16)
         env = {

@@ -33,7 +33,8 @@ from typing import Any
 from bench.harness import StandIns, pct, say
 from bench.payloads import payloads
 from local.standins.azurite import Azurite
-from soak.procs import end, free_port, wait_port
+from local.standins.server import free_port
+from soak.procs import end, wait_port
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,14 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from local.standins.azurite import connection_string_for, find_binary
+from local.standins.server import free_port
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float) -> bool:

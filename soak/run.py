@@ -33,11 +33,12 @@ from local.standins import tls
 from local.standins.identity import ManagedIdentityStandIn, TokenIssuer
 from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
+from local.standins.server import free_port
 from local.standins.wallarm_api import WallarmApiStandIn
 from soak import books
 from soak.events import EventFactory
 from soak.faults import Fault, last_fault_end, schedule
-from soak.procs import DiskAzurite, Instance, free_port, sample, wait_port
+from soak.procs import DiskAzurite, Instance, sample, wait_port
 from soak.sender import RETRY_DELAYS, TIMEOUT_SECONDS, WallarmSender
 
 log = logging.getLogger("soak")

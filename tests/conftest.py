@@ -15,6 +15,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 from azure.identity import ManagedIdentityCredential
 from azure.monitor.ingestion import LogsIngestionClient
+from store_fixtures import reset_around
 
 from local.standins import tls
 from local.standins.azurite import Azurite
@@ -60,18 +61,14 @@ def ingestion_standin(token_issuer: TokenIssuer, tls_ca: str) -> Iterator[LogsIn
 
 @pytest.fixture
 def ingestion(ingestion_standin: LogsIngestionStandIn) -> Iterator[LogsIngestionStandIn]:
-    """The session's ingestion stand-in, reset before and after the test."""
-    ingestion_standin.reset()
-    yield ingestion_standin
-    ingestion_standin.reset()
+    with reset_around(ingestion_standin) as standin:
+        yield standin
 
 
 @pytest.fixture
 def identity(identity_standin: ManagedIdentityStandIn) -> Iterator[ManagedIdentityStandIn]:
-    """The session's managed identity stand-in, reset before and after the test."""
-    identity_standin.reset()
-    yield identity_standin
-    identity_standin.reset()
+    with reset_around(identity_standin) as standin:
+        yield standin
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Helpers for the store's Azurite tests: a fake clock and per-test tables.
+"""Helpers the test layers share: the fake clock, and per-test tables for the Azurite tests.
 
 The Azurite server itself comes from ``tests/conftest.py`` (fixtures ``azurite``,
 ``table_service``, ``unique_prefix``); these helpers only add what the store tests share.
@@ -6,8 +6,11 @@ The Azurite server itself comes from ``tests/conftest.py`` (fixtures ``azurite``
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
 
 from azure.data.tables import TableClient, TableServiceClient
 
@@ -17,17 +20,29 @@ T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
 class FakeClock:
-    """A settable UTC clock, safe to read from several threads."""
+    """A UTC wall clock the tests move by hand, safe to read from several threads; `sleep`
+    advances it instead of waiting. One class for the store and the end-to-end tests."""
 
     def __init__(self, start: datetime = T0) -> None:
         self._now = start
         self._lock = threading.Lock()
+        self.slept: list[float] = []
 
     def __call__(self) -> datetime:
         with self._lock:
             return self._now
 
-    def advance(self, delta: timedelta) -> datetime:
+    @property
+    def now(self) -> datetime:
+        return self()
+
+    @now.setter
+    def now(self, moment: datetime) -> None:
+        self.set(moment)
+
+    def advance(self, by: timedelta | float) -> datetime:
+        """Moves on by a timedelta or by seconds."""
+        delta = by if isinstance(by, timedelta) else timedelta(seconds=by)
         with self._lock:
             self._now += delta
             return self._now
@@ -35,6 +50,10 @@ class FakeClock:
     def set(self, moment: datetime) -> None:
         with self._lock:
             self._now = moment
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds)
 
 
 def open_tables(service: TableServiceClient, prefix: str) -> StoreTables:
@@ -50,3 +69,41 @@ def drop_tables(service: TableServiceClient, prefix: str) -> None:
 def own_client(connection_string: str, table: TableClient) -> TableClient:
     """A separate client (own HTTP session) for the same table, as another worker would have."""
     return TableClient.from_connection_string(connection_string, table_name=table.table_name)
+
+
+def race(work: Callable[[int], object], threads: int = 8, timeout: float = 120) -> list[BaseException]:
+    """Runs `work(slot)` for each slot on its own thread, all released at once (as workers on
+    several instances would race); returns what any of them raised."""
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def run(slot: int) -> None:
+        try:
+            start.wait()
+            work(slot)
+        except BaseException as error:  # reported to the caller
+            errors.append(error)
+
+    pool = [threading.Thread(target=run, args=(slot,)) for slot in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=timeout)
+    return errors
+
+
+class Resettable(Protocol):
+    def reset(self) -> None: ...
+
+
+R = TypeVar("R", bound=Resettable)
+
+
+@contextlib.contextmanager
+def reset_around(standin: R) -> Iterator[R]:
+    """A session-wide stand-in, reset before and after one test (its faults and records are the test's)."""
+    standin.reset()
+    try:
+        yield standin
+    finally:
+        standin.reset()

@@ -12,7 +12,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.harness import Harness, free_port, on_ack_path, pct, say, sequential
+from bench.harness import Harness, on_ack_path, pct, say, sequential
+from local.standins.server import free_port
 
 NO_DISABLE = {"AUTO_DISABLE_MIN_ATTEMPTS": "100000"}
 

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from local.standins.server import StartStop
+from local.standins.server import StartStop, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT_NAME = "devstoreaccount1"
@@ -46,12 +46,6 @@ def find_binary() -> str:
         f"azurite-table not found: run `npm ci` in {REPO_ROOT} (installs azurite 3.37.0 into "
         f"./node_modules), or set {ENV_BIN}, or point {ENV_CONNECTION_STRING} at a running Azurite."
     )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def connection_string_for(table_endpoint: str) -> str:
@@ -113,7 +107,7 @@ class Azurite(StartStop):
         binary = self._binary or find_binary()
         last_error = ""
         for _ in range(3):  # a free port can be taken between probing and Azurite's bind
-            port = self._port or _free_port()
+            port = self._port or free_port()
             try:
                 self._launch(binary, port)
                 return

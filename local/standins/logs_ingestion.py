@@ -37,7 +37,7 @@ import uuid
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from local.standins.identity import DEFAULT_RESOURCE, TokenError, TokenIssuer
@@ -69,6 +69,9 @@ _DEFAULT_ERRORS: dict[int, tuple[str, str]] = {
 }
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     """One ingestion POST as the stand-in saw it (admin routes are not recorded)."""
@@ -87,6 +90,8 @@ class RecordedRequest:
 
 @dataclass(frozen=True)
 class DroppedRow:
+    """A row the DCR dropped (as the real one does, silently), and why."""
+
     row: Any
     reason: str
     request_id: str
@@ -94,6 +99,8 @@ class DroppedRow:
 
 @dataclass(frozen=True)
 class TruncatedField:
+    """A field the DCR cut to the column's limit."""
+
     column: str
     original_bytes: int
     kept_bytes: int
@@ -232,25 +239,26 @@ class LogsIngestionStandIn(StandInLifecycle):
     def columns(self) -> tuple[str, ...]:
         return tuple(self.column_types)
 
+    def _copy(self, items: list[T]) -> list[T]:
+        """A snapshot, taken under the lock the handler threads append under."""
+        with self._lock:
+            return list(items)
+
     @property
     def accepted(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._accepted)
+        return self._copy(self._accepted)
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
+        return self._copy(self._requests)
 
     @property
     def dropped(self) -> list[DroppedRow]:
-        with self._lock:
-            return list(self._dropped)
+        return self._copy(self._dropped)
 
     @property
     def truncated_fields(self) -> list[TruncatedField]:
-        with self._lock:
-            return list(self._truncated)
+        return self._copy(self._truncated)
 
     def inject(
         self,

@@ -13,6 +13,13 @@ from typing import Any, Self
 from local.standins import tls
 
 
+def free_port() -> int:
+    """A TCP port free on the loopback right now (the OS's pick; free until someone binds it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class _QuietThreadingServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True

@@ -4,39 +4,35 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+import os
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 import pytest
+from store_fixtures import FakeClock, reset_around
 
 import function_app
 from local.standins.azurite import Azurite
 from local.standins.identity import TokenIssuer
 from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
-from local.standins.wallarm_api import WallarmApiStandIn
+from local.standins.wallarm_api import WallarmApiStandIn, WebhookIntegration
+from shared.intake.webhook import WebhookRequest
 from shared.ops.services import Services, build_services
 from shared.telemetry import Telemetry
 
+__all__ = ["FakeClock"]  # the tests import it from here
 
-class FakeClock:
-    """Wall clock the tests move by hand; `sleep` advances it instead of waiting."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
-        self.slept: list[float] = []
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.advance(seconds)
+E2E_START = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -78,7 +74,7 @@ def make_services(relay_env: dict[str, str]) -> Iterator[MakeServices]:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(E2E_START)
 
 
 Call = Callable[..., func.HttpResponse]
@@ -153,9 +149,8 @@ def log_query_standin(
 
 @pytest.fixture
 def log_query(log_query_standin: LogQueryStandIn) -> Iterator[LogQueryStandIn]:
-    log_query_standin.reset()
-    yield log_query_standin
-    log_query_standin.reset()
+    with reset_around(log_query_standin) as standin:
+        yield standin
 
 
 @pytest.fixture
@@ -169,3 +164,96 @@ def completeness_env(wallarm: WallarmApiStandIn, log_query: LogQueryStandIn) -> 
         "WATCHDOG_CHECK_INTEGRATION": "true",
         "WALLARM_INTEGRATION_URL": "https://relay.example.net/api/wallarm",
     }
+
+
+# --- Wallarm delivering to the relay (completeness, reconcile windows, watchdog) ---------------
+SECRET = "right-secret-0123456789"
+WRONG = "rotated-secret-987654321"
+INDEX = "hits_production_4242_202611_v_1"
+HOOK_URL = "https://relay.example.net/api/wallarm?code=function-key"
+
+
+WallarmRelay = Callable[..., Services]
+
+
+@pytest.fixture
+def wallarm_relay(
+    make_services: MakeServices,
+    clock: FakeClock,
+    wallarm: WallarmApiStandIn,
+    completeness_env: dict[str, str],
+) -> WallarmRelay:
+    """Starts the relay, reconciliation on, as the stand-in Wallarm's webhook target:
+    `wallarm_relay(flush=..., **settings)`; `flush` settles each request's bookkeeping before
+    Wallarm sees the answer."""
+
+    def start(*, flush: bool = False, **settings: str) -> Services:
+        svc = make_services(clock, WEBHOOK_SHARED_SECRET=SECRET, **{**completeness_env, **settings})
+
+        def to_webhook(url: str, body: bytes, headers: Mapping[str, str]) -> int:
+            request = WebhookRequest(body, {k.lower(): v for k, v in headers.items()}, "127.0.0.1")
+            status = svc.webhook.handle(request).status
+            if flush:
+                svc.webhook.flush()
+            return status
+
+        wallarm.sender = to_webhook
+        return svc
+
+    return start
+
+
+@pytest.fixture
+def integration(wallarm: WallarmApiStandIn) -> WebhookIntegration:
+    """Wallarm's webhook integration to the relay, with the right secret."""
+    return wallarm.add_integration(HOOK_URL, {"X-Wallarm-Relay-Secret": SECRET})
+
+
+# --- `python -m local.run` in a subprocess (runner, banner, crash tests) ------------------------
+ROOT = Path(__file__).resolve().parents[2]
+# The caller's own settings of these kinds would leak into the local run's: it gets only its own.
+LOCAL_RUN_OWN = ("LOGS_", "RELAY_", "IDENTITY_")
+
+
+def spawn_local_run(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    ready: str,
+    *,
+    drop: tuple[str, ...] = LOCAL_RUN_OWN,
+    new_session: bool = False,
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """Starts `python -m local.run`, reads its output until a line says `ready` (or it exits) and
+    returns it with those lines; its output is then drained on a thread, so a chatty run never
+    blocks on a full pipe."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "local.run", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=new_session,  # its own process group, to be killed as a whole
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if ready in line or proc.poll() is not None:
+            break
+    assert ready in "".join(lines), "".join(lines)
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
+    return proc, lines
+
+
+def local_run_rows(rows_url: str) -> list[dict[str, str]]:
+    """The rows a local run's ingestion stand-in accepted (its `rows` URL)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the runner's CA lives in its own temp dir; this only reads rows
+    with urllib.request.urlopen(rows_url, context=ctx, timeout=10) as resp:
+        data = json.loads(resp.read())
+    return list(data["rows"] if isinstance(data, dict) else data)

@@ -17,36 +17,28 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from azure.data.tables import TableServiceClient
 
 from local.standins.logs_ingestion import LogsIngestionStandIn
+from local.standins.server import free_port
 from shared.store.counters import HourlyCounters
 from shared.store.dedup import DedupKeys
 from shared.store.ledger import AttemptLedger
 from shared.store.tables import as_utc, open_store_tables
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import spawn_local_run
+
 WEBHOOKS = 400
 PARALLEL = 32
 KILL_AFTER = 250  # answers received before the SIGKILL: the rest are in flight or never sent
 PROCESSING_TIMEOUT = timedelta(seconds=60)  # the webhook's dedup `stale_after`
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _body(i: int) -> bytes:
@@ -56,43 +48,22 @@ def _body(i: int) -> bytes:
 
 
 def _start_relay(relay_env: dict[str, str], port: int) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGS_", "RELAY_", "IDENTITY_"))}
-    env.update(relay_env)
-    env.update(
-        {
-            "RELAY_LOCAL_FUNCTION_KEY": "fn-key-for-tests",
-            "RELAY_LOCAL_MASTER_KEY": "master-key-for-tests",
-            # A slow-but-successful upload on a loaded machine must not become a failure.
-            "WEBHOOK_READ_TIMEOUT_SECONDS": "20",
-            "WEBHOOK_DELIVERY_BUDGET_SECONDS": "25",
-        }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local.run", "--port", str(port), "--no-timers"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, killed as a whole
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        lines.append(line)
-        if "Relay listening" in line or proc.poll() is not None:
-            break
-    assert "Relay listening" in "".join(lines), "".join(lines)
-    threading.Thread(target=proc.stdout.read, daemon=True).start()  # never block on a full pipe
+    env = {
+        **relay_env,
+        "RELAY_LOCAL_FUNCTION_KEY": "fn-key-for-tests",
+        "RELAY_LOCAL_MASTER_KEY": "master-key-for-tests",
+        # A slow-but-successful upload on a loaded machine must not become a failure.
+        "WEBHOOK_READ_TIMEOUT_SECONDS": "20",
+        "WEBHOOK_DELIVERY_BUDGET_SECONDS": "25",
+    }
+    proc, _ = spawn_local_run(["--port", str(port), "--no-timers"], env, "Relay listening", new_session=True)
     return proc
 
 
 def test_sigkill_after_a_burst_leaves_counters_rule_inputs_and_dedup_keys_true_to_the_acks(
     relay_env: dict[str, str], ingestion: LogsIngestionStandIn
 ) -> None:
-    port = _free_port()
+    port = free_port()
     proc = _start_relay(relay_env, port)
     url = f"http://127.0.0.1:{port}/api/wallarm?code=fn-key-for-tests"
     acked: set[int] = set()

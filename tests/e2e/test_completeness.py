@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,33 +22,11 @@ from shared.completeness.api_hits import BACKFILL_KEY
 from shared.intake.webhook import WebhookRequest
 from shared.ops.services import Services
 
-from .conftest import FakeClock, MakeServices
-
-SECRET = "right-secret-0123456789"
-WRONG = "rotated-secret-987654321"
-INDEX = "hits_production_4242_202611_v_1"
-HOOK_URL = "https://relay.example.net/api/wallarm?code=function-key"
+from .conftest import INDEX, SECRET, WRONG, FakeClock, MakeServices, WallarmRelay
 
 
 def at(clock: FakeClock, hh: int, mm: int) -> int:
     return int(clock().replace(hour=hh, minute=mm, second=0).timestamp())
-
-
-def relay(
-    make_services: MakeServices,
-    clock: FakeClock,
-    wallarm: WallarmApiStandIn,
-    env: Mapping[str, str],
-    **extra: str,
-) -> Services:
-    svc = make_services(clock, WEBHOOK_SHARED_SECRET=SECRET, **env, **extra)
-
-    def to_webhook(url: str, body: bytes, headers: Mapping[str, str]) -> int:
-        request = WebhookRequest(body, {k.lower(): v for k, v in headers.items()}, "127.0.0.1")
-        return svc.webhook.handle(request).status
-
-    wallarm.sender = to_webhook
-    return svc
 
 
 def hit_rows(ingestion: LogsIngestionStandIn) -> list[dict[str, Any]]:
@@ -90,23 +68,11 @@ Start = Callable[..., Services]
 
 
 @pytest.fixture
-def start(
-    make_services: MakeServices,
-    clock: FakeClock,
-    wallarm: WallarmApiStandIn,
-    log_query: LogQueryStandIn,
-    completeness_env: dict[str, str],
-) -> Start:
+def start(wallarm_relay: WallarmRelay) -> Start:
     """Starts the relay with reconciliation on, as the stand-in Wallarm's webhook target. The query
     stand-in shows rows at once here, so hits are added at the first look (no second look);
     tests/e2e/test_reconcile_windows.py holds the second look against delayed rows."""
-    env = {**completeness_env, "RECONCILE_CONFIRM_MINUTES": "0"}
-    return lambda **extra: relay(make_services, clock, wallarm, env, **extra)
-
-
-@pytest.fixture
-def integration(wallarm: WallarmApiStandIn) -> WebhookIntegration:
-    return wallarm.add_integration(HOOK_URL, {"X-Wallarm-Relay-Secret": SECRET})
+    return lambda **extra: wallarm_relay(**{"RECONCILE_CONFIRM_MINUTES": "0", **extra})
 
 
 def test_outage_is_reported_and_reconciled_exactly_once(
@@ -183,7 +149,6 @@ def test_reenable_is_opt_in_needs_a_healthy_relay_and_then_reconciles_the_gap(
     wallarm: WallarmApiStandIn,
     integration: WebhookIntegration,
     ingestion: LogsIngestionStandIn,
-    log_query: LogQueryStandIn,
 ) -> None:
     svc = start(WATCHDOG_REENABLE="true")
     assert svc.completeness is not None
@@ -226,13 +191,9 @@ def test_without_an_integration_token_a_quiet_pipe_is_reported_once(
     assert [r["EventType"] for r in ingestion.accepted].count("relay_pipe_quiet") == 1
 
 
+@pytest.mark.usefixtures("integration")
 def test_reconciliation_waits_for_the_relays_own_backlog(
-    start: Start,
-    clock: FakeClock,
-    wallarm: WallarmApiStandIn,
-    integration: WebhookIntegration,
-    ingestion: LogsIngestionStandIn,
-    log_query: LogQueryStandIn,
+    start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, ingestion: LogsIngestionStandIn
 ) -> None:
     svc = start()
     assert svc.completeness is not None and svc.completeness.reconciler is not None
@@ -246,12 +207,9 @@ def test_reconciliation_waits_for_the_relays_own_backlog(
     assert not ingestion.accepted
 
 
+@pytest.mark.usefixtures("integration")
 def test_a_workspace_the_relay_may_not_read_fails_the_window_visibly(
-    start: Start,
-    clock: FakeClock,
-    wallarm: WallarmApiStandIn,
-    integration: WebhookIntegration,
-    log_query: LogQueryStandIn,
+    start: Start, clock: FakeClock, log_query: LogQueryStandIn
 ) -> None:
     svc = start()
     assert svc.completeness is not None and svc.completeness.reconciler is not None
@@ -265,10 +223,7 @@ def test_a_workspace_the_relay_may_not_read_fails_the_window_visibly(
 
 
 def test_reconcile_range_validates_its_input(
-    make_services: MakeServices,
-    clock: FakeClock,
-    completeness_env: dict[str, str],
-    wallarm: WallarmApiStandIn,
+    make_services: MakeServices, clock: FakeClock, completeness_env: dict[str, str]
 ) -> None:
     svc = make_services(clock, **completeness_env)
     assert svc.completeness is not None
@@ -322,11 +277,7 @@ def test_relayctl_reconcile_posts_the_range_with_the_key_in_a_header() -> None:
 
 
 def test_a_changed_integration_is_reported_once(
-    start: Start,
-    clock: FakeClock,
-    wallarm: WallarmApiStandIn,
-    integration: WebhookIntegration,
-    ingestion: LogsIngestionStandIn,
+    start: Start, integration: WebhookIntegration, ingestion: LogsIngestionStandIn
 ) -> None:
     svc = start()
     assert svc.completeness is not None
@@ -344,12 +295,9 @@ def test_a_changed_integration_is_reported_once(
     assert watchdog.run()["integration"]["problem"] is None
 
 
+@pytest.mark.usefixtures("integration")
 def test_fresh_webhook_hits_cost_no_extra_table_request(
-    start: Start,
-    clock: FakeClock,
-    wallarm: WallarmApiStandIn,
-    integration: WebhookIntegration,
-    ingestion: LogsIngestionStandIn,
+    start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, ingestion: LogsIngestionStandIn
 ) -> None:
     svc = start()
     assert svc.webhook.dedup is not None

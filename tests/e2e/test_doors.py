@@ -111,16 +111,16 @@ def test_probe_reports_storage_next_to_ingestion(call: Call, ingestion: LogsInge
     assert "RELAY_STORAGE_TABLE_ENDPOINT" in body["storage"]["advice"]
 
 
+ADMIN_ROUTES = [
+    ("relay_status", "GET", ""),
+    ("relay_admin", "POST", "disable"),
+    ("relay_admin", "POST", "enable"),
+    ("relay_admin", "POST", "replay"),
+]
+
+
 @pytest.mark.usefixtures("storage_gone")
-@pytest.mark.parametrize(
-    ("name", "method", "action"),
-    [
-        ("relay_status", "GET", ""),
-        ("relay_admin", "POST", "disable"),
-        ("relay_admin", "POST", "enable"),
-        ("relay_admin", "POST", "replay"),
-    ],
-)
+@pytest.mark.parametrize(("name", "method", "action"), ADMIN_ROUTES)
 def test_admin_routes_answer_503_when_storage_is_down(
     call: Call, name: str, method: str, action: str
 ) -> None:

@@ -5,57 +5,34 @@ with or without a shared secret (issue 20, item 7), and its timers follow the sc
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import socket
-import ssl
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from local.standins.server import free_port
+
+from .conftest import LOCAL_RUN_OWN, local_run_rows, spawn_local_run
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = 'it\'s a "$ecret" with `spaces` \\ and $(quotes)'  # what a shell would mangle unquoted
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
 def local_run(*args: str, **settings: str) -> Iterator[list[str]]:
     """`python -m local.run` with its own stand-ins; yields its banner's lines."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("LOGS_", "RELAY_", "IDENTITY_", "WEBHOOK_"))
-    }
-    env.update(settings)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local.run", "--port", str(free_port()), *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc, lines = spawn_local_run(
+        ["--port", str(free_port()), *args],
+        settings,
+        "Ctrl+C to stop.",
+        drop=(*LOCAL_RUN_OWN, "WEBHOOK_"),
     )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        lines.append(line.rstrip("\n"))
-        if "Ctrl+C to stop." in line or proc.poll() is not None:
-            break
-    assert "Ctrl+C to stop." in lines[-1], "\n".join(lines)
-    threading.Thread(target=proc.stdout.read, daemon=True).start()  # never block on a full pipe
     try:
-        yield lines
+        yield [line.rstrip("\n") for line in lines]
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -105,15 +82,6 @@ def test_every_command_the_banner_prints_works_as_printed(settings: dict[str, st
             assert run_as_printed(unsent).returncode == 1
 
 
-def rows(rows_url: str) -> list[dict[str, str]]:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # the runner's CA lives in its own temp dir; this only reads rows
-    with urllib.request.urlopen(rows_url, context=ctx, timeout=10) as resp:
-        data = json.loads(resp.read())
-    return list(data["rows"] if isinstance(data, dict) else data)
-
-
 @pytest.mark.slow
 def test_timers_follow_their_schedule_settings() -> None:
     """HOURLY_COUNT_SCHEDULE every 2 s: the hourly row lands within seconds, not at the top of
@@ -123,7 +91,7 @@ def test_timers_follow_their_schedule_settings() -> None:
         rows_url = next(line.split("rows: ")[1].rstrip(")") for line in lines if "rows: " in line)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if any(r.get("EventType") == "relay_hourly_stats" for r in rows(rows_url)):
+            if any(r.get("EventType") == "relay_hourly_stats" for r in local_run_rows(rows_url)):
                 break
             time.sleep(0.5)  # polling the stand-in, bounded by the deadline
         else:

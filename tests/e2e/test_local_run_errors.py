@@ -13,15 +13,10 @@ from pathlib import Path
 import pytest
 
 from local.standins.azurite import connection_string_for
+from local.standins.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = "@Microsoft.KeyVault(SecretUri=https://relay-kv.vault.azure.net/secrets/webhook-secret/)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def real_workspace() -> dict[str, str]:

@@ -4,66 +4,33 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import socket
-import ssl
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from wallarm_fixtures import ALL_FIXTURES
 
 from local.send import send
+from local.standins.server import free_port
 from shared.ops.cli import main as relayctl
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from .conftest import local_run_rows, spawn_local_run
 
 
 @contextlib.contextmanager
 def local_runner(*args: str, **settings: str) -> Iterator[dict[str, str]]:
     """`python -m local.run` in a subprocess with its own stand-ins; its URL and rows URL."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGS_", "RELAY_", "IDENTITY_"))}
-    env.update(
-        {"RELAY_LOCAL_FUNCTION_KEY": "fn-key-for-tests", "RELAY_LOCAL_MASTER_KEY": "master-key-for-tests"}
-    )
-    env.update(settings)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local.run", "--port", str(port), *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        lines.append(line)
-        if "Relay listening" in line or proc.poll() is not None:
-            break
+    keys = {"RELAY_LOCAL_FUNCTION_KEY": "fn-key-for-tests", "RELAY_LOCAL_MASTER_KEY": "master-key-for-tests"}
+    proc, lines = spawn_local_run(["--port", str(port), *args], {**keys, **settings}, "Relay listening")
     output = "".join(lines)
-    assert "Relay listening" in output, output
     rows_url = re.search(r"rows: (https://\S+)\)", output)
     assert rows_url, output
-    # Keep reading its output, so a chatty run never blocks on a full pipe.
-    threading.Thread(target=proc.stdout.read, daemon=True).start()
     try:
         yield {"url": f"http://127.0.0.1:{port}", "rows": rows_url.group(1)}
     finally:
@@ -77,22 +44,13 @@ def runner() -> Iterator[dict[str, str]]:
         yield started
 
 
-def landed(rows_url: str) -> list[dict[str, str]]:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # the runner's CA lives in its own temp dir; this only reads rows
-    with urllib.request.urlopen(rows_url, context=ctx, timeout=10) as resp:
-        data = json.loads(resp.read())
-    return list(data["rows"] if isinstance(data, dict) else data)
-
-
 def test_every_fixture_lands_through_the_local_runner(runner: dict[str, str]) -> None:
     url = f"{runner['url']}/api/wallarm?code=fn-key-for-tests"
-    before = len(landed(runner["rows"]))
+    before = len(local_run_rows(runner["rows"]))
     for fixture in ALL_FIXTURES:
         status, text = send(url, fixture.name, {})
         assert status == 200, (fixture.name, text)
-    rows = landed(runner["rows"])[before:]
+    rows = local_run_rows(runner["rows"])[before:]
     expected = [f.event_type for f in ALL_FIXTURES for _ in range(f.count)]
     assert [r["EventType"] for r in rows] == expected
 
@@ -148,7 +106,7 @@ def test_burst_of_200_parallel_posts_every_one_answered_every_row_landed_once() 
         summaries: Counter[str] = Counter()
         while time.monotonic() < deadline:
             summaries = Counter(
-                r["Summary"] for r in landed(run["rows"]) if r["Summary"].startswith("burst-")
+                r["Summary"] for r in local_run_rows(run["rows"]) if r["Summary"].startswith("burst-")
             )
             if len(summaries) == n:
                 break

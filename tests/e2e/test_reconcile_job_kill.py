@@ -24,10 +24,9 @@ import pytest
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from local.standins.wallarm_api import Hit, WallarmApiStandIn
 
-from .conftest import FakeClock, MakeServices
+from .conftest import INDEX, FakeClock, MakeServices
 
 ROOT = Path(__file__).resolve().parents[2]
-INDEX = "hits_production_4242_202611_v_1"
 CHILD = textwrap.dedent(
     """
     import json, sys, time

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,18 +18,14 @@ import pytest
 
 from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
-from local.standins.wallarm_api import Hit, WallarmApiStandIn, WebhookIntegration
+from local.standins.wallarm_api import Hit, WallarmApiStandIn
 from shared.completeness.reconcile import Reconciler
 from shared.completeness.timer import Completeness
-from shared.intake.webhook import WebhookRequest
 from shared.ops.services import Services
 from shared.store.windows import WindowRecord
 
-from .conftest import Call, FakeClock, MakeServices, body_json
+from .conftest import INDEX, Call, FakeClock, WallarmRelay, body_json
 
-SECRET = "right-secret-0123456789"
-INDEX = "hits_production_4242_202611_v_1"
-HOOK_URL = "https://relay.example.net/api/wallarm?code=function-key"
 Work = Callable[[], None]
 
 
@@ -69,25 +65,12 @@ Start = Callable[..., Services]
 
 
 @pytest.fixture
-def start(
-    make_services: MakeServices,
-    clock: FakeClock,
-    wallarm: WallarmApiStandIn,
-    log_query: LogQueryStandIn,
-    completeness_env: dict[str, str],
-    jobs: Jobs,
-) -> Start:
+def start(wallarm_relay: WallarmRelay, jobs: Jobs) -> Start:
     """The relay with reconciliation on, as the stand-in Wallarm's webhook target; manual jobs
     run when the test says so."""
 
     def make(**extra: str) -> Services:
-        svc = make_services(clock, WEBHOOK_SHARED_SECRET=SECRET, **completeness_env, **extra)
-
-        def to_webhook(url: str, body: bytes, headers: Mapping[str, str]) -> int:
-            request = WebhookRequest(body, {k.lower(): v for k, v in headers.items()}, "127.0.0.1")
-            return svc.webhook.handle(request).status
-
-        wallarm.sender = to_webhook
+        svc = wallarm_relay(**extra)
         assert svc.completeness is not None
         job_runner = getattr(svc.completeness, "jobs", None)  # (absent before issue 19)
         if job_runner is not None:
@@ -97,14 +80,15 @@ def start(
     return make
 
 
-@pytest.fixture
-def integration(wallarm: WallarmApiStandIn) -> WebhookIntegration:
-    return wallarm.add_integration(HOOK_URL, {"X-Wallarm-Relay-Secret": SECRET})
-
-
 def parts(svc: Services) -> tuple[Completeness, Reconciler]:
     assert svc.completeness is not None and svc.completeness.reconciler is not None
     return svc.completeness, svc.completeness.reconciler
+
+
+def noon_at(reconciler: Reconciler, clock: FakeClock, when: str) -> WindowRecord:
+    """The hourly run at `when`: its record of the 12:00 window."""
+    clock.now = ts(when)
+    return next(r for r in reconciler.run_due() if r.start.hour == 12)
 
 
 def window(svc: Services, start: str) -> WindowRecord | None:
@@ -170,19 +154,20 @@ def test_the_reconciler_refuses_a_partial_or_open_window(start: Start, clock: Fa
 # -- findings 5 and 6: bounded ranges, extreme dates ---------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("frm", "to", "says"),
-    [
-        ("1970-01-01T00:00Z", "2100-01-01T00:00Z", "RECONCILE_MAX_AGE_DAYS"),
-        ("2026-11-10T00:00Z", "2026-11-20T00:00Z", "at most 168"),
-        ("2026-11-10T00:00Z", "9999-12-31T23:59Z", "RECONCILE_MAX_RANGE_HOURS"),
-        ("0001-01-01T00:00+01:00", "2026-11-25T10:00Z", "outside the dates"),
-        ("0001-01-01T01:00+01:00", "2026-11-25T10:00Z", "RECONCILE_MAX_AGE_DAYS"),
-        ("9999-12-31T23:59Z", "9999-12-31T23:59:59-01:00", "outside the dates"),
-        ("9999-12-31T22:00Z", "9999-12-31T23:59Z", "future"),
-        ("x" * 5000, "2026-11-25T10:00Z", "ISO 8601"),
-    ],
-)
+# (from, to, what the refusal names)
+RANGES_PAST_THE_LIMITS = [
+    ("1970-01-01T00:00Z", "2100-01-01T00:00Z", "RECONCILE_MAX_AGE_DAYS"),
+    ("2026-11-10T00:00Z", "2026-11-20T00:00Z", "at most 168"),
+    ("2026-11-10T00:00Z", "9999-12-31T23:59Z", "RECONCILE_MAX_RANGE_HOURS"),
+    ("0001-01-01T00:00+01:00", "2026-11-25T10:00Z", "outside the dates"),
+    ("0001-01-01T01:00+01:00", "2026-11-25T10:00Z", "RECONCILE_MAX_AGE_DAYS"),
+    ("9999-12-31T23:59Z", "9999-12-31T23:59:59-01:00", "outside the dates"),
+    ("9999-12-31T22:00Z", "9999-12-31T23:59Z", "future"),
+    ("x" * 5000, "2026-11-25T10:00Z", "ISO 8601"),
+]
+
+
+@pytest.mark.parametrize(("frm", "to", "says"), RANGES_PAST_THE_LIMITS)
 def test_a_range_past_the_limits_is_refused_with_the_limit(
     start: Start, clock: FakeClock, frm: str, to: str, says: str
 ) -> None:
@@ -307,12 +292,9 @@ def test_a_job_killed_mid_way_leaves_its_windows_to_the_timer(
 # -- finding 2: quarantined rows are not duplicated ----------------------------------------------
 
 
+@pytest.mark.usefixtures("integration")
 def test_quarantined_hits_are_not_reconciled_and_replay_lands_each_once(
-    start: Start,
-    clock: FakeClock,
-    wallarm: WallarmApiStandIn,
-    integration: WebhookIntegration,
-    ingestion: LogsIngestionStandIn,
+    start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, ingestion: LogsIngestionStandIn
 ) -> None:
     svc = start(RECONCILE_CONFIRM_MINUTES="0")  # the quarantine alone must hold reconciliation back
     _, reconciler = parts(svc)
@@ -343,11 +325,11 @@ def test_quarantined_hits_are_not_reconciled_and_replay_lands_each_once(
 # -- ingestion latency: "not yet queryable" is not "missing" -------------------------------------
 
 
+@pytest.mark.usefixtures("integration")
 def test_a_queue_entry_delivered_just_before_the_run_is_not_added_while_not_queryable(
     start: Start,
     clock: FakeClock,
     wallarm: WallarmApiStandIn,
-    integration: WebhookIntegration,
     ingestion: LogsIngestionStandIn,
     log_query: LogQueryStandIn,
 ) -> None:
@@ -364,22 +346,20 @@ def test_a_queue_entry_delivered_just_before_the_run_is_not_added_while_not_quer
     log_query.observe()
     assert hit_ids(ingestion) == Counter({"late-q": 1}) and reconciler.queue.stats().pending == 0
 
-    clock.now = ts("2026-11-25T13:40:00Z")
-    noon = next(r for r in reconciler.run_due() if r.start.hour == 12)
+    noon = noon_at(reconciler, clock, "2026-11-25T13:40:00Z")
     assert hit_ids(ingestion) == Counter({"late-q": 1})  # not written twice
     assert (noon.status, noon.suspect, noon.added) == ("unconfirmed", 1, 0)
 
-    clock.now = ts("2026-11-25T14:40:00Z")  # the row is queryable now
-    noon = next(r for r in reconciler.run_due() if r.start.hour == 12)
+    noon = noon_at(reconciler, clock, "2026-11-25T14:40:00Z")  # the row is queryable now
     assert (noon.status, noon.present, noon.added) == ("ok", 1, 0)
     assert hit_ids(ingestion) == Counter({"late-q": 1})
 
 
+@pytest.mark.usefixtures("integration")
 def test_a_fresh_webhook_hit_not_queryable_for_an_hour_is_not_duplicated(
     start: Start,
     clock: FakeClock,
     wallarm: WallarmApiStandIn,
-    integration: WebhookIntegration,
     ingestion: LogsIngestionStandIn,
     log_query: LogQueryStandIn,
 ) -> None:
@@ -390,21 +370,19 @@ def test_a_fresh_webhook_hit_not_queryable_for_an_hour_is_not_duplicated(
     wallarm.add_hit(Hit(INDEX, "fresh", "req-fresh", epoch("2026-11-25T12:49:00Z")))
     assert wallarm.deliver() == (1, 0)
     log_query.observe()
-    clock.now = ts("2026-11-25T13:40:00Z")
-    noon = next(r for r in reconciler.run_due() if r.start.hour == 12)
+    noon = noon_at(reconciler, clock, "2026-11-25T13:40:00Z")
     assert hit_ids(ingestion) == Counter({"fresh": 1})  # not written twice
     assert (noon.status, noon.added) == ("unconfirmed", 0)
-    clock.now = ts("2026-11-25T14:40:00Z")
-    noon = next(r for r in reconciler.run_due() if r.start.hour == 12)
+    noon = noon_at(reconciler, clock, "2026-11-25T14:40:00Z")
     assert (noon.status, noon.added) == ("ok", 0)
     assert hit_ids(ingestion) == Counter({"fresh": 1})
 
 
+@pytest.mark.usefixtures("integration")
 def test_a_hit_still_missing_at_the_second_look_is_added_once(
     start: Start,
     clock: FakeClock,
     wallarm: WallarmApiStandIn,
-    integration: WebhookIntegration,
     ingestion: LogsIngestionStandIn,
     log_query: LogQueryStandIn,
 ) -> None:
@@ -412,13 +390,12 @@ def test_a_hit_still_missing_at_the_second_look_is_added_once(
     completeness, reconciler = parts(svc)
     log_query.delay_visibility(20 * 60, clock=lambda: clock().timestamp())
     wallarm.add_hit(Hit(INDEX, "lost", "req-lost", epoch("2026-11-25T12:10:00Z")), notify=False)
-    clock.now = ts("2026-11-25T13:40:00Z")
-    assert next(r for r in reconciler.run_due() if r.start.hour == 12).status == "unconfirmed"
-    clock.now = ts("2026-11-25T14:25:00Z")  # too early for the second look (45 min)
-    assert next(r for r in reconciler.run_due() if r.start.hour == 12).status == "unconfirmed"
+    assert noon_at(reconciler, clock, "2026-11-25T13:40:00Z").status == "unconfirmed"
+    assert (
+        noon_at(reconciler, clock, "2026-11-25T14:25:00Z").status == "unconfirmed"
+    )  # too early for the second look (45 min)
     assert not hit_ids(ingestion)
-    clock.now = ts("2026-11-25T14:39:58Z")  # the next hourly run, two seconds early
-    noon = next(r for r in reconciler.run_due() if r.start.hour == 12)
+    noon = noon_at(reconciler, clock, "2026-11-25T14:39:58Z")  # the next hourly run, two seconds early
     assert (noon.status, noon.added) == ("ok", 1)
     log_query.observe()
     clock.advance(3600)
@@ -475,11 +452,11 @@ def test_the_route_answers_202_and_status_reports_the_job_run_in_its_thread(
     assert (reported["state"], reported["done"]) == ("done", 3)
 
 
+@pytest.mark.usefixtures("integration")
 def test_a_hit_reconciliation_added_is_not_added_again_while_not_queryable(
     start: Start,
     clock: FakeClock,
     wallarm: WallarmApiStandIn,
-    integration: WebhookIntegration,
     ingestion: LogsIngestionStandIn,
     log_query: LogQueryStandIn,
 ) -> None:
@@ -502,12 +479,9 @@ def test_a_hit_reconciliation_added_is_not_added_again_while_not_queryable(
     assert hit_ids(ingestion) == Counter({"lost": 1})
 
 
+@pytest.mark.usefixtures("integration")
 def test_windows_deferred_longer_than_the_catch_up_span_are_still_reconciled(
-    start: Start,
-    clock: FakeClock,
-    wallarm: WallarmApiStandIn,
-    integration: WebhookIntegration,
-    ingestion: LogsIngestionStandIn,
+    start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, ingestion: LogsIngestionStandIn
 ) -> None:
     svc = start(RECONCILE_CONFIRM_MINUTES="0")
     _, reconciler = parts(svc)

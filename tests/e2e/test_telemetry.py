@@ -16,7 +16,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from wallarm_fixtures import load_fixture
 
-from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from local.standins.wallarm_api import Hit, WallarmApiStandIn
 from shared.intake.webhook import WebhookRequest
@@ -196,7 +195,6 @@ def test_watchdog_alerts_and_backfilled_hits_are_measured(
     clock: FakeClock,
     captured: Captured,
     wallarm: WallarmApiStandIn,
-    log_query: LogQueryStandIn,
     completeness_env: dict[str, str],
 ) -> None:
     wallarm.add_integration("https://relay.example.net/api/wallarm?code=k", active=False)

@@ -98,28 +98,28 @@ def test_a_huge_page_is_dropped_past_the_cap(wallarm: WallarmApiStandIn, hide_le
     assert "larger than 1000000 bytes" in str(too_big.value)
 
 
-def test_pages_that_repeat_their_ids_stop_paging(wallarm: WallarmApiStandIn) -> None:
-    wallarm.inject_fault(Fault("repeat", times=1000, path="/v1/objects/hit"))
-    api = client(wallarm)
+def paging_stopped(wallarm: WallarmApiStandIn, fault: str, **limits: Any) -> tuple[str, int]:
+    """Pages the hits of a window under an endless `fault`: why the client stopped, after how many pages."""
+    wallarm.inject_fault(Fault(fault, times=10_000, path="/v1/objects/hit"))
+    api = client(wallarm, **limits)
     with pytest.raises(WallarmApiError) as stopped:
         api.hits(wallarm.client_id, T0, T0 + 10)
-    assert "no new hit id" in str(stopped.value) and api.pages == 2
+    return str(stopped.value), api.pages
+
+
+def test_pages_that_repeat_their_ids_stop_paging(wallarm: WallarmApiStandIn) -> None:
+    why, pages = paging_stopped(wallarm, "repeat")
+    assert "no new hit id" in why and pages == 2
 
 
 def test_endless_full_pages_stop_at_the_page_limit(wallarm: WallarmApiStandIn) -> None:
-    wallarm.inject_fault(Fault("endless", times=10_000, path="/v1/objects/hit"))
-    api = client(wallarm, pages=5)
-    with pytest.raises(WallarmApiError) as stopped:
-        api.hits(wallarm.client_id, T0, T0 + 10)
-    assert "more than 5 pages" in str(stopped.value) and api.pages == 5
+    why, pages = paging_stopped(wallarm, "endless", pages=5)
+    assert "more than 5 pages" in why and pages == 5
 
 
 def test_endless_pages_stop_at_the_byte_limit_of_a_window(wallarm: WallarmApiStandIn) -> None:
-    wallarm.inject_fault(Fault("endless", times=10_000, path="/v1/objects/hit"))
-    api = client(wallarm, window_bytes=1_000_000)
-    with pytest.raises(WallarmApiError) as stopped:
-        api.hits(wallarm.client_id, T0, T0 + 10)
-    assert "bytes in one window" in str(stopped.value) and api.pages < 10
+    why, pages = paging_stopped(wallarm, "endless", window_bytes=1_000_000)
+    assert "bytes in one window" in why and pages < 10
 
 
 def test_the_default_limits_still_page_a_normal_window(wallarm: WallarmApiStandIn) -> None:

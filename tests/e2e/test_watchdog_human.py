@@ -9,52 +9,30 @@ relay refuse, which Wallarm's rule counts and which then disables the integratio
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import pytest
 
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from local.standins.wallarm_api import Fault, Hit, WallarmApiStandIn, WebhookIntegration
-from shared.intake.webhook import WebhookRequest
 from shared.ops.services import Services
 
-from .conftest import ADMIN_TOKEN, FakeClock, MakeServices
+from .conftest import ADMIN_TOKEN, INDEX, SECRET, WRONG, FakeClock, WallarmRelay
 
-SECRET = "right-secret-0123456789"
-WRONG = "rotated-secret-987654321"
-INDEX = "hits_production_4242_202611_v_1"
-HOOK_URL = "https://relay.example.net/api/wallarm?code=function-key"
 Start = Callable[..., Services]
 
 
 @pytest.fixture
-def start(
-    make_services: MakeServices,
-    clock: FakeClock,
-    wallarm: WallarmApiStandIn,
-    completeness_env: dict[str, str],
-) -> Start:
-    def make(**extra: str) -> Services:
-        # One look adds missing hits here: the second look (RECONCILE_CONFIRM_MINUTES) has its own tests.
-        env = {"RECONCILE_CONFIRM_MINUTES": "0", **extra}
-        svc = make_services(clock, WEBHOOK_SHARED_SECRET=SECRET, **completeness_env, **env)
-
-        def to_webhook(url: str, body: bytes, headers: Mapping[str, str]) -> int:
-            request = WebhookRequest(body, {k.lower(): v for k, v in headers.items()}, "127.0.0.1")
-            status = svc.webhook.handle(request).status
-            svc.webhook.flush()
-            return status
-
-        wallarm.sender = to_webhook
-        return svc
-
-    return make
+def start(wallarm_relay: WallarmRelay) -> Start:
+    # One look adds missing hits here: the second look (RECONCILE_CONFIRM_MINUTES) has its own tests.
+    return lambda **extra: wallarm_relay(flush=True, **{"RECONCILE_CONFIRM_MINUTES": "0", **extra})
 
 
 @pytest.fixture
-def integration(wallarm: WallarmApiStandIn) -> WebhookIntegration:
+def integration(integration: WebhookIntegration, wallarm: WallarmApiStandIn) -> WebhookIntegration:
+    """The shared integration, under Wallarm's real disable rule (ten failed attempts)."""
     wallarm.disable_min_attempts = 10
-    return wallarm.add_integration(HOOK_URL, {"X-Wallarm-Relay-Secret": SECRET})
+    return integration
 
 
 def traffic(clock: FakeClock, wallarm: WallarmApiStandIn, n: int, tag: str) -> None:
@@ -91,6 +69,16 @@ def puts(wallarm: WallarmApiStandIn) -> int:
 
 
 # -- finding 7 ----------------------------------------------------------------------------------
+def healthy_then_broken(
+    start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, integration: WebhookIntegration
+) -> Services:
+    """The relay with WATCHDOG_REENABLE on, seen healthy; then Wallarm's rule disables the integration."""
+    svc = start(WATCHDOG_REENABLE="true")
+    assert hourly(svc, clock)["problem"] is None
+    broken_secret(clock, wallarm, integration)
+    return svc
+
+
 def test_a_person_disabling_it_every_hour_is_never_undone(
     start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, integration: WebhookIntegration
 ) -> None:
@@ -126,9 +114,7 @@ def test_an_integration_edited_while_disabled_is_left_alone_even_after_failures(
 ) -> None:
     """An admin pointed it at another SIEM (or changed what it sends) and disabled it: found by
     its old id, it is reported, never re-enabled, even though the relay saw failures before."""
-    svc = start(WATCHDOG_REENABLE="true")
-    assert hourly(svc, clock)["problem"] is None
-    broken_secret(clock, wallarm, integration)
+    svc = healthy_then_broken(start, clock, wallarm, integration)
     for name, value in change.items():
         setattr(integration, name, value)
     for _ in range(2):
@@ -142,13 +128,10 @@ def test_an_automatic_disable_is_undone_once_and_a_person_undoing_that_is_held(
     clock: FakeClock,
     wallarm: WallarmApiStandIn,
     integration: WebhookIntegration,
-    ingestion: LogsIngestionStandIn,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    svc = start(WATCHDOG_REENABLE="true")
-    assert hourly(svc, clock)["problem"] is None
-    broken_secret(clock, wallarm, integration)
+    svc = healthy_then_broken(start, clock, wallarm, integration)
     integration.headers = {"X-Wallarm-Relay-Secret": SECRET}  # the cause is fixed
     assert hourly(svc, clock)["reenabled"] == "reenabled" and integration.active
     traffic(clock, wallarm, 2, "after-")  # answered normally
@@ -179,9 +162,7 @@ def test_an_automatic_disable_is_undone_once_and_a_person_undoing_that_is_held(
 def test_an_operators_enable_after_the_hold_lifts_it(
     start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, integration: WebhookIntegration
 ) -> None:
-    svc = start(WATCHDOG_REENABLE="true")
-    assert hourly(svc, clock)["problem"] is None
-    broken_secret(clock, wallarm, integration)
+    svc = healthy_then_broken(start, clock, wallarm, integration)
     integration.headers = {"X-Wallarm-Relay-Secret": SECRET}
     assert hourly(svc, clock)["reenabled"] == "reenabled"
     integration.active = False
@@ -197,9 +178,7 @@ def test_an_operators_enable_after_the_hold_lifts_it(
 def test_a_repeated_automatic_disable_is_undone_at_most_hourly(
     start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, integration: WebhookIntegration
 ) -> None:
-    svc = start(WATCHDOG_REENABLE="true")
-    assert hourly(svc, clock)["problem"] is None
-    broken_secret(clock, wallarm, integration)
+    svc = healthy_then_broken(start, clock, wallarm, integration)
     assert hourly(svc, clock)["reenabled"] == "reenabled"
     broken_secret(clock, wallarm, integration)  # not fixed: Wallarm's rule again, failures seen
     assert svc.completeness is not None
@@ -248,12 +227,9 @@ def test_one_malformed_integration_does_not_stop_the_timer(
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[" * 100_000, b'{"status":200,"body":{"object":5}}'])
+@pytest.mark.usefixtures("integration")
 def test_a_malformed_integration_list_skips_the_check_and_reconciliation_still_runs(
-    start: Start,
-    clock: FakeClock,
-    wallarm: WallarmApiStandIn,
-    integration: WebhookIntegration,
-    body: bytes,
+    start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, body: bytes
 ) -> None:
     svc = start()
     assert svc.completeness is not None
@@ -265,11 +241,7 @@ def test_a_malformed_integration_list_skips_the_check_and_reconciliation_still_r
 
 
 def test_only_malformed_integrations_are_not_reported_missing(
-    start: Start,
-    clock: FakeClock,
-    wallarm: WallarmApiStandIn,
-    integration: WebhookIntegration,
-    ingestion: LogsIngestionStandIn,
+    start: Start, wallarm: WallarmApiStandIn, integration: WebhookIntegration, ingestion: LogsIngestionStandIn
 ) -> None:
     svc = start()
     assert svc.completeness is not None
@@ -281,12 +253,9 @@ def test_only_malformed_integrations_are_not_reported_missing(
     assert not [r for r in ingestion.accepted if r["EventType"] == "relay_integration_changed"]
 
 
+@pytest.mark.usefixtures("integration")
 def test_malformed_hits_in_a_page_are_skipped_and_the_rest_reconciled(
-    start: Start,
-    clock: FakeClock,
-    wallarm: WallarmApiStandIn,
-    integration: WebhookIntegration,
-    ingestion: LogsIngestionStandIn,
+    start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, ingestion: LogsIngestionStandIn
 ) -> None:
     import json
 

@@ -4,29 +4,16 @@ while its upload runs keeps other claimers off, and the settle uses the renewed 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from azure.data.tables import TableServiceClient
-from store_fixtures import FakeClock, drop_tables, open_tables
+from store_fixtures import FakeClock
 
 from shared.delivery.lease_keeper import LeaseKeeper
 from shared.schema import Row
 from shared.store import QueueEntry, RetryQueue, StoreTables, StoreUnavailable
 
 LEASE = timedelta(seconds=60)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def tables(table_service: TableServiceClient, unique_prefix: str) -> Iterator[StoreTables]:
-    yield open_tables(table_service, unique_prefix)
-    drop_tables(table_service, unique_prefix)
 
 
 @pytest.fixture

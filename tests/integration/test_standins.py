@@ -70,6 +70,16 @@ def _client(ingestion: LogsIngestionStandIn, credential: Any, ca: str, **kwargs:
     return LogsIngestionClient(ingestion.endpoint, credential=credential, connection_verify=ca, **options)
 
 
+def _upload_fails(ingestion: LogsIngestionStandIn, ca: str, error: type[Exception], **kwargs: Any) -> None:
+    """One row through the real client and the managed identity: the upload raises `error`."""
+    with (
+        ManagedIdentityCredential() as cred,
+        _client(ingestion, cred, ca, **kwargs) as client,
+        pytest.raises(error),
+    ):
+        client.upload(ingestion.dcr_id, ingestion.stream, [row()])
+
+
 def _admin(ingestion: LogsIngestionStandIn, path: str, payload: dict[str, Any] | None = None) -> Any:
     data = None if payload is None else json.dumps(payload).encode()
     req = urllib.request.Request(
@@ -130,12 +140,7 @@ def test_identity_endpoint_failure_surfaces(
     tls_ca: str,
 ) -> None:
     identity.inject(400)
-    with (
-        ManagedIdentityCredential() as cred,
-        _client(ingestion, cred, tls_ca) as client,
-        pytest.raises(ClientAuthenticationError),
-    ):
-        client.upload(ingestion.dcr_id, ingestion.stream, [row()])
+    _upload_fails(ingestion, tls_ca, ClientAuthenticationError)
     assert ingestion.requests == []
 
 
@@ -147,12 +152,7 @@ def test_wrong_identity_header_is_refused(
     tls_ca: str,
 ) -> None:
     monkeypatch.setenv("IDENTITY_HEADER", "not-the-secret")
-    with (
-        ManagedIdentityCredential() as cred,
-        _client(ingestion, cred, tls_ca) as client,
-        pytest.raises(ClientAuthenticationError),
-    ):
-        client.upload(ingestion.dcr_id, ingestion.stream, [row()])
+    _upload_fails(ingestion, tls_ca, ClientAuthenticationError)
     assert identity.requests[0].status == 401
 
 
@@ -362,12 +362,7 @@ def test_timed_out_but_landed(
     tls_ca: str,
 ) -> None:
     ingestion.inject_delay(0.6, land=True)
-    with (
-        ManagedIdentityCredential() as cred,
-        _client(ingestion, cred, tls_ca, read_timeout=0.2) as client,
-        pytest.raises(ServiceResponseError),
-    ):
-        client.upload(ingestion.dcr_id, ingestion.stream, [row()])
+    _upload_fails(ingestion, tls_ca, ServiceResponseError, read_timeout=0.2)
     assert len(ingestion.accepted) == 1  # the duplicate risk the relay must design for
     # The held request finishes after a reset: it must not leak into the next test.
     ingestion.reset()
@@ -379,12 +374,7 @@ def test_slow_and_lost(
     ingestion: LogsIngestionStandIn, managed_identity_env: dict[str, str], tls_ca: str
 ) -> None:
     ingestion.inject_delay(0.2, land=False)
-    with (
-        ManagedIdentityCredential() as cred,
-        _client(ingestion, cred, tls_ca) as client,
-        pytest.raises(ServiceResponseError),
-    ):
-        client.upload(ingestion.dcr_id, ingestion.stream, [row()])
+    _upload_fails(ingestion, tls_ca, ServiceResponseError)
     assert ingestion.accepted == []
 
 

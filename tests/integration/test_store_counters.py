@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from store_fixtures import T0, FakeClock, own_client
+from store_fixtures import T0, FakeClock, own_client, race
 
 from local.standins.azurite import Azurite
 from shared.store import HourlyCounters, StoreTables
@@ -41,27 +40,17 @@ def test_add_and_read_sum_shards_per_hour(counters: HourlyCounters, clock: FakeC
 def test_concurrent_adds_lose_no_increment(
     counters: HourlyCounters, tables: StoreTables, clock: FakeClock, azurite: Azurite
 ) -> None:
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
 
-    def worker() -> None:
+    def worker(slot: int) -> None:
         client = own_client(azurite.connection_string, tables.counters)
         mine = HourlyCounters(client, clock)
         try:
-            start.wait()
             for _ in range(50):
                 mine.add({"received": 1, "queued": 2})
-        except BaseException as error:  # reported to the main thread below
-            errors.append(error)
         finally:
             client.close()
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors
+    assert not race(worker)
     assert counters.read(T0) == {"received": 400, "queued": 800}
 
 
@@ -98,21 +87,15 @@ def test_concurrent_claimers_only_one_wins(
 ) -> None:
     hour = T0 - timedelta(hours=1)
     results: list[bool] = []
-    start = threading.Barrier(6)
 
-    def worker(owner: str) -> None:
+    def worker(slot: int) -> None:
         client = own_client(azurite.connection_string, tables.counters)
         try:
-            start.wait()
-            results.append(HourlyCounters(client, clock).claim_hour(hour, owner, STALE))
+            results.append(HourlyCounters(client, clock).claim_hour(hour, f"run-{slot}", STALE))
         finally:
             client.close()
 
-    threads = [threading.Thread(target=worker, args=(f"run-{i}",)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    assert not race(worker, threads=6)
     assert sorted(results) == [False] * 5 + [True]
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from datetime import timedelta
 
 import pytest
-from store_fixtures import FakeClock, own_client
+from store_fixtures import FakeClock, own_client, race
 
 from local.standins.azurite import Azurite
 from shared.store import DedupKeys, StoreTables
@@ -69,21 +68,15 @@ def test_concurrent_begin_has_one_winner(
 ) -> None:
     body = key("body-5")
     results: list[str] = []
-    start = threading.Barrier(8)
 
-    def worker() -> None:
+    def worker(slot: int) -> None:
         client = own_client(azurite.connection_string, tables.dedup)
         try:
-            start.wait()
             results.append(DedupKeys(client, clock).begin(body, TTL, STALE))
         finally:
             client.close()
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    assert not race(worker)
     assert sorted(results) == ["in_progress"] * 7 + ["new"]
 
 

@@ -3,24 +3,19 @@ boundary, races, failed-attempt records, purge."""
 
 from __future__ import annotations
 
-import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from store_fixtures import T0, FakeClock, own_client
+from store_fixtures import T0, FakeClock, own_client, race
 
 from local.standins.azurite import Azurite
 from shared.store import AttemptLedger, AttemptRecord, HourlyCounters, StoreTables, WindowCounts
 
 OK = AttemptRecord(ok=True, status=204, error="", request_id="r-ok", rows=3, source="webhook", entry_id="")
-FAIL = AttemptRecord(
-    ok=False,
-    status=503,
-    error="ServiceUnavailable",
-    request_id="r-fail",
-    rows=3,
-    source="retry",
-    entry_id="e1",
+# The same rows, failed on a retry.
+FAIL = replace(
+    OK, ok=False, status=503, error="ServiceUnavailable", request_id="r-fail", source="retry", entry_id="e1"
 )
 
 
@@ -73,29 +68,19 @@ def test_window_boundary_exactly_12h_ago_is_in(ledger: AttemptLedger, clock: Fak
 def test_concurrent_records_lose_no_increment(
     ledger: AttemptLedger, tables: StoreTables, clock: FakeClock, azurite: Azurite
 ) -> None:
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
 
     def worker(slot: int) -> None:
         client = own_client(azurite.connection_string, tables.ledger)
         counters_client = own_client(azurite.connection_string, tables.counters)
         mine = AttemptLedger(client, clock, HourlyCounters(counters_client, clock))
         try:
-            start.wait()
             for index in range(50):
                 mine.record(FAIL if (slot + index) % 5 == 0 else OK)
-        except BaseException as error:  # reported to the main thread below
-            errors.append(error)
         finally:
             client.close()
             counters_client.close()
 
-    threads = [threading.Thread(target=worker, args=(slot,)) for slot in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors
+    assert not race(worker)
     expected_failures = sum(1 for slot in range(8) for index in range(50) if (slot + index) % 5 == 0)
     assert ledger.failure_window() == WindowCounts(attempts=400, failures=expected_failures)
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import os
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from azure.core.pipeline import PipelineRequest
 from azure.data.tables import TableClient, TableServiceClient
-from store_fixtures import FakeClock, own_client
+from store_fixtures import FakeClock, own_client, race
 
 from local.standins.azurite import Azurite
 from shared.schema import Row
@@ -109,30 +108,20 @@ def test_concurrent_claimers_each_entry_exactly_once(
     assert len(ids) == 200
 
     claims: list[list[QueueEntry]] = [[] for _ in range(8)]
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
 
     def worker(slot: int) -> None:
         client = own_client(azurite.connection_string, tables.queue)
         mine = RetryQueue(client, clock)
         try:
-            start.wait()
             while True:
                 got = mine.claim_due(7, LEASE)
                 if not got:
                     return
                 claims[slot].extend(got)
-        except BaseException as error:  # reported to the main thread below
-            errors.append(error)
         finally:
             client.close()
 
-    threads = [threading.Thread(target=worker, args=(slot,)) for slot in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors
+    assert not race(worker)
     claimed_ids = [e.id for per_thread in claims for e in per_thread]
     assert len(claimed_ids) == 200
     assert set(claimed_ids) == ids

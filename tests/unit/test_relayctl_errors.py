@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -15,6 +14,7 @@ import azure.functions as func
 import pytest
 
 from local.host import LocalHost
+from local.standins.server import free_port
 from shared.ops import cli
 
 MASTER_KEY = "master-key-0123456789"
@@ -43,12 +43,6 @@ def relay() -> Iterator[str]:
     local.start()
     yield local.url
     local.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -30,6 +30,11 @@ def problems_of(env: dict[str, str]) -> list[str]:
     return info.value.problems
 
 
+def problems_without(name: str) -> list[str]:
+    """The problems of the minimal settings without `name`."""
+    return problems_of({k: v for k, v in MINIMAL.items() if k != name})
+
+
 def one_problem(**overrides: str) -> str:
     problems = problems_of({**MINIMAL, **overrides})
     assert len(problems) == 1, problems
@@ -132,11 +137,14 @@ def test_secret_is_not_in_repr() -> None:
 # -- each problem names the setting and the fix -----------------------------------------------
 
 
-def test_missing_endpoint() -> None:
-    env = {k: v for k, v in MINIMAL.items() if k != "LOGS_INGESTION_ENDPOINT"}
-    (problem,) = problems_of(env)
-    assert problem.startswith("LOGS_INGESTION_ENDPOINT is missing")
-    assert "ingest.monitor.azure.com" in problem
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [("LOGS_INGESTION_ENDPOINT", "ingest.monitor.azure.com"), ("LOGS_DCR_IMMUTABLE_ID", "immutableId")],
+)
+def test_a_missing_setting_says_where_to_find_it(name: str, hint: str) -> None:
+    (problem,) = problems_without(name)
+    assert problem.startswith(f"{name} is missing")
+    assert hint in problem
 
 
 @pytest.mark.parametrize("endpoint", ["http://relay.westeurope-1.ingest.monitor.azure.com", "relay.example"])
@@ -144,13 +152,6 @@ def test_endpoint_must_be_https(endpoint: str) -> None:
     problem = one_problem(LOGS_INGESTION_ENDPOINT=endpoint)
     assert problem.startswith(f"LOGS_INGESTION_ENDPOINT={endpoint!r} must be an https:// URL")
     assert "bearer token" in problem
-
-
-def test_missing_dcr_id() -> None:
-    env = {k: v for k, v in MINIMAL.items() if k != "LOGS_DCR_IMMUTABLE_ID"}
-    (problem,) = problems_of(env)
-    assert problem.startswith("LOGS_DCR_IMMUTABLE_ID is missing")
-    assert "immutableId" in problem
 
 
 @pytest.mark.parametrize("dcr", ["wallarm-dcr", "/subscriptions/x/resourceGroups/y/providers/dcr"])
@@ -167,8 +168,7 @@ def test_stream_must_start_with_custom() -> None:
 
 
 def test_missing_storage_names_both_settings() -> None:
-    env = {k: v for k, v in MINIMAL.items() if k != "RELAY_STORAGE_TABLE_ENDPOINT"}
-    (problem,) = problems_of(env)
+    (problem,) = problems_without("RELAY_STORAGE_TABLE_ENDPOINT")
     assert "RELAY_STORAGE_TABLE_ENDPOINT" in problem and "RELAY_STORAGE_CONNECTION_STRING" in problem
     assert "Table Storage" in problem
 
