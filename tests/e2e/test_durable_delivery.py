@@ -96,7 +96,7 @@ def test_drain_starts_uploads_oldest_first_up_to_n_at_a_time(
         clock.advance(0.001)
     ingestion.set_outage(None)
     clock.advance(2)  # every entry's first retry is due
-    ingestion.inject_delay(1.0, land=True)  # the oldest entry's rows land, its answer waits 1 s
+    ingestion.inject_delay(3.0, land=True)  # the oldest lands, its answer waits 3 s (a loaded machine too)
     run = svc.worker.run_once()
     assert (run.attempted, run.delivered) == (8, 8)
     assert svc.worker.queue.stats().pending == 0
