@@ -24,10 +24,10 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.delivery.batches import by_size
-from shared.delivery.env_transport import client_options
+from shared.batches import by_size
 from shared.delivery.policy import is_poison
 from shared.schema import Row
+from shared.transport import client_options
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -291,7 +291,7 @@ def build_ingestion_client(
         "retry_total": 0,
         "read_timeout": read_timeout,
         "connection_timeout": connect_timeout,
-        # Proxies and CA bundle from the environment, read once (shared/delivery/env_transport.py).
+        # Proxies and CA bundle from the environment, read once (shared/transport.py).
         **client_options(endpoint, verify=ca_bundle or True),
     }
     return LogsIngestionClient(endpoint=endpoint, credential=credential, logging_enable=False, **kwargs)

@@ -9,7 +9,6 @@ from typing import Any
 from shared.clock import Clock
 from shared.delivery.ingestion import Attempt, Deliverer
 from shared.health.relay_rows import test_integration_row
-from shared.settings import KEYVAULT_FIX, SettingsError
 from shared.store.tables import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -67,21 +66,6 @@ def storage_advice(error: StoreUnavailable | None) -> str:
         "Table Storage could not be reached: check RELAY_STORAGE_TABLE_ENDPOINT (or "
         "RELAY_STORAGE_CONNECTION_STRING) and outbound network." + consequence
     )
-
-
-def settings_error_body(error: SettingsError) -> dict[str, Any]:
-    """The 500 answer of every route while the settings are invalid (the probe's too): each problem
-    with its fix. An unresolved Key Vault reference gets its own code, since its fix is on the vault,
-    not in the settings."""
-    body: dict[str, Any] = {"code": "misconfigured", "problems": error.problems}
-    if error.unresolved:
-        body = {
-            "code": "keyvault_reference_unresolved",
-            "settings": list(error.unresolved),
-            "advice": KEYVAULT_FIX[:1].upper() + KEYVAULT_FIX[1:] + ".",
-            "problems": error.problems,
-        }
-    return {"error": body}
 
 
 def storage_unavailable_body(error: StoreUnavailable) -> dict[str, Any]:

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from shared.clock import Clock
-from shared.completeness.api_hits import dedup_key, hit_key
 from shared.delivery.deliver_or_queue import DeliverOrQueue, SubmitResult
 from shared.delivery.ingestion import Packed
 from shared.health.request_tally import RequestTally
+from shared.intake.hit_keys import dedup_key, hit_key
 from shared.schema import Row
 from shared.store.dedup import DedupKeys
 from shared.store.tables import StoreUnavailable
