@@ -22,7 +22,7 @@ from shared.health.hourly_count import HourlyReporter
 from shared.health.integration_switch import AutoDisableRule, IntegrationSwitch
 from shared.health.ledger_writer import LedgerWriter
 from shared.health.probe import DcrProbe
-from shared.intake.late_hit_guard import GuardedDeliverOrQueue
+from shared.intake.dedup import WebhookDedup
 from shared.intake.webhook import WebhookConfig, WebhookHandler
 from shared.ops.admin import Admin, platform_auth_enabled
 from shared.ops.retention import Retention
@@ -113,7 +113,7 @@ def build_services(
     # Announcements may be raised on the webhook's path, so they use its short timeouts.
     switch = IntegrationSwitch(state, ledger, queue, webhook_deliverer, tel, rule=rule, clock=clock)
     books = LedgerWriter(ledger, tel, after_failure=switch.check_auto_disable)
-    webhook_relay = GuardedDeliverOrQueue(
+    webhook_relay = DeliverOrQueue(
         webhook_deliverer, queue, state, books, tel, schedule=settings.retry_schedule, clock=clock
     )
     worker_relay = DeliverOrQueue(
@@ -135,7 +135,8 @@ def build_services(
         clock=clock,
         sleep=sleep,
     )
-    webhook_relay.guard = guard  # None unless reconciliation is on: then late hits claim their id
+    # The guard is None unless reconciliation is on: then late hits claim their id.
+    webhook_dedup = WebhookDedup(dedup, window=settings.dedup_window, late_hits=guard)
     config = WebhookConfig(
         secret=settings.webhook_secret,
         secret_header=settings.webhook_secret_header,
@@ -143,11 +144,10 @@ def build_services(
         max_body_bytes=settings.max_body_bytes,
         selection=settings.selection,
         budget=settings.webhook_budget,
-        dedup_window=settings.dedup_window,
     )
     return Services(
         settings=settings,
-        webhook=WebhookHandler(config, webhook_relay, dedup, books, tel, clock=clock),
+        webhook=WebhookHandler(config, webhook_relay, webhook_dedup, books, tel, clock=clock),
         worker=RetryWorker(
             worker_relay,
             switch,
