@@ -112,12 +112,12 @@ def build_services(
     worker_deliverer = deliverer(settings.worker_read_timeout)
     # Announcements may be raised on the webhook's path, so they use its short timeouts.
     switch = IntegrationSwitch(state, ledger, queue, webhook_deliverer, tel, rule=rule, clock=clock)
-    books = LedgerWriter(ledger, tel, after_failure=switch.check_auto_disable)
+    ledger_writer = LedgerWriter(ledger, tel, switch=switch)
     webhook_relay = DeliverOrQueue(
-        webhook_deliverer, queue, state, books, tel, schedule=settings.retry_schedule, clock=clock
+        webhook_deliverer, queue, state, ledger_writer, tel, schedule=settings.retry_schedule, clock=clock
     )
     worker_relay = DeliverOrQueue(
-        worker_deliverer, queue, state, books, tel, schedule=settings.retry_schedule, clock=clock
+        worker_deliverer, queue, state, ledger_writer, tel, schedule=settings.retry_schedule, clock=clock
     )
     health = DcrProbe(webhook_deliverer, queue.probe, clock)
     dedup = DedupKeys(tables.dedup, clock)
@@ -147,13 +147,13 @@ def build_services(
     )
     return Services(
         settings=settings,
-        webhook=WebhookHandler(config, webhook_relay, webhook_dedup, books, tel, clock=clock),
+        webhook=WebhookHandler(config, webhook_relay, webhook_dedup, ledger_writer, tel, clock=clock),
         worker=RetryWorker(
             worker_relay,
             switch,
             queue,
             state=state,
-            books=books,
+            books=ledger_writer,
             telemetry=tel,
             probe_api=worker_deliverer.probe,
             lease=settings.claim_lease,
