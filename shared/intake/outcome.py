@@ -1,10 +1,11 @@
-"""What became of a webhook's rows: its hourly counts, its telemetry and its answer. Pure but for
-the telemetry counters."""
+"""What became of a webhook's rows: its hourly counts, its telemetry and its answer, in one step.
+Pure but for the telemetry counters."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from shared.delivery.deliver_or_queue import SubmitResult, types_of
@@ -32,10 +33,18 @@ def counts_of(
     return +counts
 
 
-def account(telemetry: Telemetry, body: BodyRows, result: SubmitResult) -> Counter[str]:
-    """Telemetry now; the hourly counters are returned for the caller's single write."""
-    by_type = types_of(body.rows)
+@dataclass(frozen=True)
+class Outcome:
+    counts: Counter[str]  # the hourly counters, for the caller's single write
+    status: int
+    answer: dict[str, Any]  # the JSON body of the answer
+
+
+def account(telemetry: Telemetry, body: BodyRows, result: SubmitResult) -> Outcome:
+    """Counted into telemetry now; the counters and the answer are handed back."""
     rejected = len(body.rejected)
+    counts = counts_of(body.rows, result, body.filtered, rejected)
+    by_type = types_of(body.rows)
     tel = telemetry
     tel.count_events("received", by_type)
     tel.count_events("filtered", body.filtered)
@@ -48,13 +57,8 @@ def account(telemetry: Telemetry, body: BodyRows, result: SubmitResult) -> Count
         tel.events.add(result.queued, {"outcome": "queued", "event_type": "mixed"})
         tel.events.add(result.parked, {"outcome": "parked", "event_type": "mixed"})
         tel.events.add(result.quarantined, {"outcome": "quarantined", "event_type": "mixed"})
-    return counts_of(body.rows, result, body.filtered, rejected)
-
-
-def answer(body: BodyRows, result: SubmitResult) -> tuple[int, dict[str, Any]]:
-    """The status and JSON body of an accepted webhook."""
     status = 200 if result.queued == result.parked == result.quarantined == 0 else 202
-    return status, {
+    answer = {
         "status": _summary(result),
         "received": body.items,
         "delivered": result.delivered,
@@ -64,6 +68,7 @@ def answer(body: BodyRows, result: SubmitResult) -> tuple[int, dict[str, Any]]:
         "filtered": sum(body.filtered.values()),
         "rejected": [{"index": r.index, "reason": r.reason} for r in body.rejected],
     }
+    return Outcome(counts, status, answer)
 
 
 def _summary(result: SubmitResult) -> str:

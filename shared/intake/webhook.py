@@ -199,7 +199,8 @@ class WebhookHandler:
             )
         if self.dedup.late_hits is not None:
             self.dedup.late_hits.settle(claimed, durable=True)
-        tally.add(outcome.account(self.telemetry, body, result))
+        done = outcome.account(self.telemetry, body, result)
+        tally.add(done.counts)
         self._await_counts(counting, deadline)
         if tally.settled_ahead:
             # Went as planned: the dedup "done" mark follows the answer.
@@ -211,7 +212,7 @@ class WebhookHandler:
             finishing = _BESIDE.submit(contextvars.copy_context().run, self.dedup.finish, key)
             self.ledger_writer.write(tally)
             finishing.result()
-        return WebhookResponse(*outcome.answer(body, result))
+        return WebhookResponse(done.status, done.answer)
 
     # -- checks before the body is read ------------------------------------------------------
     def refuse_caller(self, request: WebhookRequest) -> WebhookResponse | None:
