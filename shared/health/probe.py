@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.clock import Clock
-from shared.delivery.ingestion import Attempt, Deliverer
+from shared.health.attempts import Attempt, Sender
 from shared.health.relay_rows import test_integration_row
 from shared.store.tables import StoreUnavailable
 
@@ -87,7 +87,7 @@ class DcrProbe:
     """Ingestion and storage health. The answer names statuses, codes and advice, never resources:
     endpoint, DCR, stream and identity stay in the app settings, out of an HTTP answer."""
 
-    def __init__(self, deliverer: Deliverer, storage_probe: Callable[[], None], clock: Clock) -> None:
+    def __init__(self, deliverer: Sender, storage_probe: Callable[[], None], clock: Clock) -> None:
         self.deliverer = deliverer
         self.storage_probe = storage_probe
         self.clock = clock

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from shared.clock import Clock, utc_now
 from shared.completeness.timer import Completeness, build_completeness
 from shared.delivery.deliver_or_queue import DeliverOrQueue
+from shared.delivery.hourly_count import HourlyReporter
 from shared.delivery.identity import build_credential
 from shared.delivery.ingestion import Deliverer, build_ingestion_client
 from shared.delivery.retry_worker import RetryWorker
-from shared.health.hourly_count import HourlyReporter
 from shared.health.integration_switch import AutoDisableRule, IntegrationSwitch
 from shared.health.ledger_writer import LedgerWriter
 from shared.health.probe import DcrProbe
