@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import azure.functions as func
 
-from shared.health.probe import settings_error_body, storage_unavailable_body
+from shared.health.probe import storage_unavailable_body
 from shared.ops.admin import InvalidInput, parse_ids, parse_reason
-from shared.ops.http import json_response, to_http_response, to_webhook_request
+from shared.ops.http import json_response, settings_error_body, to_http_response, to_webhook_request
 from shared.ops.services import Services, build_services
 from shared.settings import SettingsError, load_settings
 from shared.store.tables import StoreUnavailable

@@ -332,7 +332,7 @@ class Harness:
         from azure.identity import ManagedIdentityCredential
         from azure.monitor.ingestion import LogsIngestionClient
 
-        from shared.delivery.env_transport import client_options
+        from shared.transport import client_options
 
         # The relay's own transport options (environment read once), so the baseline does no
         # per-request work the relay skips: the ratio compares like with like.

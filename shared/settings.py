@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from shared.delivery.policy import DEFAULT_SCHEDULE, RetrySchedule
 from shared.intake.mapping import SECURITY_ISSUE_RISKS
 from shared.intake.selection import Selection
+from shared.wallarm_cloud import CLOUD_URLS, api_url_problem
 
 # Names and identifiers among the string settings: one stray byte makes each of them fail later,
 # far from the cause (a 401/404 from Azure, a header that never matches), so they are checked here.
@@ -549,8 +550,6 @@ def _url_problem(env: Mapping[str, str], name: str) -> str:
 
 
 def _completeness(env: Mapping[str, str], problems: list[str]) -> CompletenessSettings:
-    from shared.completeness.wallarm_api import CLOUD_URLS, api_url_problem
-
     token = env.get("WALLARM_API_TOKEN", "").strip() or None
     cloud = env.get("WALLARM_API_CLOUD", "").strip().lower()
     url = env.get("WALLARM_API_URL", "").strip().rstrip("/")

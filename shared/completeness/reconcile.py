@@ -7,7 +7,7 @@ missing ones as `new_hits` rows, through the webhook's own mapping (api_hits ->
 to_event -> select -> map_event), marked `_relay_backfill` in RawData.
 
 Never twice: each added hit claims its id pair in the webhook's dedup store first, so a second
-run, a concurrent run, or a late webhook (shared/intake/late_hit_guard.py) skips it. A window is deferred
+run, a concurrent run, or a late webhook (shared/intake/dedup.py) skips it. A window is deferred
 while the relay's own queue holds pending, parked or quarantined rows: those are hits the table
 does not show yet, and adding them from the API would duplicate them once the queue drains or an
 operator replays them.

@@ -15,7 +15,7 @@ from shared.completeness.wallarm_api import WallarmApi
 from shared.completeness.watchdog import Probe, Watchdog
 from shared.completeness.workspace_hits import WorkspaceHits, build_query_client
 from shared.delivery.deliver_or_queue import DeliverOrQueue
-from shared.intake.late_hit_guard import LateHitGuard
+from shared.intake.dedup import LateHitGuard
 from shared.settings import CompletenessSettings, Settings
 from shared.store.counters import HourlyCounters
 from shared.store.dedup import DedupKeys

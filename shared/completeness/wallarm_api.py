@@ -24,7 +24,6 @@ the URL pointed at a stranger:
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
 import logging
 import re
@@ -41,13 +40,10 @@ from urllib.parse import urlencode, urlsplit
 
 from shared.completeness.api_hits import hit_key
 from shared.settings import WallarmApiLimits
+from shared.wallarm_cloud import api_url_problem, is_loopback
 
 log = logging.getLogger(__name__)
 
-CLOUD_URLS: Final[Mapping[str, str]] = {
-    "us": "https://us1.api.wallarm.com",
-    "eu": "https://api.wallarm.com",
-}
 TOKEN_HEADER: Final[str] = "X-WallarmAPI-Token"
 HIT_PAGE_SIZE: Final[int] = 500  # what Wallarm's Terraform provider uses
 _RETRIED: Final[frozenset[int]] = frozenset({408, 423, 429, 500, 502, 503, 504})
@@ -66,37 +62,6 @@ class WallarmApiError(Exception):
     @property
     def forbidden(self) -> bool:
         return self.status in (401, 403)
-
-
-def api_url_problem(url: str) -> str | None:
-    """Why `url` may not carry the token, or None. Judged on the parsed URL, never its prefix:
-    `http://127.0.0.1.evil.example` and `http://127.0.0.1@evil.example` are not loopback."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        return "it does not parse as a URL"
-    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        return "user info (`user@`) is not allowed in it"
-    if not host:
-        return "it has no host"
-    if parts.query or parts.fragment:
-        return "it may not have a query or fragment"
-    if parts.scheme == "https":
-        return None
-    if parts.scheme == "http" and _is_loopback(host):
-        return None
-    return "only a loopback stand-in may use http://"
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _malformed(what: str) -> WallarmApiError:
@@ -281,7 +246,7 @@ class WallarmApi:
             raise ValueError(f"the Wallarm API URL must be an https:// URL: {why}")
         self.base_url = base_url.rstrip("/")
         # A loopback stand-in is never reached through a proxy (plain http would hand it the token).
-        self._proxies: dict[str, str] | None = {} if _is_loopback(urlsplit(base_url).hostname or "") else None
+        self._proxies: dict[str, str] | None = {} if is_loopback(urlsplit(base_url).hostname or "") else None
         self._token = token
         self.limits = limits if timeout is None else _with_request_seconds(limits, timeout)
         self.max_retries = max_retries

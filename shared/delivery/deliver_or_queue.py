@@ -3,7 +3,7 @@
 Used by the webhook (fresh rows, short budget), the retry worker (queued entries), the hourly
 timer and the completeness jobs. It turns a delivery report into queue moves and adds the
 attempts to the caller's `RequestTally`; schedules come from policy, storage from store, the API call
-from ingestion, the write of the tally from books, the on/off decision from integration_switch.
+from ingestion, the write of the tally from ledger_writer, the on/off decision from integration_switch.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class DeliverOrQueue:
         deliverer: Deliverer,
         queue: RetryQueue,
         state: IntegrationStateRepo,
-        books: LedgerWriter,
+        ledger_writer: LedgerWriter,
         telemetry: Telemetry,
         *,
         schedule: RetrySchedule,
@@ -57,7 +57,7 @@ class DeliverOrQueue:
         self.deliverer = deliverer
         self.queue = queue
         self.state = state
-        self.books = books
+        self.ledger_writer = ledger_writer
         self.telemetry = telemetry
         self.schedule = schedule
         self.clock = clock
@@ -75,7 +75,7 @@ class DeliverOrQueue:
         tally = RequestTally(source)
         result = self.submit(rows, tally=tally, deadline=deadline)
         tally.add(counts or {})
-        self.books.write(tally)
+        self.ledger_writer.write(tally)
         return result
 
     def submit(
@@ -194,7 +194,7 @@ class DeliverOrQueue:
                 )
             else:
                 self.queue.complete(entry)
-        self.books.write(RequestTally.of(report, source="retry", entry_id=entry.id))
+        self.ledger_writer.write(RequestTally.of(report, source="retry", entry_id=entry.id))
         return report.all_accepted
 
     def settle_many(self, settled: Sequence[tuple[QueueEntry, DeliveryReport]]) -> list[bool]:
@@ -212,5 +212,5 @@ class DeliverOrQueue:
                 self.queue.complete_all([entry for entry, _report in clean])
             finally:
                 attempts = [attempt for _entry, report in clean for attempt in report.attempts]
-                self.books.write(RequestTally.of(DeliveryReport(attempts=attempts), source="retry"))
+                self.ledger_writer.write(RequestTally.of(DeliveryReport(attempts=attempts), source="retry"))
         return [True if clean_of(report) else self.settle(entry, report) for entry, report in settled]

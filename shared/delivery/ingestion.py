@@ -12,7 +12,7 @@ import json
 import time
 import zlib
 from collections.abc import Callable, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -24,10 +24,13 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.delivery.batches import by_size
-from shared.delivery.env_transport import client_options
+from shared.batches import by_size
 from shared.delivery.policy import is_poison
+from shared.health.attempts import Attempt as Attempt  # re-exported: delivery reports in these terms
+from shared.health.attempts import ChunkFailure as ChunkFailure
+from shared.health.attempts import DeliveryReport as DeliveryReport
 from shared.schema import Row
+from shared.transport import client_options
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -36,41 +39,6 @@ if TYPE_CHECKING:
 # The SDK's own chunk size (azure.monitor.ingestion._helpers.MAX_CHUNK_SIZE_BYTES), measured the
 # same way: the sum of each row's json.dumps size. Gzip keeps the request as sent far under 1 MB.
 MAX_CHUNK_BYTES = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One HTTP request to the API: what the ledger records."""
-
-    ok: bool
-    rows: int
-    status: int | None = None
-    error: str = ""
-    request_id: str = ""
-    elapsed: float = 0.0
-
-
-@dataclass(frozen=True)
-class ChunkFailure:
-    rows: list[Row]
-    status: int | None
-    error: str
-    request_id: str
-    retry_after: float | None
-    poison: bool
-    message: str
-
-
-@dataclass
-class DeliveryReport:
-    accepted: list[Row] = field(default_factory=list)
-    failures: list[ChunkFailure] = field(default_factory=list)
-    not_attempted: list[Row] = field(default_factory=list)
-    attempts: list[Attempt] = field(default_factory=list)
-
-    @property
-    def all_accepted(self) -> bool:
-        return not self.failures and not self.not_attempted
 
 
 @dataclass(frozen=True)
@@ -291,7 +259,7 @@ def build_ingestion_client(
         "retry_total": 0,
         "read_timeout": read_timeout,
         "connection_timeout": connect_timeout,
-        # Proxies and CA bundle from the environment, read once (shared/delivery/env_transport.py).
+        # Proxies and CA bundle from the environment, read once (shared/transport.py).
         **client_options(endpoint, verify=ca_bundle or True),
     }
     return LogsIngestionClient(endpoint=endpoint, credential=credential, logging_enable=False, **kwargs)

@@ -7,7 +7,6 @@ RETRY_SCHEDULE); the auto-disable rule is Wallarm's "60 % of requests failed wit
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -80,36 +79,6 @@ def next_due(
     if retry_after is not None and retry_after > delay.total_seconds():
         delay = timedelta(seconds=retry_after)
     return now + delay
-
-
-def failing_since(buckets: Sequence[tuple[datetime, int, int]]) -> datetime | None:
-    """Start of the newest unbroken run of failing buckets: (start, attempts, failures) buckets
-    whose attempts all failed, going back from the newest; buckets without attempts do not break
-    the run, a bucket with a success does. None when the newest attempts include a success."""
-    since: datetime | None = None
-    for start, attempts, failures in sorted(buckets, reverse=True):
-        if attempts == 0:
-            continue
-        if failures < attempts:
-            break
-        since = start
-    return since
-
-
-def is_sustained(since: datetime | None, now: datetime, grace: timedelta) -> bool:
-    """True when nothing has succeeded for ``grace`` (a blip is not an outage); a zero grace is
-    Wallarm's bare ratio rule."""
-    if grace <= timedelta(0):
-        return True
-    return since is not None and now - since >= grace
-
-
-def should_auto_disable(attempts: int, failures: int, *, ratio: float, min_attempts: int) -> bool:
-    """Wallarm's rule: a failure share of `ratio` or more over the window disables the integration.
-
-    `min_attempts` keeps two failed requests in a quiet hour from disabling a healthy integration.
-    """
-    return attempts >= min_attempts and attempts > 0 and failures / attempts >= ratio
 
 
 # Statuses that cannot succeed by resending the same rows: quarantined, not retried forever.

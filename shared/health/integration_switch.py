@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.clock import Clock, iso_ms
-from shared.delivery.ingestion import Attempt, Deliverer, DeliveryReport
-from shared.delivery.policy import failing_since, is_sustained, should_auto_disable
+from shared.health.attempts import Attempt, DeliveryReport, Sender
 from shared.health.relay_rows import (
     disable_integration_row,
     integration_broken_row,
     integration_recovered_row,
 )
 from shared.health.request_tally import RequestTally
+from shared.health.rule import failing_since, is_sustained, should_auto_disable
 from shared.schema import Row
 from shared.store.ledger import AttemptLedger
 from shared.store.queue import RetryQueue
@@ -46,7 +46,7 @@ class IntegrationSwitch:
         state: IntegrationStateRepo,
         ledger: AttemptLedger,
         queue: RetryQueue,
-        announcer: Deliverer,
+        announcer: Sender,
         telemetry: Telemetry,
         *,
         rule: AutoDisableRule,

@@ -1,5 +1,7 @@
 """The one writer of tallies: telemetry per attempt, the ledger and the hourly counters in one
-Table write, then the auto-disable rule when a request to the API failed.
+Table write, then the auto-disable rule when a request to the API failed: the failure path goes on
+from here (ledger -> `IntegrationSwitch.check_auto_disable` -> disable and announce; the retry
+worker's recovery probe later lifts it), as the imports show.
 
 Nothing is left for after an answer: an instance can be recycled or scaled in right after it
 (Flex Consumption does so without notice), and a count deferred past the answer would then be
@@ -12,8 +14,8 @@ group-committed (``HourlyCounters``), so a burst of webhooks shares its round tr
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
+from shared.health.integration_switch import IntegrationSwitch
 from shared.health.request_tally import RequestTally
 from shared.store.ledger import AttemptLedger
 from shared.store.tables import StoreUnavailable
@@ -28,11 +30,11 @@ class LedgerWriter:
         ledger: AttemptLedger,
         telemetry: Telemetry,
         *,
-        after_failure: Callable[[], object] = lambda: None,
+        switch: IntegrationSwitch | None = None,
     ) -> None:
         self.ledger = ledger
         self.telemetry = telemetry
-        self.after_failure = after_failure
+        self.switch = switch  # None: the rule is not asked (tools that only record)
 
     def write_ahead(self, tally: RequestTally) -> None:
         """Store what `tally` counted ahead (`RequestTally.count_ahead`). If the write fails, the
@@ -51,7 +53,7 @@ class LedgerWriter:
             return  # went as counted ahead
         try:
             self.ledger.record_all(tally.records(), tally.delta(), at=tally.at, ahead=tally.ahead_attempts)
-            if tally.failed:
-                self.after_failure()
+            if tally.failed and self.switch is not None:
+                self.switch.check_auto_disable()
         except StoreUnavailable as err:
             log.warning("Ledger and hourly counters not updated: %s", err)

@@ -7,9 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.clock import Clock
-from shared.delivery.ingestion import Attempt, Deliverer
+from shared.health.attempts import Attempt, Sender
 from shared.health.relay_rows import test_integration_row
-from shared.settings import KEYVAULT_FIX, SettingsError
 from shared.store.tables import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -69,21 +68,6 @@ def storage_advice(error: StoreUnavailable | None) -> str:
     )
 
 
-def settings_error_body(error: SettingsError) -> dict[str, Any]:
-    """The 500 answer of every route while the settings are invalid (the probe's too): each problem
-    with its fix. An unresolved Key Vault reference gets its own code, since its fix is on the vault,
-    not in the settings."""
-    body: dict[str, Any] = {"code": "misconfigured", "problems": error.problems}
-    if error.unresolved:
-        body = {
-            "code": "keyvault_reference_unresolved",
-            "settings": list(error.unresolved),
-            "advice": KEYVAULT_FIX[:1].upper() + KEYVAULT_FIX[1:] + ".",
-            "problems": error.problems,
-        }
-    return {"error": body}
-
-
 def storage_unavailable_body(error: StoreUnavailable) -> dict[str, Any]:
     """The 503 answer of a route that needs Table Storage (admin routes, start-up)."""
     return {
@@ -103,7 +87,7 @@ class DcrProbe:
     """Ingestion and storage health. The answer names statuses, codes and advice, never resources:
     endpoint, DCR, stream and identity stay in the app settings, out of an HTTP answer."""
 
-    def __init__(self, deliverer: Deliverer, storage_probe: Callable[[], None], clock: Clock) -> None:
+    def __init__(self, deliverer: Sender, storage_probe: Callable[[], None], clock: Clock) -> None:
         self.deliverer = deliverer
         self.storage_probe = storage_probe
         self.clock = clock

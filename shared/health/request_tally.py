@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared.delivery.ingestion import Attempt, DeliveryReport
+from shared.health.attempts import Attempt, DeliveryReport
 from shared.store.ledger import AttemptRecord
 
 

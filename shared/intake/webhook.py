@@ -11,27 +11,25 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from shared.clock import Clock
-from shared.delivery.deliver_or_queue import DeliverOrQueue, SubmitResult, types_of
+from shared.delivery.deliver_or_queue import DeliverOrQueue, SubmitResult
 from shared.delivery.ingestion import Packed, pack
 from shared.health.ledger_writer import LedgerWriter
 from shared.health.request_tally import RequestTally
-from shared.intake.events import ParseError, ParseResult, Rejection
-from shared.intake.mapping import map_event
-from shared.intake.parse import parse_body
-from shared.intake.selection import Selection, select
-from shared.schema import Row
-from shared.store.dedup import DedupKeys
+from shared.intake import outcome
+from shared.intake.dedup import WebhookDedup
+from shared.intake.events import ParseError
+from shared.intake.rows import BodyRows, read_rows
+from shared.intake.selection import Selection
 from shared.store.tables import StoreUnavailable
 from shared.telemetry import Telemetry
 
@@ -41,11 +39,6 @@ log = logging.getLogger(__name__)
 # ahead (while it uploads), the dedup "done" mark when an outcome differs from the plan (beside
 # the write of the difference). Up to one thread per request in flight (bursts of 32 locally).
 _BESIDE = ThreadPoolExecutor(max_workers=32, thread_name_prefix="webhook-beside")
-# A "processing" dedup key older than this belongs to a dead request (Wallarm waits 15 s, the
-# delivery budget is shorter): Wallarm's resend then takes it over.
-PROCESSING_TIMEOUT = timedelta(seconds=60)
-# The dedup "done" marks written after answers (see `_finish_after_answer`).
-_AFTER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-after")
 
 
 @dataclass(frozen=True)
@@ -74,16 +67,18 @@ class WebhookConfig:
     max_body_bytes: int
     selection: Selection
     budget: timedelta
-    dedup_window: timedelta
 
 
 class WebhookHandler:
+    """One request, one way: refuse or go on; claim the body (beside) while it is read into rows;
+    drop late hits; pack; deliver or queue; count; answer. Each step hands its result to the next."""
+
     def __init__(
         self,
         config: WebhookConfig,
         relay: DeliverOrQueue,
-        dedup: DedupKeys,
-        books: LedgerWriter,
+        dedup: WebhookDedup,
+        ledger_writer: LedgerWriter,
         telemetry: Telemetry,
         *,
         clock: Clock,
@@ -92,12 +87,10 @@ class WebhookHandler:
         self.config = config
         self.relay = relay
         self.dedup = dedup
-        self.books = books
+        self.ledger_writer = ledger_writer
         self.telemetry = telemetry
         self.clock = clock
         self.monotonic = monotonic
-        self._lock = threading.Lock()
-        self._finishing: set[str] = set()  # answered; their dedup "done" mark not yet stored
 
     def handle(self, request: WebhookRequest) -> WebhookResponse:
         with self.telemetry.span("wallarm.webhook", {"http.request.body.size": len(request.body)}) as span:
@@ -119,16 +112,17 @@ class WebhookHandler:
         key = hashlib.sha256(request.body).hexdigest()
         # The claim's round trip runs while this thread parses and maps; nothing is delivered
         # before its answer.
-        claiming = _BESIDE.submit(contextvars.copy_context().run, self._dedup_begin, key)
+        claiming = _BESIDE.submit(contextvars.copy_context().run, self.dedup.begin, key)
+        guard = self.dedup.late_hits
         try:
-            parsed = parse_body(request.body)
-            received_at = self.clock()
-            mapped = to_rows(parsed, self.config.selection, received_at)
-            # Serialised and gzipped now, while the claim is still on its way back.
-            packed = pack(mapped[0])
+            body = read_rows(request.body, self.config.selection, self.clock())
+            late = guard.late(body.rows) if guard is not None else []
+            # Serialised and gzipped now, while the claim is still on its way back; with a late
+            # hit that may be dropped, after its claim instead, so that no row is packed twice.
+            packed = None if any(late) else pack(body.rows)
         except BaseException as err:
             if claiming.result() == "new":
-                self._dedup_abandon(key)
+                self.dedup.abandon(key)
             if not isinstance(err, ParseError):
                 raise
             self._count({"received": 1, "rejected_requests": 1})
@@ -145,30 +139,34 @@ class WebhookHandler:
             )
 
         try:
-            return self._accept(parsed, mapped, packed, key, started)
+            return self._accept(body, late, packed, key, started)
         except BaseException:
             # An unexpected failure must not leave the key "processing": Wallarm's resend would
             # get 409 until the claim goes stale.
-            self._dedup_abandon(key)
+            self.dedup.abandon(key)
             raise
 
     def _accept(
         self,
-        parsed: ParseResult,
-        mapped: tuple[list[Row], Counter[str], list[Rejection]],
-        packed: list[Packed],
+        body: BodyRows,
+        late: Sequence[str | None],
+        packed: list[Packed] | None,
         key: str,
         started: float,
     ) -> WebhookResponse:
-        rows, filtered, rejected = mapped
-        if rejected:
+        if body.rejected:
             # One line per webhook, not per item: a body can hold thousands of non-objects.
-            reasons = Counter(r.reason.split(":", 1)[0] for r in rejected)
+            reasons = Counter(r.reason.split(":", 1)[0] for r in body.rejected)
             log.warning(
                 "Webhook items rejected: %d (%s)",
-                len(rejected),
+                len(body.rejected),
                 ", ".join(f"{code} x{n}" for code, n in sorted(reasons.items())),
             )
+        rows, claimed = body.rows, list[str]()
+        if self.dedup.late_hits is not None and any(late):
+            rows, claimed, _dropped = self.dedup.late_hits.claim(body.rows, late)
+        if packed is None:
+            packed = pack(rows)
 
         deadline = started + self.config.budget.total_seconds()
         tally = RequestTally("webhook", at=self.clock())
@@ -176,17 +174,21 @@ class WebhookHandler:
         # recycled or scaled in without notice, and the 60 %/12 h rule would then miss successes
         # (issue 19). So its counts and requests are stored as planned while the rows go out,
         # and only a different outcome (a failure, rows queued) is written after the delivery.
-        planned = counts_of(rows, SubmitResult(delivered=len(rows)), filtered, len(rejected))
+        planned = outcome.counts_of(
+            body.rows, SubmitResult(delivered=len(body.rows)), body.filtered, len(body.rejected)
+        )
         tally.count_ahead(planned, len(packed))
-        counting = _BESIDE.submit(contextvars.copy_context().run, self.books.write_ahead, tally)
+        counting = _BESIDE.submit(contextvars.copy_context().run, self.ledger_writer.write_ahead, tally)
         try:
             result = self.relay.submit(rows, tally=tally, deadline=deadline, packed=packed)
         except StoreUnavailable as err:
-            # Neither delivered nor durable: Wallarm must resend, so the dedup key must not stay.
-            self._dedup_abandon(key)
+            # Neither delivered nor durable: Wallarm must resend, so no dedup key may stay.
+            if self.dedup.late_hits is not None:
+                self.dedup.late_hits.settle(claimed, durable=False)
+            self.dedup.abandon(key)
             counting.result()
             tally.add({"received": 1})  # the plan undone; the requests made are counted
-            self.books.write(tally)
+            self.ledger_writer.write(tally)
             log.error("Webhook not acked: delivery failed and the retry queue is unavailable (%s)", err)
             return error(
                 503,
@@ -195,31 +197,22 @@ class WebhookHandler:
                 "queue is unavailable; Wallarm will resend",
                 retry_after_seconds=30,
             )
-        tally.add(self._account(rows, result, filtered, len(rejected)))
-        status = 200 if result.queued == result.parked == result.quarantined == 0 else 202
+        if self.dedup.late_hits is not None:
+            self.dedup.late_hits.settle(claimed, durable=True)
+        done = outcome.account(self.telemetry, body, result)
+        tally.add(done.counts)
         self._await_counts(counting, deadline)
         if tally.settled_ahead:
-            # Went as planned: the dedup "done" mark follows the answer. Lost with the instance,
-            # the key expires as "processing" after PROCESSING_TIMEOUT (a resend then goes through).
-            self.books.write(tally)  # telemetry only
-            self._finish_after_answer(key)
+            # Went as planned: the dedup "done" mark follows the answer.
+            self.ledger_writer.write(tally)  # telemetry only
+            self.dedup.finish_after_answer(key)
         else:
             # The difference is stored before the answer; a failure may trip the auto-disable
             # rule, decided here too.
-            finishing = _BESIDE.submit(contextvars.copy_context().run, self._dedup_finish, key)
-            self.books.write(tally)
+            finishing = _BESIDE.submit(contextvars.copy_context().run, self.dedup.finish, key)
+            self.ledger_writer.write(tally)
             finishing.result()
-        body: dict[str, Any] = {
-            "status": _summary(result),
-            "received": len(parsed.events) + len(parsed.rejected),
-            "delivered": result.delivered,
-            "queued": result.queued,
-            "parked": result.parked,
-            "quarantined": result.quarantined,
-            "filtered": sum(filtered.values()),
-            "rejected": [{"index": r.index, "reason": r.reason} for r in rejected],
-        }
-        return WebhookResponse(status, body)
+        return WebhookResponse(done.status, done.answer)
 
     # -- checks before the body is read ------------------------------------------------------
     def refuse_caller(self, request: WebhookRequest) -> WebhookResponse | None:
@@ -259,127 +252,15 @@ class WebhookHandler:
         except FutureTimeout:
             log.warning("Webhook answered before its counts were stored (Table Storage slow)")
 
-    def _finish_after_answer(self, key: str) -> None:
-        """The dedup "done" mark of a delivered webhook, after its answer; the same body
-        arriving meanwhile is answered "duplicate" from memory."""
-        with self._lock:
-            self._finishing.add(key)
-
-        def finish() -> None:
-            try:
-                self._dedup_finish(key)
-            finally:
-                with self._lock:
-                    self._finishing.discard(key)
-
-        _AFTER.submit(contextvars.copy_context().run, finish)
-
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until the dedup marks of answered webhooks are stored (tests, benchmarks); the
         counts are stored before each answer."""
-        deadline = None if timeout is None else self.monotonic() + timeout
-        while True:
-            with self._lock:
-                if not self._finishing:
-                    return True
-            if deadline is not None and self.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-
-    # -- dedup is an optimisation, never a reason to lose events -------------------------------
-    def _dedup_begin(self, key: str) -> str:
-        with self._lock:
-            if key in self._finishing:
-                return "duplicate"  # answered a moment ago; its "done" mark is on its way
-        try:
-            return self.dedup.begin(key, ttl=self.config.dedup_window, stale_after=PROCESSING_TIMEOUT)
-        except StoreUnavailable as err:
-            log.warning("Dedup check skipped, Table Storage unavailable: %s", err)
-            return "new"
-
-    def _dedup_finish(self, key: str) -> None:
-        try:
-            self.dedup.finish(key, ttl=self.config.dedup_window)
-        except StoreUnavailable as err:
-            log.warning("Dedup key not saved, a resend may duplicate rows: %s", err)
-
-    def _dedup_abandon(self, key: str) -> None:
-        try:
-            self.dedup.abandon(key)
-        except StoreUnavailable as err:
-            log.warning("Dedup key not released: %s", err)
-
-    # -- accounting -------------------------------------------------------------------------
-    def _account(
-        self, rows: Sequence[dict[str, str]], result: SubmitResult, filtered: Counter[str], rejected: int
-    ) -> Counter[str]:
-        """Telemetry now; the hourly counters are returned for the caller's single write."""
-        by_type = types_of(rows)
-        counts = counts_of(rows, result, filtered, rejected)
-        tel = self.telemetry
-        tel.count_events("received", by_type)
-        tel.count_events("filtered", filtered)
-        if rejected:
-            tel.count_events("rejected", {"unparsable": rejected})
-        if result.delivered and not (result.queued or result.parked or result.quarantined):
-            tel.count_events("delivered", by_type)
-        else:
-            tel.events.add(result.delivered, {"outcome": "delivered", "event_type": "mixed"})
-            tel.events.add(result.queued, {"outcome": "queued", "event_type": "mixed"})
-            tel.events.add(result.parked, {"outcome": "parked", "event_type": "mixed"})
-            tel.events.add(result.quarantined, {"outcome": "quarantined", "event_type": "mixed"})
-        return counts
+        return self.dedup.flush(timeout)
 
     def _count(self, counts: Mapping[str, int]) -> None:
         tally = RequestTally("webhook")
         tally.add(counts)
-        self.books.write(tally)
-
-
-def counts_of(
-    rows: Sequence[Row], result: SubmitResult, filtered: Counter[str], rejected: int
-) -> Counter[str]:
-    """A webhook's hourly counters, given what became of its rows."""
-    counts: Counter[str] = Counter(
-        received=1,
-        events=len(rows) + sum(filtered.values()) + rejected,
-        delivered=result.delivered,
-        queued=result.queued,
-        parked=result.parked,
-        quarantined=result.quarantined,
-        filtered=sum(filtered.values()),
-        rejected=rejected,
-    )
-    for event_type, n in types_of(rows).items():
-        counts[f"type_{event_type}"] += n
-    return +counts
-
-
-def to_rows(
-    parsed: ParseResult, selection: Selection, received_at: datetime
-) -> tuple[list[Row], Counter[str], list[Rejection]]:
-    """Select and map each event; an item whose mapping fails is rejected alone, never the batch."""
-    rows: list[Row] = []
-    filtered: Counter[str] = Counter()
-    rejected = list(parsed.rejected)
-    for index, event in enumerate(parsed.events):
-        try:
-            chosen = select(event, selection)
-            if chosen is None:
-                filtered[event.notification_type] += 1
-                continue
-            rows.append(map_event(chosen, received_at))
-        except (ValueError, TypeError, RecursionError, MemoryError) as err:
-            rejected.append(Rejection(index, f"mapping_failed: {type(err).__name__}"))
-    return rows, filtered, rejected
-
-
-def _summary(result: SubmitResult) -> str:
-    if result.parked:
-        return "parked"
-    if result.queued:
-        return "queued"
-    return "quarantined" if result.quarantined else "delivered"
+        self.ledger_writer.write(tally)
 
 
 def _ip_allowed(

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from shared.clock import Clock, utc_now
 from shared.completeness.timer import Completeness, build_completeness
 from shared.delivery.deliver_or_queue import DeliverOrQueue
+from shared.delivery.hourly_count import HourlyReporter
 from shared.delivery.identity import build_credential
 from shared.delivery.ingestion import Deliverer, build_ingestion_client
 from shared.delivery.retry_worker import RetryWorker
-from shared.health.hourly_count import HourlyReporter
 from shared.health.integration_switch import AutoDisableRule, IntegrationSwitch
 from shared.health.ledger_writer import LedgerWriter
 from shared.health.probe import DcrProbe
-from shared.intake.late_hit_guard import GuardedDeliverOrQueue
+from shared.intake.dedup import WebhookDedup
 from shared.intake.webhook import WebhookConfig, WebhookHandler
 from shared.ops.admin import Admin, platform_auth_enabled
 from shared.ops.retention import Retention
@@ -112,12 +112,12 @@ def build_services(
     worker_deliverer = deliverer(settings.worker_read_timeout)
     # Announcements may be raised on the webhook's path, so they use its short timeouts.
     switch = IntegrationSwitch(state, ledger, queue, webhook_deliverer, tel, rule=rule, clock=clock)
-    books = LedgerWriter(ledger, tel, after_failure=switch.check_auto_disable)
-    webhook_relay = GuardedDeliverOrQueue(
-        webhook_deliverer, queue, state, books, tel, schedule=settings.retry_schedule, clock=clock
+    ledger_writer = LedgerWriter(ledger, tel, switch=switch)
+    webhook_relay = DeliverOrQueue(
+        webhook_deliverer, queue, state, ledger_writer, tel, schedule=settings.retry_schedule, clock=clock
     )
     worker_relay = DeliverOrQueue(
-        worker_deliverer, queue, state, books, tel, schedule=settings.retry_schedule, clock=clock
+        worker_deliverer, queue, state, ledger_writer, tel, schedule=settings.retry_schedule, clock=clock
     )
     health = DcrProbe(webhook_deliverer, queue.probe, clock)
     dedup = DedupKeys(tables.dedup, clock)
@@ -135,7 +135,8 @@ def build_services(
         clock=clock,
         sleep=sleep,
     )
-    webhook_relay.guard = guard  # None unless reconciliation is on: then late hits claim their id
+    # The guard is None unless reconciliation is on: then late hits claim their id.
+    webhook_dedup = WebhookDedup(dedup, window=settings.dedup_window, late_hits=guard)
     config = WebhookConfig(
         secret=settings.webhook_secret,
         secret_header=settings.webhook_secret_header,
@@ -143,17 +144,16 @@ def build_services(
         max_body_bytes=settings.max_body_bytes,
         selection=settings.selection,
         budget=settings.webhook_budget,
-        dedup_window=settings.dedup_window,
     )
     return Services(
         settings=settings,
-        webhook=WebhookHandler(config, webhook_relay, dedup, books, tel, clock=clock),
+        webhook=WebhookHandler(config, webhook_relay, webhook_dedup, ledger_writer, tel, clock=clock),
         worker=RetryWorker(
             worker_relay,
             switch,
             queue,
             state=state,
-            books=books,
+            books=ledger_writer,
             telemetry=tel,
             probe_api=worker_deliverer.probe,
             lease=settings.claim_lease,

@@ -28,10 +28,10 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import EntityProperty, TableClient, TableEntity, TableServiceClient, UpdateMode
 
+from shared.batches import by_size
 from shared.clock import EPOCH as EPOCH  # re-exported: the store's repositories take them from here
 from shared.clock import Clock as Clock
-from shared.delivery.batches import by_size
-from shared.delivery.env_transport import client_options
+from shared.transport import client_options
 
 _LOG = logging.getLogger(__name__)
 
@@ -333,7 +333,7 @@ def table_service_from(
 
     ``client_kwargs`` go to azure-core (e.g. ``retry_total``, ``connection_timeout``,
     ``read_timeout``) so the webhook path can stay inside Wallarm's 15 s response budget. The
-    proxy and CA environment is read once for the account's endpoint (``shared.delivery.env_transport``).
+    proxy and CA environment is read once for the account's endpoint (``shared.transport``).
     """
     if connection_string:
         if connection_string.strip().rstrip(";") == "UseDevelopmentStorage=true":

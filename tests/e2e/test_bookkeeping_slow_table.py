@@ -23,7 +23,7 @@ def test_a_hanging_counter_write_is_waited_for_only_until_the_budget_ends(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     svc = make_services(clock)  # WEBHOOK_DELIVERY_BUDGET_SECONDS=3 (e2e default)
-    ledger = svc.webhook.books.ledger
+    ledger = svc.webhook.ledger_writer.ledger
     real = ledger.count_ahead
     gate = threading.Event()
 

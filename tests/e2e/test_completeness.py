@@ -11,14 +11,18 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+import shared.delivery.ingestion as ingestion_module
+import shared.intake.webhook as webhook_module
 from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from local.standins.wallarm_api import Hit, WallarmApiStandIn, WebhookIntegration
 from shared.completeness.api_hits import BACKFILL_KEY
+from shared.intake.hit_keys import dedup_key
 from shared.intake.webhook import WebhookRequest
 from shared.ops.services import Services
 
@@ -304,9 +308,50 @@ def test_fresh_webhook_hits_cost_no_extra_table_request(
     wallarm.add_hit(Hit(INDEX, "fresh", "req-f", int(clock().timestamp()) - 60))
     wallarm.add_hit(Hit(INDEX, "old", "req-o", int(clock().timestamp()) - 3600))
     assert wallarm.deliver() == (2, 0)
-    keys = list(svc.webhook.dedup._table.list_entities())
+    keys = list(svc.webhook.dedup.keys._table.list_entities())
     assert len(keys) == 3  # two bodies, and only the hour-old hit claimed its id
     assert len(hit_rows(ingestion)) == 2
+
+
+def test_a_late_hit_the_guard_drops_leaves_every_other_row_packed_once(
+    start: Start, clock: FakeClock, ingestion: LogsIngestionStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21: the late-hit guard decides before the rows are packed, so dropping a hit that
+    reconciliation already added does not serialise and gzip the webhook's rows a second time."""
+    svc = start()
+    packed: list[int] = []
+
+    def counting(module: Any) -> Callable[..., Any]:
+        real = module.pack
+
+        def pack(rows: Any, *args: Any, **kwargs: Any) -> Any:
+            packed.append(len(rows))
+            return real(rows, *args, **kwargs)
+
+        return pack
+
+    monkeypatch.setattr(ingestion_module, "pack", counting(ingestion_module))
+    monkeypatch.setattr(webhook_module, "pack", counting(webhook_module))
+    old = Hit(INDEX, "old", "req-o", int(clock().timestamp()) - 3600)
+    fresh = Hit(INDEX, "fresh", "req-f", int(clock().timestamp()) - 60)
+    keys = svc.webhook.dedup.keys  # reconciliation's claim of the old hit
+    key = dedup_key(f"{INDEX}/old")
+    assert keys.begin(key, ttl=timedelta(hours=24), stale_after=timedelta(minutes=10)) == "new"
+    keys.finish(key, ttl=timedelta(hours=24))
+    body = json.dumps(
+        [
+            {"summary": "hit", "details": {"notification_type": "new_hits", "hit": hit.webhook_view()}}
+            for hit in (old, fresh)
+        ]
+    ).encode()
+    answer = svc.webhook.handle(
+        WebhookRequest(
+            body, {"content-type": "application/json", "x-wallarm-relay-secret": SECRET}, "127.0.0.1"
+        )
+    )
+    assert (answer.status, answer.body["delivered"]) == (200, 1)
+    assert ids(hit_rows(ingestion)) == Counter({"fresh": 1})
+    assert packed == [1]  # the fresh row, once; the dropped one never
 
 
 def test_a_hit_reaching_the_cloud_after_its_window_ran_is_caught_by_the_next_windows_overlap(

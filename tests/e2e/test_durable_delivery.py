@@ -513,7 +513,7 @@ def test_a_healthy_webhooks_counts_are_stored_when_it_is_answered_and_a_resend_m
     the same body meanwhile is a duplicate."""
     svc = make_services(clock)
     gate = threading.Event()
-    real = svc.webhook.dedup
+    real = svc.webhook.dedup.keys
 
     class SlowDone(DedupKeys):
         """The same store, with the "done" mark held until the test lets it go."""
@@ -524,7 +524,7 @@ def test_a_healthy_webhooks_counts_are_stored_when_it_is_answered_and_a_resend_m
 
     slow = SlowDone.__new__(SlowDone)
     slow.__dict__.update(real.__dict__)
-    svc.webhook.dedup = slow
+    svc.webhook.dedup.keys = slow
     body = hit_body(3)
     hour = clock().replace(minute=0, second=0, microsecond=0)
     try:

@@ -1,8 +1,8 @@
-"""shared.delivery.batches.by_size: the greedy batching rule of ingestion chunks and table transactions."""
+"""shared.batches.by_size: the greedy batching rule of ingestion chunks and table transactions."""
 
 from __future__ import annotations
 
-from shared.delivery.batches import by_size
+from shared.batches import by_size
 
 
 def test_a_batch_closes_before_the_item_that_would_overflow_it() -> None:

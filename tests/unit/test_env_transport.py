@@ -12,8 +12,8 @@ import requests
 from azure.core.exceptions import HttpResponseError
 from requests.utils import select_proxy
 
-from shared.delivery.env_transport import client_options
 from shared.store.tables import DEVELOPMENT_STORAGE, table_service_from
+from shared.transport import client_options
 
 _VARS = (
     "HTTP_PROXY",

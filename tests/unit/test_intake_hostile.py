@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from shared.intake.events import ParseError
 from shared.intake.parse import UNRECOGNIZED, parse_body
 from shared.intake.raw_data import FIELD_LIMIT_BYTES, ORIGINAL_BYTES_KEY, TRUNCATED_KEY, raw_data
+from shared.intake.rows import to_rows
 from shared.intake.selection import Selection
-from shared.intake.webhook import to_rows
 from shared.schema import COLUMNS
 
 RECEIVED = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

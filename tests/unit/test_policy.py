@@ -12,8 +12,8 @@ from shared.delivery.policy import (
     is_poison,
     next_due,
     parse_duration,
-    should_auto_disable,
 )
+from shared.health.rule import should_auto_disable
 
 S = timedelta(seconds=1)
 M = timedelta(minutes=1)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.completeness.wallarm_api import WallarmApi, api_url_problem
+from shared.completeness.wallarm_api import WallarmApi
 from shared.settings import SettingsError, load_settings
+from shared.wallarm_cloud import api_url_problem
 
 MINIMAL = {
     "LOGS_INGESTION_ENDPOINT": "https://dce.westeurope-1.ingest.monitor.azure.com",
