@@ -43,6 +43,20 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _UNRESOLVED_REFERENCE = re.compile(r"^\s*@Microsoft\.(KeyVault|AppConfiguration)\(", re.IGNORECASE)
 
 
+# Wallarm's own rule (FACTS.md): 60 % failed requests within 12 h disable the integration. The
+# AUTO_DISABLE_* settings default to it; the watchdog and the Wallarm stand-in read it from here.
+WALLARM_DISABLE_RATIO: Final[float] = 0.6
+WALLARM_DISABLE_WINDOW: Final[timedelta] = timedelta(hours=12)
+# Table Storage client bounds, so a Table Storage outage still lets the webhook answer inside
+# Wallarm's 15 s (azure-data-tables keyword arguments).
+TABLE_CLIENT_BOUNDS: Final[dict[str, float]] = {
+    "retry_total": 2,
+    "retry_backoff_factor": 0.2,
+    "connection_timeout": 3,
+    "read_timeout": 5,
+}
+
+
 def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
 
@@ -137,8 +151,14 @@ NUMBERS: Final[dict[str, Number]] = {
         Number("RETRY_WORKER_RUN_SECONDS", "worker_run_for", 50, 0, _seconds),
         Number("RETRY_POLL_SECONDS", "worker_poll", 1, 0.05, _seconds),
         Number("RETRY_CLAIM_LEASE_SECONDS", "claim_lease", 180, 10, _seconds),
-        Number("AUTO_DISABLE_FAILURE_RATIO", "auto_disable_ratio", 0.6, 0.01, maximum=1),
-        Number("AUTO_DISABLE_WINDOW_HOURS", "auto_disable_window", 12, 0.01, _hours),
+        Number("AUTO_DISABLE_FAILURE_RATIO", "auto_disable_ratio", WALLARM_DISABLE_RATIO, 0.01, maximum=1),
+        Number(
+            "AUTO_DISABLE_WINDOW_HOURS",
+            "auto_disable_window",
+            WALLARM_DISABLE_WINDOW / _hours(1),
+            0.01,
+            _hours,
+        ),
         Number("AUTO_DISABLE_MIN_ATTEMPTS", "auto_disable_min_attempts", 20, 1, _int),
         Number("AUTO_DISABLE_GRACE_MINUTES", "auto_disable_grace", 40, 0, _minutes),
         Number("RECOVERY_PROBE_SECONDS", "recovery_probe", 30, 1, _seconds),
@@ -266,6 +286,31 @@ class WallarmApiLimits:
     pages: int = 40
 
 
+@dataclass(frozen=True)
+class RetryWorkerLimits:
+    """How the retry worker groups and paces its work (not app settings: constants the bench
+    measured, stated in the README's "Performance").
+
+    `batch` entries are claimed in one ETag-guarded transaction; up to `uploads` uploads run at
+    a time (16: what the pacing allows at a 100 ms API round trip), while delivered entries settle
+    in groups of `settle_batch` on up to `parallel` threads; starts are paced to `max_per_second`
+    (below the DCR's 12,000 requests/min, with room left for the webhooks). A queue empty for
+    `idle_exit_after` ends a run after one pass (None: always poll for the whole run).
+    """
+
+    batch: int = 50
+    uploads: int = 16
+    parallel: int = 6
+    settle_batch: int = 25
+    max_per_second: float = 150.0
+    idle_exit_after: timedelta | None = timedelta(minutes=10)
+
+
+# Hit keys (reconciliation's claims, the late-hit guard's) outlive the webhook's body keys
+# (DEDUP_WINDOW_HOURS, when shorter): a late webhook can come hours after a backfill.
+RECONCILE_DEDUP_TTL: Final[timedelta] = timedelta(hours=48)
+
+
 class SettingsError(ValueError):
     """One or more settings are missing or invalid; the message lists each with a fix.
     ``unresolved`` names the settings that hold an unresolved Key Vault reference."""
@@ -373,6 +418,7 @@ class Settings:
     dedup_window: timedelta = NUMBERS["DEDUP_WINDOW_HOURS"].value
     ledger_retention: timedelta = NUMBERS["LEDGER_RETENTION_DAYS"].value
     counter_retention: timedelta = NUMBERS["COUNTER_RETENTION_DAYS"].value
+    worker_limits: RetryWorkerLimits = RetryWorkerLimits()
     completeness: CompletenessSettings = field(default_factory=CompletenessSettings)
 
 

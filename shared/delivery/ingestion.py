@@ -28,6 +28,7 @@ from shared.delivery.batches import by_size
 from shared.delivery.env_transport import client_options
 from shared.delivery.policy import is_poison
 from shared.schema import Row
+from shared.settings import INGESTION_AUDIENCES
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -279,7 +280,7 @@ def build_ingestion_client(
     read_timeout: float,
     connect_timeout: float,
     ca_bundle: str | None = None,
-    audience: str = "https://monitor.azure.com",
+    audience: str = INGESTION_AUDIENCES["public"],
 ) -> LogsIngestionClient:
     """One client per worker. azure-core retries are off: the relay's queue owns every retry so
     that each attempt is in the ledger and Retry-After is honoured without blocking a webhook.

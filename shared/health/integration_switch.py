@@ -20,6 +20,7 @@ from shared.health.relay_rows import (
 )
 from shared.health.request_tally import RequestTally
 from shared.schema import Row
+from shared.settings import Settings
 from shared.store.ledger import AttemptLedger
 from shared.store.queue import RetryQueue
 from shared.store.state import IntegrationState, IntegrationStateRepo
@@ -30,14 +31,24 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AutoDisableRule:
-    """Wallarm's rule (60 % of attempts failed within 12 h, at least `min_attempts`), plus
+    """Wallarm's rule (`ratio` of attempts failed within `window`, at least `min_attempts`), plus
     `grace`: no attempt may have succeeded for that long, so a blip (role propagation after a
-    deploy takes up to 30 min) never disables, while a DCR that stays broken does within the hour."""
+    deploy takes up to 30 min) never disables, while a DCR that stays broken does within the hour.
+    The values (Wallarm's 60 % in 12 h by default) are the AUTO_DISABLE_* settings: `from_settings`."""
 
-    ratio: float = 0.6
-    window: timedelta = timedelta(hours=12)
-    min_attempts: int = 20
-    grace: timedelta = timedelta(minutes=40)
+    ratio: float
+    window: timedelta
+    min_attempts: int
+    grace: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AutoDisableRule:
+        return cls(
+            ratio=settings.auto_disable_ratio,
+            window=settings.auto_disable_window,
+            min_attempts=settings.auto_disable_min_attempts,
+            grace=settings.auto_disable_grace,
+        )
 
 
 class IntegrationSwitch:

@@ -17,7 +17,7 @@ from shared.completeness.timer import Completeness, build_completeness
 from shared.delivery.deliver_or_queue import DeliverOrQueue
 from shared.delivery.identity import build_credential
 from shared.delivery.ingestion import Deliverer, build_ingestion_client
-from shared.delivery.retry_worker import RetryWorker
+from shared.delivery.retry_worker import RetryWorker, RetryWorkerConfig
 from shared.health.hourly_count import HourlyReporter
 from shared.health.integration_switch import AutoDisableRule, IntegrationSwitch
 from shared.health.ledger_writer import LedgerWriter
@@ -26,7 +26,7 @@ from shared.intake.late_hit_guard import GuardedDeliverOrQueue
 from shared.intake.webhook import WebhookConfig, WebhookHandler
 from shared.ops.admin import Admin, platform_auth_enabled
 from shared.ops.retention import Retention
-from shared.settings import Settings, load_settings
+from shared.settings import TABLE_CLIENT_BOUNDS, Settings, load_settings
 from shared.store.counters import HourlyCounters
 from shared.store.dedup import DedupKeys
 from shared.store.ledger import AttemptLedger
@@ -86,20 +86,11 @@ def build_services(
         settings.storage_connection_string,
         settings.storage_table_endpoint,
         None if settings.storage_connection_string else credential,
-        # Bounded, so a Table Storage outage still lets the webhook answer inside Wallarm's 15 s.
-        retry_total=2,
-        retry_backoff_factor=0.2,
-        connection_timeout=3,
-        read_timeout=5,
+        **TABLE_CLIENT_BOUNDS,  # bounded: the webhook answers inside Wallarm's 15 s
     )
     tables = open_store_tables(service, settings.table_prefix)
     queue = RetryQueue(tables.queue, clock)
-    rule = AutoDisableRule(
-        settings.auto_disable_ratio,
-        settings.auto_disable_window,
-        settings.auto_disable_min_attempts,
-        settings.auto_disable_grace,
-    )
+    rule = AutoDisableRule.from_settings(settings)
 
     # One state repository per worker, so a local enable/disable is seen at once by both relays.
     state = IntegrationStateRepo(tables.state, clock)
@@ -156,9 +147,7 @@ def build_services(
             books=books,
             telemetry=tel,
             probe_api=worker_deliverer.probe,
-            lease=settings.claim_lease,
-            poll=settings.worker_poll,
-            probe_every=settings.recovery_probe,
+            config=RetryWorkerConfig.from_settings(settings),
             clock=clock,
             sleep=sleep,
         ),
