@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from shared.clock import Clock
 from shared.completeness.api_hits import dedup_key, hit_key
@@ -25,6 +26,14 @@ from shared.health.request_tally import RequestTally
 from shared.schema import Row
 from shared.store.dedup import DedupKeys
 from shared.store.tables import StoreUnavailable
+
+if TYPE_CHECKING:  # the constructor's types only
+    from shared.delivery.ingestion import Deliverer
+    from shared.delivery.policy import RetrySchedule
+    from shared.health.ledger_writer import LedgerWriter
+    from shared.store.queue import RetryQueue
+    from shared.store.state import IntegrationStateRepo
+    from shared.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +105,21 @@ class LateHitGuard:
 class GuardedDeliverOrQueue(DeliverOrQueue):
     """The webhook's DeliverOrQueue with the hit guard in front of `submit` (webhook rows only)."""
 
-    guard: LateHitGuard | None = None
+    def __init__(
+        self,
+        deliverer: Deliverer,
+        queue: RetryQueue,
+        state: IntegrationStateRepo,
+        books: LedgerWriter,
+        telemetry: Telemetry,
+        *,
+        schedule: RetrySchedule,
+        clock: Clock,
+        guard: LateHitGuard | None,
+    ) -> None:
+        """DeliverOrQueue's arguments, and the guard (None unless reconciliation is on)."""
+        super().__init__(deliverer, queue, state, books, telemetry, schedule=schedule, clock=clock)
+        self.guard = guard
 
     def submit(
         self,

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
 
 from shared.intake.webhook import WebhookRequest, WebhookResponse, source_ip_from
+from shared.ops.routes import Reply, RouteRequest
+
+
+def serve(route: Callable[[RouteRequest], Reply], req: func.HttpRequest) -> func.HttpResponse:
+    """One HTTP trigger: the route of shared/ops/routes.py, called with the request it reads."""
+    call = RouteRequest(to_webhook_request(req), dict(req.params), dict(req.route_params))
+    return to_http_response(route(call))
 
 
 def to_webhook_request(req: func.HttpRequest) -> WebhookRequest:

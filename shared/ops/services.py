@@ -49,7 +49,7 @@ class Services:
     state: IntegrationStateRepo
     counters: HourlyCounters
     retention: Retention
-    completeness: Completeness | None = None
+    completeness: Completeness
 
 
 def build_services(
@@ -104,9 +104,6 @@ def build_services(
     # Announcements may be raised on the webhook's path, so they use its short timeouts.
     switch = IntegrationSwitch(state, ledger, queue, webhook_deliverer, tel, rule=rule, clock=clock)
     books = LedgerWriter(ledger, tel, after_failure=switch.check_auto_disable)
-    webhook_relay = GuardedDeliverOrQueue(
-        webhook_deliverer, queue, state, books, tel, schedule=settings.retry_schedule, clock=clock
-    )
     worker_relay = DeliverOrQueue(
         worker_deliverer, queue, state, books, tel, schedule=settings.retry_schedule, clock=clock
     )
@@ -126,7 +123,16 @@ def build_services(
         clock=clock,
         sleep=sleep,
     )
-    webhook_relay.guard = guard  # None unless reconciliation is on: then late hits claim their id
+    webhook_relay = GuardedDeliverOrQueue(  # guard: None unless reconciliation is on
+        webhook_deliverer,
+        queue,
+        state,
+        books,
+        tel,
+        schedule=settings.retry_schedule,
+        clock=clock,
+        guard=guard,
+    )
     config = WebhookConfig(
         secret=settings.webhook_secret,
         secret_header=settings.webhook_secret_header,
