@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import urlparse
 
@@ -49,12 +50,9 @@ WALLARM_DISABLE_RATIO: Final[float] = 0.6
 WALLARM_DISABLE_WINDOW: Final[timedelta] = timedelta(hours=12)
 # Table Storage client bounds, so a Table Storage outage still lets the webhook answer inside
 # Wallarm's 15 s (azure-data-tables keyword arguments).
-TABLE_CLIENT_BOUNDS: Final[dict[str, float]] = {
-    "retry_total": 2,
-    "retry_backoff_factor": 0.2,
-    "connection_timeout": 3,
-    "read_timeout": 5,
-}
+TABLE_CLIENT_BOUNDS: Final[Mapping[str, float]] = MappingProxyType(
+    {"retry_total": 2, "retry_backoff_factor": 0.2, "connection_timeout": 3, "read_timeout": 5}
+)
 
 
 def _seconds(value: float) -> timedelta:

@@ -65,6 +65,11 @@ class Fact:
     name: str
     words: frozenset[str]
     values: tuple[Any, ...]
+    every_word: bool = False  # a name must hold all the words (an SDK keyword), not just one
+
+    def named_by(self, name: str) -> bool:
+        given = words(name)
+        return self.words <= given if self.every_word else bool(self.words & given)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +126,8 @@ def facts() -> list[Fact]:
                 continue
             found.append(Fact(f"{holder.__name__}.{f.name}", words(f.name), _forms(default)))
     found.append(Fact("RECONCILE_DEDUP_TTL", words("dedup_ttl"), _forms(spec.RECONCILE_DEDUP_TTL)))
+    for key, bound in spec.TABLE_CLIENT_BOUNDS.items():
+        found.append(Fact(f"TABLE_CLIENT_BOUNDS.{key}", words(key), _forms(bound), every_word=True))
     return [fact for fact in found if fact.words]
 
 
@@ -189,7 +196,7 @@ def repeats_in(source: str, path: str, known: list[Fact]) -> list[Repeat]:
         if value is None or value in (0, 1, "", True, False):
             continue  # too common to be one fact's copy
         for fact in known:
-            if words(name) & fact.words and _same(value, fact.values):
+            if fact.named_by(name) and _same(value, fact.values):
                 found.append(Repeat(path, line, name, fact.name))
     return found
 
@@ -246,6 +253,10 @@ PLANTED = {
         "CompletenessSettings.wallarm_cloud",
     ),
     "dedup ttl": ("DEDUP_TTL = timedelta(hours=48)\n", "RECONCILE_DEDUP_TTL"),
+    "table client bound": (
+        "service = table_service_from(c, e, None, read_timeout=5)\n",
+        "TABLE_CLIENT_BOUNDS.read_timeout",
+    ),
     "body limit arithmetic": ("max_body_bytes = 5 * 1024 * 1024\n", "MAX_BODY_BYTES"),
 }
 
