@@ -17,10 +17,11 @@ from bench import report
 from bench.harness import Harness, say
 from bench.report import API_LATENCY, TABLE_LATENCY, Results
 from bench.scenarios import ack, cold, drain, profile, throughput
+from shared.settings import RetryWorkerLimits
 
 STEPS = ("throughput", "ack", "cold", "drain", "profile")
 DRAIN_THREADS = 6  # threads of the raw SDK's ceiling
-DRAIN_UPLOADS = 16  # the worker's default uploads at a time
+DRAIN_UPLOADS = RetryWorkerLimits().uploads  # the worker's uploads at a time
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,12 @@ from urllib.parse import urlparse
 from shared.delivery.policy import DEFAULT_SCHEDULE, RetrySchedule
 from shared.intake.mapping import SECURITY_ISSUE_RISKS
 from shared.intake.selection import Selection
+from shared.limits import (
+    INGESTION_AUDIENCES,
+    WALLARM_DISABLE_RATIO,
+    WALLARM_DISABLE_WINDOW,
+    RetryWorkerLimits,
+)
 from shared.wallarm_cloud import CLOUD_URLS, api_url_problem
 
 # Names and identifiers among the string settings: one stray byte makes each of them fail later,
@@ -32,12 +38,6 @@ PLAIN_STRING_SETTINGS = (
 )
 _HTTP_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-# Entra audience of the Logs Ingestion API per cloud (LOGS_INGESTION_AUDIENCE takes a name or a URL).
-INGESTION_AUDIENCES = {
-    "public": "https://monitor.azure.com",
-    "usgov": "https://monitor.azure.us",
-    "china": "https://monitor.azure.cn",
-}
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # What App Service leaves in a setting whose Key Vault (or App Configuration) reference did not
 # resolve: the reference text itself, which must never be taken as the value.
@@ -138,8 +138,14 @@ NUMBERS: Final[dict[str, Number]] = {
         Number("RETRY_WORKER_RUN_SECONDS", "worker_run_for", 50, 0, _seconds),
         Number("RETRY_POLL_SECONDS", "worker_poll", 1, 0.05, _seconds),
         Number("RETRY_CLAIM_LEASE_SECONDS", "claim_lease", 180, 10, _seconds),
-        Number("AUTO_DISABLE_FAILURE_RATIO", "auto_disable_ratio", 0.6, 0.01, maximum=1),
-        Number("AUTO_DISABLE_WINDOW_HOURS", "auto_disable_window", 12, 0.01, _hours),
+        Number("AUTO_DISABLE_FAILURE_RATIO", "auto_disable_ratio", WALLARM_DISABLE_RATIO, 0.01, maximum=1),
+        Number(
+            "AUTO_DISABLE_WINDOW_HOURS",
+            "auto_disable_window",
+            WALLARM_DISABLE_WINDOW / _hours(1),
+            0.01,
+            _hours,
+        ),
         Number("AUTO_DISABLE_MIN_ATTEMPTS", "auto_disable_min_attempts", 20, 1, _int),
         Number("AUTO_DISABLE_GRACE_MINUTES", "auto_disable_grace", 40, 0, _minutes),
         Number("RECOVERY_PROBE_SECONDS", "recovery_probe", 30, 1, _seconds),
@@ -374,6 +380,7 @@ class Settings:
     dedup_window: timedelta = NUMBERS["DEDUP_WINDOW_HOURS"].value
     ledger_retention: timedelta = NUMBERS["LEDGER_RETENTION_DAYS"].value
     counter_retention: timedelta = NUMBERS["COUNTER_RETENTION_DAYS"].value
+    worker_limits: RetryWorkerLimits = RetryWorkerLimits()
     completeness: CompletenessSettings = field(default_factory=CompletenessSettings)
 
 

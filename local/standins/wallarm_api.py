@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from local.standins.server import StandInHandler, StandInLifecycle, ThreadedServer, owner_of
+from shared.settings import NUMBERS, WALLARM_DISABLE_RATIO, WALLARM_DISABLE_WINDOW
 
 TOKEN_HEADER = "X-WallarmAPI-Token"
 ROLES = ("admin", "analyst", "read_only")
@@ -227,9 +228,9 @@ class WallarmApiStandIn(StandInLifecycle):
         clock: Callable[[], float] = time.time,
         sender: Sender = _http_sender,
         attempts_per_notification: int = 3,
-        disable_ratio: float = 0.6,
-        disable_min_attempts: int = 20,
-        disable_window_seconds: int = 12 * 3600,
+        disable_ratio: float = WALLARM_DISABLE_RATIO,
+        disable_min_attempts: int = NUMBERS["AUTO_DISABLE_MIN_ATTEMPTS"].value,
+        disable_window_seconds: float = WALLARM_DISABLE_WINDOW.total_seconds(),
         port: int = 0,
     ) -> None:
         self.client_id = client_id

@@ -39,7 +39,9 @@ from shared.delivery.deliver_or_queue import DeliverOrQueue
 from shared.intake.mapping import map_event
 from shared.intake.parse import to_event
 from shared.intake.selection import Selection, select
+from shared.limits import RECONCILE_DEDUP_TTL
 from shared.schema import Row
+from shared.settings import Settings
 from shared.store.dedup import DedupKeys
 from shared.store.queue import RetryQueue
 from shared.store.tables import StoreUnavailable
@@ -57,15 +59,33 @@ class HitIndex(Protocol):
 
 @dataclass(frozen=True)
 class ReconcileConfig:
-    delay: timedelta = timedelta(minutes=30)
-    overlap: timedelta = timedelta(hours=1)
-    catch_up: timedelta = timedelta(hours=6)
-    dedup_ttl: timedelta = timedelta(hours=48)
-    cloud: str = "EU"
-    client_id: int | None = None
-    selection: Selection = Selection()
-    confirm: timedelta = timedelta(minutes=50)
-    max_age: timedelta = timedelta(days=90)
+    """What reconciliation is told; every value comes from Settings (`from_settings`), which
+    holds the defaults, so none is written here."""
+
+    delay: timedelta
+    overlap: timedelta
+    catch_up: timedelta
+    dedup_ttl: timedelta
+    cloud: str
+    client_id: int | None
+    selection: Selection
+    confirm: timedelta
+    max_age: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReconcileConfig:
+        cs = settings.completeness
+        return cls(
+            delay=cs.reconcile_delay,
+            overlap=cs.reconcile_overlap,
+            catch_up=cs.reconcile_catch_up,
+            dedup_ttl=max(settings.dedup_window, RECONCILE_DEDUP_TTL),
+            cloud=cs.wallarm_cloud.upper(),
+            client_id=cs.wallarm_client_id,
+            selection=settings.selection,
+            confirm=cs.reconcile_confirm,
+            max_age=cs.reconcile_max_age,
+        )
 
 
 MAX_REOPENED_PER_RUN = 24

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.clock import Clock, iso_ms
@@ -30,9 +29,6 @@ if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
 
 log = logging.getLogger(__name__)
-
-# Hit keys outlive the webhook's body keys: a late webhook can come hours after a backfill.
-DEDUP_TTL = timedelta(hours=48)
 
 
 class Completeness:
@@ -131,17 +127,7 @@ def build_completeness(
     guard: LateHitGuard | None = None
     if api is not None and cs.workspace_id:
         query = build_query_client(cs.query_endpoint, credential, ca_bundle=settings.ca_bundle)
-        config = ReconcileConfig(
-            delay=cs.reconcile_delay,
-            overlap=cs.reconcile_overlap,
-            catch_up=cs.reconcile_catch_up,
-            dedup_ttl=max(settings.dedup_window, DEDUP_TTL),
-            cloud=cs.wallarm_cloud.upper(),
-            client_id=cs.wallarm_client_id,
-            selection=settings.selection,
-            confirm=cs.reconcile_confirm,
-            max_age=cs.reconcile_max_age,
-        )
+        config = ReconcileConfig.from_settings(settings)
         reconciler = Reconciler(
             api,
             WorkspaceHits(query, cs.workspace_id),

@@ -42,7 +42,7 @@ from shared.completeness.reconcile import Reconciler
 from shared.completeness.wallarm_api import Integration, WallarmApi, WallarmApiError
 from shared.delivery.deliver_or_queue import DeliverOrQueue
 from shared.health.relay_rows import watchdog_row
-from shared.settings import CompletenessSettings
+from shared.settings import WALLARM_DISABLE_RATIO, WALLARM_DISABLE_WINDOW, CompletenessSettings
 from shared.store.counters import HourlyCounters
 from shared.store.state import IntegrationStateRepo
 from shared.store.tables import StoreUnavailable
@@ -53,11 +53,9 @@ log = logging.getLogger(__name__)
 
 REENABLE_INTERVAL = timedelta(hours=1)
 # Wallarm disables after 60 % failures within 12 h: the gap can start that long before.
-DISABLE_WINDOW = timedelta(hours=12)
+DISABLE_WINDOW = WALLARM_DISABLE_WINDOW
 QUIET_BASELINE = timedelta(hours=24)
 FORMATS = ("json", "jsonl", "ndjson")
-# Wallarm's own rule (FACTS.md): 60 % failed requests within 12 h disable the integration.
-WALLARM_DISABLE_RATIO: Final[float] = 0.6
 # The relay's answers Wallarm counts as failures (hourly counters written by the webhook).
 FAILED_ANSWERS: Final[tuple[str, ...]] = ("refused", "rejected_requests", "not_durable")
 # What must be unchanged since the integration was last seen healthy for a re-enable.

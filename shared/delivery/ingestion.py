@@ -29,6 +29,7 @@ from shared.delivery.policy import is_poison
 from shared.health.attempts import Attempt as Attempt  # re-exported: delivery reports in these terms
 from shared.health.attempts import ChunkFailure as ChunkFailure
 from shared.health.attempts import DeliveryReport as DeliveryReport
+from shared.limits import INGESTION_AUDIENCES
 from shared.schema import Row
 from shared.transport import client_options
 
@@ -247,7 +248,7 @@ def build_ingestion_client(
     read_timeout: float,
     connect_timeout: float,
     ca_bundle: str | None = None,
-    audience: str = "https://monitor.azure.com",
+    audience: str = INGESTION_AUDIENCES["public"],
 ) -> LogsIngestionClient:
     """One client per worker. azure-core retries are off: the relay's queue owns every retry so
     that each attempt is in the ledger and Retry-After is honoured without blocking a webhook.

@@ -14,18 +14,18 @@ schedule's long steps:
 - while enabled, with entries waiting for a later step, a successful probe makes them due now,
   so a backlog on a 30-minute step lands within a minute of the API being healthy again.
 
-A pass starts the uploads of its claimed entries oldest first, up to ``uploads`` at a time (default
-16: at a 100 ms API round trip that is what the pacing below allows; Log Analytics orders rows by
-TimeGenerated, not by arrival), while the delivered ones settle in groups (one transaction removes
-them, one ledger write counts their requests) on up to ``parallel`` threads (default 6) beside.
-A failed upload stops new starts until everything so far is settled, since it may auto-disable
-the integration. Starts are paced to ``max_per_second`` (default 150/s,
-below the DCR's 12,000 requests/min with room left for the webhooks). The state is checked before
-each start, so a disable mid-run stops new uploads at once.
+A pass starts the uploads of its claimed entries oldest first, up to ``uploads`` at a time (Log
+Analytics orders rows by TimeGenerated, not by arrival), while the delivered ones settle in groups
+(one transaction removes them, one ledger write counts their requests) on up to ``parallel``
+threads beside. A failed upload stops new starts until everything so far is settled, since it may
+auto-disable the integration. Starts are paced to ``max_per_second``, below the DCR's 12,000
+requests/min with room left for the webhooks. These numbers are constants, with their reasons, in
+``shared.settings.RetryWorkerLimits``. The state is checked before each start, so a disable mid-run
+stops new uploads at once.
 
 Idle is cheap and quiet: a disabled run returns, an auto-disabled one sleeps until its probe, a
-queue empty for 10 minutes ends a run after one pass, a Table Storage outage backs off (1 s
-doubling to 30 s), and repeated identical warnings are summarised.
+queue empty for ``idle_exit_after`` ends a run after one pass, a Table Storage outage backs off
+(1 s doubling to 30 s), and repeated identical warnings are summarised.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from shared.delivery.lease_keeper import LeaseKeeper
 from shared.health.integration_switch import IntegrationSwitch
 from shared.health.ledger_writer import LedgerWriter
 from shared.health.request_tally import RequestTally
+from shared.limits import RetryWorkerLimits
 from shared.log_throttle import RepeatedLog
 from shared.store.queue import QueueEntry, RetryQueue
 from shared.store.state import IntegrationStateRepo, ProbeRecord
@@ -69,6 +70,20 @@ class WorkerRun:
     released: int = 0  # claimed entries given back unstarted (due now, not after their lease)
 
 
+@dataclass(frozen=True)
+class RetryWorkerConfig:
+    """What the worker is told, built from Settings once by the composition root
+    (`shared/ops/services.py`); none has a default here. `start_margin`: an entry whose lease
+    ends sooner is not started, since its upload (read timeout included) could outlast the lease
+    and another instance would then deliver it too; it comes due again when the lease ends."""
+
+    lease: timedelta
+    poll: timedelta
+    probe_every: timedelta
+    start_margin: timedelta
+    limits: RetryWorkerLimits
+
+
 class RetryWorker:
     def __init__(
         self,
@@ -80,27 +95,14 @@ class RetryWorker:
         books: LedgerWriter,
         telemetry: Telemetry,
         probe_api: Callable[[], Attempt],
-        lease: timedelta,
-        poll: timedelta,
+        config: RetryWorkerConfig,
         clock: Clock,
         sleep: Callable[[float], None] = time.sleep,
-        batch: int = 50,
-        probe_every: timedelta = timedelta(seconds=30),
-        parallel: int = 6,
-        uploads: int = 16,
-        settle_batch: int = 25,
-        max_per_second: float = 150.0,
-        start_margin: timedelta | None = None,
-        idle_exit_after: timedelta | None = timedelta(minutes=10),
     ) -> None:
-        """`start_margin` (default half the lease): an entry whose lease ends sooner is not
-        started, since its upload (read timeout included) could outlast the lease and another
-        instance would then deliver it too; it comes due again when the lease ends.
-
-        `idle_exit_after`: once the queue has been empty this long, a run ends after its first
-        pass instead of polling for the rest of the minute (the timer's run time is the bill of
-        an idle relay); the first entry queued after that waits for the next timer (at most a
-        minute) and the runs poll again from then on. None: always poll."""
+        """`config.limits.idle_exit_after`: once the queue has been empty this long, a run ends
+        after its first pass instead of polling for the rest of the minute (the timer's run time
+        is the bill of an idle relay); the first entry queued after that waits for the next timer
+        (at most a minute) and the runs poll again from then on. None: always poll."""
         self.relay = relay
         self.switch = switch
         self.queue = queue
@@ -108,29 +110,30 @@ class RetryWorker:
         self.books = books
         self.telemetry = telemetry
         self.probe_api = probe_api
-        self.lease = lease
-        self.start_margin = lease / 2 if start_margin is None else start_margin
-        self.poll = poll
+        limits = config.limits
+        self.lease = config.lease
+        self.start_margin = config.start_margin
+        self.poll = config.poll
         self.clock = clock
         self.sleep = sleep
-        self.batch = batch
-        self.probe_every = probe_every
-        self.parallel = max(1, parallel)
-        self.uploads = max(1, uploads)
-        self.settle_batch = max(1, settle_batch)
-        self.max_per_second = max_per_second
-        self._min_gap = 1.0 / max_per_second
+        self.batch = limits.batch
+        self.probe_every = config.probe_every
+        self.parallel = max(1, limits.parallel)
+        self.uploads = max(1, limits.uploads)
+        self.settle_batch = max(1, limits.settle_batch)
+        self.max_per_second = limits.max_per_second
+        self._min_gap = 1.0 / limits.max_per_second
         self._pool: ThreadPoolExecutor | None = None
         self._uploader: ThreadPoolExecutor | None = None
         self._claimer: ThreadPoolExecutor | None = None
         self._next_probe_at: datetime | None = None
         self._next_sweep_at: datetime | None = None
-        self.idle_exit_after = idle_exit_after
+        self.idle_exit_after = limits.idle_exit_after
         self._busy_at: datetime | None = None  # when this process last saw the queue non-empty
         self._quiet = RepeatedLog(log)
         # Renews the lease of each entry whose upload outlives half of it (several chunks, a
         # slow API, 413 splits), so another instance never claims and delivers it too.
-        self.leases = LeaseKeeper(queue.renew, lease=lease, clock=clock)
+        self.leases = LeaseKeeper(queue.renew, lease=config.lease, clock=clock)
 
     def run(self, run_for: timedelta) -> WorkerRun:
         """Work until `run_for` has passed; always does at least one pass."""

@@ -30,14 +30,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AutoDisableRule:
-    """Wallarm's rule (60 % of attempts failed within 12 h, at least `min_attempts`), plus
+    """Wallarm's rule (`ratio` of attempts failed within `window`, at least `min_attempts`), plus
     `grace`: no attempt may have succeeded for that long, so a blip (role propagation after a
-    deploy takes up to 30 min) never disables, while a DCR that stays broken does within the hour."""
+    deploy takes up to 30 min) never disables, while a DCR that stays broken does within the hour.
+    The values (Wallarm's 60 % in 12 h by default) are the AUTO_DISABLE_* settings, read by the
+    composition root."""
 
-    ratio: float = 0.6
-    window: timedelta = timedelta(hours=12)
-    min_attempts: int = 20
-    grace: timedelta = timedelta(minutes=40)
+    ratio: float
+    window: timedelta
+    min_attempts: int
+    grace: timedelta
 
 
 class IntegrationSwitch:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
 
 from shared.intake.webhook import WebhookRequest, WebhookResponse, source_ip_from
-from shared.settings import KEYVAULT_FIX, SettingsError
+from shared.ops.routes import Reply, RouteRequest
+
+
+def serve(route: Callable[[RouteRequest], Reply], req: func.HttpRequest) -> func.HttpResponse:
+    """One HTTP trigger: the route of shared/ops/routes.py, called with the request it reads."""
+    call = RouteRequest(to_webhook_request(req), dict(req.params), dict(req.route_params))
+    return to_http_response(route(call))
 
 
 def to_webhook_request(req: func.HttpRequest) -> WebhookRequest:
@@ -31,18 +38,3 @@ def to_http_response(resp: WebhookResponse) -> func.HttpResponse:
     if retry_after:
         headers["Retry-After"] = str(retry_after)
     return json_response(resp.status, resp.body, headers)
-
-
-def settings_error_body(error: SettingsError) -> dict[str, Any]:
-    """The 500 answer of every route while the settings are invalid (the probe's too): each problem
-    with its fix. An unresolved Key Vault reference gets its own code, since its fix is on the vault,
-    not in the settings."""
-    body: dict[str, Any] = {"code": "misconfigured", "problems": error.problems}
-    if error.unresolved:
-        body = {
-            "code": "keyvault_reference_unresolved",
-            "settings": list(error.unresolved),
-            "advice": KEYVAULT_FIX[:1].upper() + KEYVAULT_FIX[1:] + ".",
-            "problems": error.problems,
-        }
-    return {"error": body}

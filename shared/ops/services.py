@@ -18,12 +18,13 @@ from shared.delivery.deliver_or_queue import DeliverOrQueue
 from shared.delivery.hourly_count import HourlyReporter
 from shared.delivery.identity import build_credential
 from shared.delivery.ingestion import Deliverer, build_ingestion_client
-from shared.delivery.retry_worker import RetryWorker
+from shared.delivery.retry_worker import RetryWorker, RetryWorkerConfig
 from shared.health.integration_switch import AutoDisableRule, IntegrationSwitch
 from shared.health.ledger_writer import LedgerWriter
 from shared.health.probe import DcrProbe
 from shared.intake.dedup import WebhookDedup
 from shared.intake.webhook import WebhookConfig, WebhookHandler
+from shared.limits import TABLE_CLIENT_BOUNDS
 from shared.ops.admin import Admin, platform_auth_enabled
 from shared.ops.retention import Retention
 from shared.settings import Settings, load_settings
@@ -49,7 +50,28 @@ class Services:
     state: IntegrationStateRepo
     counters: HourlyCounters
     retention: Retention
-    completeness: Completeness | None = None
+    completeness: Completeness
+
+
+def retry_worker_config(settings: Settings) -> RetryWorkerConfig:
+    """The retry worker's part of the settings."""
+    return RetryWorkerConfig(
+        lease=settings.claim_lease,
+        poll=settings.worker_poll,
+        probe_every=settings.recovery_probe,
+        start_margin=settings.claim_lease / 2,  # the lease check in settings counts on half
+        limits=settings.worker_limits,
+    )
+
+
+def auto_disable_rule(settings: Settings) -> AutoDisableRule:
+    """The AUTO_DISABLE_* settings (Wallarm's 60 % in 12 h by default) as the rule's values."""
+    return AutoDisableRule(
+        ratio=settings.auto_disable_ratio,
+        window=settings.auto_disable_window,
+        min_attempts=settings.auto_disable_min_attempts,
+        grace=settings.auto_disable_grace,
+    )
 
 
 def build_services(
@@ -86,20 +108,11 @@ def build_services(
         settings.storage_connection_string,
         settings.storage_table_endpoint,
         None if settings.storage_connection_string else credential,
-        # Bounded, so a Table Storage outage still lets the webhook answer inside Wallarm's 15 s.
-        retry_total=2,
-        retry_backoff_factor=0.2,
-        connection_timeout=3,
-        read_timeout=5,
+        **TABLE_CLIENT_BOUNDS,  # bounded: the webhook answers inside Wallarm's 15 s
     )
     tables = open_store_tables(service, settings.table_prefix)
     queue = RetryQueue(tables.queue, clock)
-    rule = AutoDisableRule(
-        settings.auto_disable_ratio,
-        settings.auto_disable_window,
-        settings.auto_disable_min_attempts,
-        settings.auto_disable_grace,
-    )
+    rule = auto_disable_rule(settings)
 
     # One state repository per worker, so a local enable/disable is seen at once by both relays.
     state = IntegrationStateRepo(tables.state, clock)
@@ -156,9 +169,7 @@ def build_services(
             books=ledger_writer,
             telemetry=tel,
             probe_api=worker_deliverer.probe,
-            lease=settings.claim_lease,
-            poll=settings.worker_poll,
-            probe_every=settings.recovery_probe,
+            config=retry_worker_config(settings),
             clock=clock,
             sleep=sleep,
         ),

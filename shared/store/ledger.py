@@ -169,14 +169,14 @@ class AttemptLedger:
         self._counters.add(totals, at=now)
 
     @guarded("ledger.failure_window")
-    def failure_window(self, window: timedelta = timedelta(hours=12)) -> WindowCounts:
+    def failure_window(self, window: timedelta) -> WindowCounts:
         buckets = self.buckets(window)
         return WindowCounts(
             attempts=sum(b.attempts for b in buckets), failures=sum(b.failures for b in buckets)
         )
 
     @guarded("ledger.buckets")
-    def buckets(self, window: timedelta = timedelta(hours=12)) -> list[Bucket]:
+    def buckets(self, window: timedelta) -> list[Bucket]:
         """Attempts and failures of the last ``window``, in whole buckets, by one range query.
 
         Boundary: the window starts at the start of the bucket containing ``now - window``,

@@ -88,7 +88,6 @@ def test_outage_is_reported_and_reconciled_exactly_once(
     log_query: LogQueryStandIn,
 ) -> None:
     svc = start()
-    assert svc.completeness is not None
     assert svc.completeness.watchdog.run()["integration"]["problem"] is None  # baseline
     lost = outage(clock, wallarm, integration)
     assert ids(hit_rows(ingestion)) == Counter({f"ok{i}": 1 for i in range(4)})
@@ -155,7 +154,6 @@ def test_reenable_is_opt_in_needs_a_healthy_relay_and_then_reconciles_the_gap(
     ingestion: LogsIngestionStandIn,
 ) -> None:
     svc = start(WATCHDOG_REENABLE="true")
-    assert svc.completeness is not None
     # The watchdog must have seen it healthy and pointing here: its record of the disable.
     assert svc.completeness.watchdog.run()["integration"]["problem"] is None
     outage(clock, wallarm, integration)
@@ -181,7 +179,7 @@ def test_without_an_integration_token_a_quiet_pipe_is_reported_once(
     make_services: MakeServices, clock: FakeClock, ingestion: LogsIngestionStandIn
 ) -> None:
     svc = make_services(clock, WATCHDOG_QUIET_HOURS="2")
-    assert svc.completeness is not None and svc.completeness.reconciler is None
+    assert svc.completeness.reconciler is None
     body = b'[{"summary":"x","details":{"notification_type":"create_user"}}]'
     svc.webhook.handle(WebhookRequest(body, {"content-type": "application/json"}, None))
     svc.webhook.flush()  # its counts are written just after the answer
@@ -200,7 +198,7 @@ def test_reconciliation_waits_for_the_relays_own_backlog(
     start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, ingestion: LogsIngestionStandIn
 ) -> None:
     svc = start()
-    assert svc.completeness is not None and svc.completeness.reconciler is not None
+    assert svc.completeness.reconciler is not None
     ingestion.set_outage(503)
     wallarm.add_hit(Hit(INDEX, "queued", "req-q", at(clock, 12, 1)))
     clock.advance(300)
@@ -216,7 +214,7 @@ def test_a_workspace_the_relay_may_not_read_fails_the_window_visibly(
     start: Start, clock: FakeClock, log_query: LogQueryStandIn
 ) -> None:
     svc = start()
-    assert svc.completeness is not None and svc.completeness.reconciler is not None
+    assert svc.completeness.reconciler is not None
     log_query.deny(True)
     clock.now = clock().replace(hour=13, minute=40)
     (failed,) = svc.completeness.reconciler.run_due()
@@ -230,11 +228,9 @@ def test_reconcile_range_validates_its_input(
     make_services: MakeServices, clock: FakeClock, completeness_env: dict[str, str]
 ) -> None:
     svc = make_services(clock, **completeness_env)
-    assert svc.completeness is not None
     assert svc.completeness.reconcile_range("yesterday", "2026-11-25T13:00Z", "op")[0] == 400
     assert svc.completeness.reconcile_range("2026-11-25T13:00Z", "2026-11-25T12:00Z", "op")[0] == 400
     off = make_services(clock)
-    assert off.completeness is not None
     assert off.completeness.reconcile_range("2026-11-25T12:00Z", "2026-11-25T13:00Z", "op")[0] == 409
 
 
@@ -284,7 +280,6 @@ def test_a_changed_integration_is_reported_once(
     start: Start, integration: WebhookIntegration, ingestion: LogsIngestionStandIn
 ) -> None:
     svc = start()
-    assert svc.completeness is not None
     watchdog = svc.completeness.watchdog
     assert watchdog.run()["integration"]["problem"] is None
     integration.events = {"siem": False, "system": True}  # someone unticked the hits
@@ -358,7 +353,7 @@ def test_a_hit_reaching_the_cloud_after_its_window_ran_is_caught_by_the_next_win
     start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, ingestion: LogsIngestionStandIn
 ) -> None:
     svc = start()
-    assert svc.completeness is not None and svc.completeness.reconciler is not None
+    assert svc.completeness.reconciler is not None
     wallarm.add_hit(Hit(INDEX, "very-late", "req-vl", at(clock, 12, 50), visible_after=70 * 60), notify=False)
     clock.now = clock().replace(hour=13, minute=40)
     runs = svc.completeness.reconciler.run_due()
@@ -378,7 +373,7 @@ def test_a_row_whose_raw_data_lost_the_hit_id_still_counts_as_present_by_its_req
     start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, ingestion: LogsIngestionStandIn
 ) -> None:
     svc = start()
-    assert svc.completeness is not None and svc.completeness.reconciler is not None
+    assert svc.completeness.reconciler is not None
     hit = wallarm.add_hit(Hit(INDEX, "flat", "req-flat", at(clock, 12, 5)), notify=False)
     flat = {k: v for k, v in hit.webhook_view().items() if k != "id"}  # a Wallarm 2.x flat hit
     body = json.dumps([flat]).encode()

@@ -82,7 +82,7 @@ def test_a_sigkilled_job_leaves_its_windows_to_the_timer(
         answer = json.loads(child.stdout.readline() or "{}")
         assert answer.get("code") == 202, answer
         svc = make_services(clock, **env)
-        assert svc.completeness is not None and svc.completeness.reconciler is not None
+        assert svc.completeness.reconciler is not None
         log = svc.completeness.log
         deadline = time.monotonic() + 120  # generous: a loaded 2-core machine
         while time.monotonic() < deadline:

@@ -71,7 +71,6 @@ def start(wallarm_relay: WallarmRelay, jobs: Jobs) -> Start:
 
     def make(**extra: str) -> Services:
         svc = wallarm_relay(**extra)
-        assert svc.completeness is not None
         job_runner = getattr(svc.completeness, "jobs", None)  # (absent before issue 19)
         if job_runner is not None:
             job_runner.runner = jobs
@@ -81,7 +80,7 @@ def start(wallarm_relay: WallarmRelay, jobs: Jobs) -> Start:
 
 
 def parts(svc: Services) -> tuple[Completeness, Reconciler]:
-    assert svc.completeness is not None and svc.completeness.reconciler is not None
+    assert svc.completeness.reconciler is not None
     return svc.completeness, svc.completeness.reconciler
 
 
@@ -445,7 +444,7 @@ def test_the_route_answers_202_and_status_reports_the_job_run_in_its_thread(
     job = body_json(resp)["job"]
     assert job["windows"] == 3
     completeness = function_app.services().completeness
-    assert completeness is not None and completeness.jobs is not None
+    assert completeness.jobs is not None
     assert completeness.jobs.wait(job["id"], 120)  # the real background thread
     status = body_json(call("relay_status", method="GET"))
     (reported,) = [j for j in status["completeness"]["jobs"] if j["id"] == job["id"]]

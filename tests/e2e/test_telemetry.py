@@ -202,7 +202,6 @@ def test_watchdog_alerts_and_backfilled_hits_are_measured(
         Hit("hits_p_4242_202611_v_1", "d1", "r1", int(clock().timestamp()) - 3 * 3600), notify=False
     )
     svc = make_services(clock, telemetry=captured.telemetry, **completeness_env)
-    assert svc.completeness is not None
     svc.completeness.run_timer()
     assert ({"problem": "disabled"}, 1.0) in captured.points("relay.watchdog.alerts")
     clock.advance(3600)  # missing hits are added by the second look (RECONCILE_CONFIRM_MINUTES)

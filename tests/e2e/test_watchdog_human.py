@@ -59,7 +59,6 @@ def broken_secret(clock: FakeClock, wallarm: WallarmApiStandIn, integration: Web
 
 def hourly(svc: Services, clock: FakeClock) -> dict[str, object]:
     clock.advance(3600)
-    assert svc.completeness is not None
     result: dict[str, object] = svc.completeness.watchdog.run()["integration"]
     return result
 
@@ -148,7 +147,6 @@ def test_an_automatic_disable_is_undone_once_and_a_person_undoing_that_is_held(
 
     # A setting says otherwise: one run with WATCHDOG_REENABLE off lifts the hold.
     off = start(WATCHDOG_REENABLE="false")
-    assert off.completeness is not None
     off.completeness.watchdog.run()
     svc = start(WATCHDOG_REENABLE="true")
     assert hourly(svc, clock)["reenabled"] == "reenabled" and puts(wallarm) == 2
@@ -181,7 +179,6 @@ def test_a_repeated_automatic_disable_is_undone_at_most_hourly(
     svc = healthy_then_broken(start, clock, wallarm, integration)
     assert hourly(svc, clock)["reenabled"] == "reenabled"
     broken_secret(clock, wallarm, integration)  # not fixed: Wallarm's rule again, failures seen
-    assert svc.completeness is not None
     clock.advance(600)
     result = svc.completeness.watchdog.run()["integration"]
     assert result["reenabled"] == "skipped: re-enabled less than an hour ago"
@@ -214,7 +211,6 @@ def test_one_malformed_integration_does_not_stop_the_timer(
     malformed: dict[str, object],
 ) -> None:
     svc = start()
-    assert svc.completeness is not None
     good = integration.api_view()
     wallarm.extra_integrations = [{**good, **malformed}]
     wallarm.add_hit(Hit(INDEX, "missed", "req-missed", int(clock().timestamp()) + 60), notify=False)
@@ -232,7 +228,6 @@ def test_a_malformed_integration_list_skips_the_check_and_reconciliation_still_r
     start: Start, clock: FakeClock, wallarm: WallarmApiStandIn, body: bytes
 ) -> None:
     svc = start()
-    assert svc.completeness is not None
     wallarm.inject_fault(Fault("raw", body=body, path="/v2/integration"))
     clock.now = clock().replace(hour=13, minute=40)
     out = svc.completeness.run_timer()
@@ -244,7 +239,6 @@ def test_only_malformed_integrations_are_not_reported_missing(
     start: Start, wallarm: WallarmApiStandIn, integration: WebhookIntegration, ingestion: LogsIngestionStandIn
 ) -> None:
     svc = start()
-    assert svc.completeness is not None
     assert svc.completeness.watchdog.run()["integration"]["problem"] is None
     wallarm.integrations.clear()
     wallarm.extra_integrations = [{**integration.api_view(), "id": "abc"}]
@@ -260,7 +254,7 @@ def test_malformed_hits_in_a_page_are_skipped_and_the_rest_reconciled(
     import json
 
     svc = start()
-    assert svc.completeness is not None and svc.completeness.reconciler is not None
+    assert svc.completeness.reconciler is not None
     good = Hit(INDEX, "good", "req-good", int(clock().timestamp()) + 60).api_view(wallarm.client_id)
     typed = {"id": [INDEX, "typed"], "time": "abc", "ip": 5, "poolid": {"x": 1}, "request_id": ["x"]}
     page = [5, None, "x", {"id": "abc"}, typed, good]

@@ -19,6 +19,9 @@ FAIL = replace(
 )
 
 
+WINDOW = timedelta(hours=12)  # the window these tests count over (the rule passes its own)
+
+
 @pytest.fixture
 def ledger(tables: StoreTables, clock: FakeClock) -> AttemptLedger:
     return AttemptLedger(tables.ledger, clock, HourlyCounters(tables.counters, clock))
@@ -28,7 +31,7 @@ def test_record_counts_attempts_and_failures(ledger: AttemptLedger, tables: Stor
     ledger.record(OK)
     ledger.record(FAIL)
     ledger.record(FAIL)
-    counts = ledger.failure_window()
+    counts = ledger.failure_window(WINDOW)
     assert counts == WindowCounts(attempts=3, failures=2)
     assert counts.failure_ratio == pytest.approx(2 / 3)
     failed = list(tables.ledger.query_entities("PartitionKey eq '2026030112'"))
@@ -56,13 +59,13 @@ def test_window_boundary_exactly_12h_ago_is_in(ledger: AttemptLedger, clock: Fak
     clock.set(now - timedelta(hours=1))
     ledger.record(OK)
     clock.set(now)
-    assert ledger.failure_window(timedelta(hours=12)) == WindowCounts(attempts=2, failures=1)
+    assert ledger.failure_window(WINDOW) == WindowCounts(attempts=2, failures=1)
     # One second later the 00:00 bucket still counts (granularity: up to one bucket extra)...
     clock.set(now + timedelta(minutes=9, seconds=59))
-    assert ledger.failure_window() == WindowCounts(attempts=2, failures=1)
+    assert ledger.failure_window(WINDOW) == WindowCounts(attempts=2, failures=1)
     # ...until the window start moves into the next bucket.
     clock.set(now + timedelta(minutes=10))
-    assert ledger.failure_window() == WindowCounts(attempts=1, failures=0)
+    assert ledger.failure_window(WINDOW) == WindowCounts(attempts=1, failures=0)
 
 
 def test_concurrent_records_lose_no_increment(
@@ -82,7 +85,7 @@ def test_concurrent_records_lose_no_increment(
 
     assert not race(worker)
     expected_failures = sum(1 for slot in range(8) for index in range(50) if (slot + index) % 5 == 0)
-    assert ledger.failure_window() == WindowCounts(attempts=400, failures=expected_failures)
+    assert ledger.failure_window(WINDOW) == WindowCounts(attempts=400, failures=expected_failures)
 
 
 def test_purge_removes_old_failed_attempts(

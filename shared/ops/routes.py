@@ -1,0 +1,147 @@
+"""What each Functions trigger does: one function per route or timer, free of azure.functions.
+
+function_app.py only binds these to triggers (shared/ops/http.py adapts the HTTP types), so the
+routes are plain functions of the relay's own request and answer types.
+Services are built once per worker on first use (not at import, so the host indexes the functions
+fast and a settings error is reported as a clear 500 instead of "0 functions loaded").
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.health.probe import storage_unavailable_body
+from shared.intake.webhook import WebhookRequest, WebhookResponse
+from shared.ops.admin import InvalidInput, parse_ids, parse_reason
+from shared.ops.services import Services, build_services
+from shared.settings import KEYVAULT_FIX, SettingsError, load_settings
+from shared.store.tables import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+Reply = WebhookResponse
+"""Every route's answer: status, JSON body, headers (a body's retry_after_seconds becomes Retry-After)."""
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    """One HTTP call as the routes see it: the webhook's request, the query and the route's values."""
+
+    request: WebhookRequest
+    params: Mapping[str, str] = field(default_factory=dict)
+    route_params: Mapping[str, str] = field(default_factory=dict)
+
+
+def settings_error_body(error: SettingsError) -> dict[str, Any]:
+    """The 500 answer of every route while the settings are invalid (the probe's too): each problem
+    with its fix. An unresolved Key Vault reference gets its own code, since its fix is on the vault,
+    not in the settings."""
+    body: dict[str, Any] = {"code": "misconfigured", "problems": error.problems}
+    if error.unresolved:
+        body = {
+            "code": "keyvault_reference_unresolved",
+            "settings": list(error.unresolved),
+            "advice": KEYVAULT_FIX[:1].upper() + KEYVAULT_FIX[1:] + ".",
+            "problems": error.problems,
+        }
+    return {"error": body}
+
+
+@functools.cache
+def services() -> Services:
+    from shared.ops.telemetry_export import configure_telemetry_export
+
+    # Settings first: the exporter would trip over an unresolved Key Vault reference with a ValueError.
+    load_settings(os.environ)
+    configure_telemetry_export()
+    return build_services()
+
+
+def with_services(handle: Callable[[Services], Reply]) -> Reply:
+    """Invalid settings become a 500 whose body lists each problem and its fix; Table Storage
+    out of reach (at start-up, or for an admin call) a 503 that says so."""
+    try:
+        return handle(services())
+    except SettingsError as err:
+        log.error("%s", err)
+        return Reply(500, settings_error_body(err))
+    except StoreUnavailable as err:  # also while starting: the relay creates its tables then
+        log.error("Answered 503: %s", err)
+        return Reply(503, storage_unavailable_body(err))  # its retry_after_seconds: Retry-After
+
+
+def webhook(call: RouteRequest) -> Reply:
+    return with_services(lambda svc: svc.webhook.handle(call.request))
+
+
+def test_integration(call: RouteRequest) -> Reply:
+    """Like Wallarm's "Test integration": probe the DCR; `?event=true` also writes a test row."""
+    send_event = call.params.get("event", "").lower() in ("1", "true")
+
+    def probe(svc: Services) -> Reply:
+        refused = svc.webhook.refuse_caller(call.request)  # the webhook's own guards
+        if refused is not None:
+            log.warning("Probe refused: %s", refused.body["error"]["code"])
+            return refused
+        return Reply(*svc.health.run(send_test_event=send_event))
+
+    return with_services(probe)
+
+
+def relay_status(call: RouteRequest) -> Reply:
+    return with_services(lambda svc: Reply(200, status(svc)))
+
+
+def status(svc: Services) -> dict[str, object]:
+    return {**svc.admin.status(), "completeness": svc.completeness.status()}
+
+
+def relay_admin(call: RouteRequest) -> Reply:
+    """POST relay/disable (?reason=…), relay/enable, relay/replay (?id=…), relay/reconcile (?from=…&to=…)."""
+    return with_services(lambda svc: admin_action(svc, call))
+
+
+def admin_action(svc: Services, call: RouteRequest) -> Reply:
+    admin, params = svc.admin, call.params
+    action = call.route_params.get("action", "")
+    by = admin.caller(call.request.headers)
+    try:
+        if action == "disable":
+            return Reply(200, admin.disable(by, parse_reason(params.get("reason", ""))))
+        if action == "enable":
+            return Reply(200, admin.enable(by))
+        if action == "replay":
+            return Reply(200, admin.replay_quarantined(parse_ids(params.get("id", ""))))
+        if action == "reconcile":
+            return Reply(*svc.completeness.reconcile_range(params.get("from", ""), params.get("to", ""), by))
+    except InvalidInput as err:
+        log.warning("Admin %s refused: %s", action, err.code)  # the code only, never the value
+        return Reply(400, {"error": {"code": err.code, "message": err.message}})
+    return Reply(
+        404, {"error": {"code": "unknown_action", "message": "use disable, enable, replay or reconcile"}}
+    )
+
+
+def run_retry_worker() -> None:
+    """Every minute: deliver what is due, for most of the minute (see shared/delivery/retry_worker.py)."""
+    svc = services()
+    run = svc.worker.run(svc.settings.worker_run_for)
+    if run.attempted or run.recovered:  # an idle run says nothing: no log line per empty minute
+        log.info("Retry worker: %d attempted, %d delivered", run.attempted, run.delivered)
+
+
+def run_hourly_count() -> None:
+    """Top of the hour: one row with the previous hour's counts, then retention clean-up."""
+    svc = services()
+    svc.hourly.report_previous_hour()
+    svc.retention.purge()
+
+
+def run_completeness() -> None:
+    """Hourly: the watchdog, then reconciliation of closed windows (see shared/completeness/timer.py)."""
+    services().completeness.run_timer()
