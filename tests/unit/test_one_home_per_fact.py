@@ -216,7 +216,7 @@ def test_no_default_is_written_twice() -> None:
         for path in code_files()
         for r in repeats_in(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)), known)
     ]
-    assert not found, "defaults live once, in shared/settings.py (constants: shared/limits.py):\n" + "\n".join(found)
+    assert not found, "defaults live once, in settings.py (constants: limits.py):\n" + "\n".join(found)
 
 
 def test_the_spec_yields_the_facts_it_is_meant_to() -> None:
