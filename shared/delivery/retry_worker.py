@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.clock import Clock
-from shared.delivery.deliver_or_queue import STATE_MAX_AGE_SECONDS, DeliverOrQueue
+from shared.delivery.deliver_or_queue import STATE_MAX_AGE_SECONDS, DeliverOrQueue, StoreRetry
 from shared.delivery.ingestion import Attempt, DeliveryReport
 from shared.delivery.lease_keeper import LeaseKeeper
 from shared.health.integration_switch import IntegrationSwitch
@@ -54,6 +54,8 @@ from shared.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 _STORAGE_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+# A settle stops retrying this long before the lease of its entries ends.
+_SETTLE_MARGIN = timedelta(seconds=5)
 
 
 @dataclass
@@ -262,7 +264,15 @@ class RetryWorker:
             self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="retry-worker")
         if self._uploader is None:
             self._uploader = ThreadPoolExecutor(self.uploads, thread_name_prefix="retry-upload")
-        pass_ = _DrainPass(self._uploader, self._pool, self.settle_batch, self.relay, self.leases)
+        pass_ = _DrainPass(
+            self._uploader,
+            self._pool,
+            self.settle_batch,
+            self.relay,
+            self.leases,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
         unstarted: list[QueueEntry] = []
         try:
             entries = self.queue.claim_due(self.batch, self.lease)
@@ -338,8 +348,13 @@ class _DrainPass:
         settle_batch: int,
         relay: DeliverOrQueue,
         leases: LeaseKeeper,
+        *,
+        clock: Clock,
+        sleep: Callable[[float], None],
     ) -> None:
         self._leases = leases
+        self._clock = clock
+        self._sleep = sleep
         self._uploader = uploader
         self._settler = settler
         self._settle_batch = settle_batch
@@ -391,7 +406,8 @@ class _DrainPass:
     def _settle(self, settles: int, run: WorkerRun, *, everything: bool) -> None:
         if self._ready and (everything or len(self._ready) >= self._settle_batch):
             context = contextvars.copy_context()
-            self._settling.add(self._settler.submit(context.run, self._relay.settle_many, self._ready))
+            retry = self._retry(self._ready)
+            self._settling.add(self._settler.submit(context.run, self._relay.settle_many, self._ready, retry))
             self._ready = []
         if everything:
             finished, self._settling = wait(self._settling).done, set()
@@ -400,7 +416,19 @@ class _DrainPass:
             finished, self._settling = wait(self._settling, return_when=FIRST_COMPLETED)
             self._count(finished, run)
 
+    def _retry(self, ready: list[tuple[QueueEntry, DeliveryReport]]) -> StoreRetry:
+        """Settles retry on a storage outage while every entry of the group is still leased (to
+        ``_SETTLE_MARGIN`` before the first lease ends): past that, another instance may claim one."""
+        until = min(entry.due_at for entry, _report in ready) - _SETTLE_MARGIN
+        return StoreRetry(until, self._clock, self._sleep)
+
     @staticmethod
     def _count(done: set[Future[list[bool]]], run: WorkerRun) -> None:
         for future in done:
-            run.delivered += sum(future.result())
+            try:
+                run.delivered += sum(future.result())
+            except StoreUnavailable as err:
+                # Retried until the leases' end: these entries come due again, and their rows,
+                # already in Azure, go a second time. The run goes on (and ends) cleanly.
+                run.storage_errors += 1
+                log.error("Retry worker: delivered entries not settled before their lease ended: %s", err)
