@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 # How stale an enabled/disabled flag the hot paths may act on (another instance's change).
 STATE_MAX_AGE_SECONDS = 5.0
 
+# The last failure of an entry queued after its upload read-timed out or lost its connection
+# (``ingestion.describe_failure``): Azure may have accepted those rows, so a resend may duplicate.
+UNCERTAIN_ERROR = "response_error"
+
 
 @dataclass
 class SubmitResult:
@@ -227,12 +231,30 @@ class DeliverOrQueue:
             return report.all_accepted and all(attempt.ok for attempt in report.attempts)
 
         store = retry or StoreRetry.once()
+        self._count_possible_duplicates(settled)
         clean = [(entry, report) for entry, report in settled if clean_of(report)]
         if clean:
             attempts = [attempt for _entry, report in clean for attempt in report.attempts]
             self.books.write(RequestTally.of(DeliveryReport(attempts=attempts), source="retry"))
             store.run(lambda: self.queue.complete_all([entry for entry, _report in clean]))
         return [True if clean_of(report) else self.settle(entry, report, store) for entry, report in settled]
+
+    def _count_possible_duplicates(self, settled: Sequence[tuple[QueueEntry, DeliveryReport]]) -> None:
+        """Rows resent after an upload that timed out or lost its connection may now be in the
+        table twice (at-least-once; README, "When a duplicate row is possible"): counted as
+        events of outcome ``possible_duplicate`` and logged (a count, never a value)."""
+        by_type: Counter[str] = Counter()
+        for entry, report in settled:
+            if entry.last_error == UNCERTAIN_ERROR:
+                landed = report.accepted or (entry.rows if report.all_accepted else [])
+                by_type.update(str(row.get("EventType", "")) for row in landed)
+        if by_type:
+            self.telemetry.count_events("possible_duplicate", by_type)
+            log.warning(
+                "Retry worker: %d rows resent after an upload that timed out or lost its connection; "
+                "they may be in the table twice",
+                sum(by_type.values()),
+            )
 
 
 T = TypeVar("T")
