@@ -393,11 +393,12 @@ class _DrainPass:
             return
         done, _ = wait(self._uploading, timeout=None if block else 0, return_when=FIRST_COMPLETED)
         for future in done:
-            # The version of its last lease renewal: the one the settle's guarded write matches.
-            entry = self._leases.release(self._uploading.pop(future))
+            # Still held: its lease is renewed until its settle starts (it may wait for a group).
+            entry = self._uploading.pop(future)
             try:
                 report = future.result()
             except Exception as error:  # noqa: BLE001 - raised by finish(), once the others are settled
+                self._leases.release(entry)
                 self._errors.append(error)  # the entry stays leased and comes due again
                 continue
             self._ready.append((entry, report))
@@ -406,8 +407,10 @@ class _DrainPass:
     def _settle(self, settles: int, run: WorkerRun, *, everything: bool) -> None:
         if self._ready and (everything or len(self._ready) >= self._settle_batch):
             context = contextvars.copy_context()
-            retry = self._retry(self._ready)
-            self._settling.add(self._settler.submit(context.run, self._relay.settle_many, self._ready, retry))
+            # The version of its last lease renewal: the one the settle's guarded writes match.
+            ready = [(self._leases.release(entry), report) for entry, report in self._ready]
+            retry = self._retry(ready)
+            self._settling.add(self._settler.submit(context.run, self._relay.settle_many, ready, retry))
             self._ready = []
         if everything:
             finished, self._settling = wait(self._settling).done, set()

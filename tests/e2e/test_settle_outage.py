@@ -148,3 +148,37 @@ def test_completeness_timer_ends_cleanly_on_a_storage_outage_and_the_next_firing
     again = svc.completeness.run_timer()
     assert isinstance(again["reconciled"], list)
     assert again["watchdog"]["integration"].get("error") is None
+
+
+def test_an_uploaded_entry_waiting_for_its_settle_group_keeps_its_lease(
+    make_services: MakeServices, clock: FakeClock, ingestion: LogsIngestionStandIn
+) -> None:
+    """Delivered entries settle in groups: one uploaded early waits for the uploads after it. Its
+    lease is renewed until its settle starts, so another instance never claims and resends it."""
+    svc = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="100000")
+    other = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="100000")
+    svc.worker.uploads = 1
+    svc.worker.settle_batch = 25  # the first entry waits for the second upload to settle with it
+    _queue_hits(svc, ingestion, 2)
+    clock.advance(2)
+    lease = svc.settings.claim_lease.total_seconds()
+    upload = svc.worker.relay.attempt
+    seen: list[str] = []
+    resent: list[int] = []
+
+    def slow_second(entry: QueueEntry) -> DeliveryReport:
+        seen.append(entry.id)
+        if len(seen) == 2:  # the second upload outlives the first entry's lease (renewed on time)
+            for _ in range(2):
+                clock.advance(lease * 0.55)
+                svc.worker.leases.renew_due()
+            resent.append(other.worker.run_once().attempted)
+        return upload(entry)
+
+    svc.worker.relay.attempt = slow_second  # type: ignore[method-assign]
+    run = svc.worker.run_once()
+
+    assert resent == [0], "another instance claimed an uploaded entry"
+    assert run.delivered == 2
+    landed = Counter(row["RequestId"] for row in ingestion.accepted)
+    assert landed == Counter({"settle-000": 1, "settle-001": 1})
