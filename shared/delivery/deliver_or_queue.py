@@ -224,8 +224,8 @@ class DeliverOrQueue:
         through `settle` on its own. Each request is recorded once, even if the removal fails.
 
         With `retry`, a storage outage retries the removal (never the upload: the rows are in
-        Azure) until the entries' leases end; an entry left unsettled comes due again after its
-        lease and its rows are sent twice (issue 24, defect 1)."""
+        Azure) until `retry.until`; an entry left unsettled comes due again after its lease and
+        its rows are sent twice (issue 24, defect 1)."""
 
         def clean_of(report: DeliveryReport) -> bool:
             return report.all_accepted and all(attempt.ok for attempt in report.attempts)

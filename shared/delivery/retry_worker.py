@@ -54,8 +54,11 @@ from shared.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 _STORAGE_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
-# A settle stops retrying this long before the lease of its entries ends.
-_SETTLE_MARGIN = timedelta(seconds=5)
+# A settle retries on a storage outage until this long after the first lease of its group ends.
+# Past the lease another instance may claim an entry and resend it; the retried removal then
+# loses the ETag race harmlessly, and until then it may still win (no instance claims while the
+# store is down), so retrying a little past the lease can only prevent resends. Bounds the run.
+_SETTLE_PAST_LEASE = timedelta(seconds=60)
 
 
 @dataclass
@@ -420,9 +423,9 @@ class _DrainPass:
             self._count(finished, run)
 
     def _retry(self, ready: list[tuple[QueueEntry, DeliveryReport]]) -> StoreRetry:
-        """Settles retry on a storage outage while every entry of the group is still leased (to
-        ``_SETTLE_MARGIN`` before the first lease ends): past that, another instance may claim one."""
-        until = min(entry.due_at for entry, _report in ready) - _SETTLE_MARGIN
+        """Settles retry on a storage outage until ``_SETTLE_PAST_LEASE`` after the group's first
+        lease ends (the writes are ETag-guarded: a late one never undoes another claim)."""
+        until = min(entry.due_at for entry, _report in ready) + _SETTLE_PAST_LEASE
         return StoreRetry(until, self._clock, self._sleep)
 
     @staticmethod
@@ -431,7 +434,7 @@ class _DrainPass:
             try:
                 run.delivered += sum(future.result())
             except StoreUnavailable as err:
-                # Retried until the leases' end: these entries come due again, and their rows,
+                # Retried past the leases' end: these entries come due again, and their rows,
                 # already in Azure, go a second time. The run goes on (and ends) cleanly.
                 run.storage_errors += 1
                 log.error("Retry worker: delivered entries not settled before their lease ended: %s", err)
