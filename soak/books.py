@@ -106,6 +106,57 @@ def carriers(requests: Iterable[Any], wanted: set[str], t0: float) -> dict[str, 
     return found
 
 
+TIMED_OUT_BUT_LANDED = "timed-out-but-landed"
+
+
+def _landed_then_hung(fault: str | None, read_timeout: float) -> bool:
+    """The stand-in's fault note of an upload whose rows landed and whose answer then came later
+    than the relay's read timeout (``delay=40 land``): the relay saw a timeout, Azure had the rows."""
+    parts = (fault or "").split()
+    delays = [float(p.removeprefix("delay=")) for p in parts if p.startswith("delay=")]
+    return "land" in parts and any(d > read_timeout for d in delays)
+
+
+def duplicate_causes(
+    requests: Iterable[Any], duplicate_ids: set[str], t0: float, *, read_timeout: float
+) -> dict[str, list[str]]:
+    """Each duplicate identity by cause, from the uploads that carried it. An identity is
+    `timed-out-but-landed` when every copy beyond one is explained by an upload that landed and
+    then hung past the webhook's read timeout (``ingest_hang_landed``): the relay could not tell,
+    queued the rows and resent them (README, "When a duplicate row is possible"). Any other
+    duplicate is `unexplained`: a defect."""
+    found = carriers(requests, duplicate_ids, t0)
+    hung = {
+        r.request_id for r in requests if 200 <= r.status < 300 and _landed_then_hung(r.fault, read_timeout)
+    }
+    out: dict[str, list[str]] = {TIMED_OUT_BUT_LANDED: [], "unexplained": []}
+    for ident in sorted(duplicate_ids):
+        uploads = found.get(ident, [])
+        explained = sum(1 for _t, request_id in uploads if request_id in hung)
+        cause = TIMED_OUT_BUT_LANDED if uploads and explained >= len(uploads) - 1 else "unexplained"
+        out[cause].append(ident)
+    return out
+
+
+def judge_duplicates(
+    result: dict[str, Any], requests: Sequence[Any], t0: float, *, read_timeout: float
+) -> None:
+    """Classify `result`'s duplicates by cause (with their carriers as evidence) and let only the
+    unexplained ones fail the books; timed-out-but-landed ones are reported on their own."""
+    dup_ids = set(result["duplicate_ids"])
+    result["duplicate_evidence"] = carriers(requests, dup_ids, t0) if dup_ids else {}
+    causes = duplicate_causes(requests, dup_ids, t0, read_timeout=read_timeout)
+    result["duplicates_timed_out_but_landed"] = len(causes[TIMED_OUT_BUT_LANDED])
+    result["duplicates_unexplained"] = len(causes["unexplained"])
+    result["duplicate_causes"] = {k: v[:200] for k, v in causes.items()}
+    result["ok"] = (
+        not causes["unexplained"]
+        and not result["lost_acked"]
+        and not result["lost_gave_up_hits"]
+        and not result["landed_but_never_sent"]
+    )
+
+
 def quarantined_identities(connection_string: str, table: str) -> dict[str, str]:
     """identity -> reason, for every row of every quarantined queue entry (read from Azurite)."""
     from azure.data.tables import TableClient
@@ -199,6 +250,8 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
         "events_gave_up",
         "landed_distinct",
         "duplicates",
+        "duplicates_timed_out_but_landed",
+        "duplicates_unexplained",
         "lost_acked",
         "lost_gave_up_hits",
         "gave_up_other_not_landed",

@@ -27,6 +27,10 @@ def figures_markdown(r: dict[str, Any], *, plot: str | None = None) -> str:
         ("events landed (distinct)", r["landed_distinct"]),
         ("rows landed", r["landed_rows"]),
         ("**duplicates** (identities in > 1 row)", r["duplicates"]),
+        (
+            "duplicates by cause: timed-out-but-landed / unexplained",
+            f"{r.get('duplicates_timed_out_but_landed', 'n/a')} / {r.get('duplicates_unexplained', 'n/a')}",
+        ),
         ("**lost** (acked, not in the table, not quarantined)", r["lost_acked"]),
         ("given-up hits missing after reconciliation", r["lost_gave_up_hits"]),
         ("given-up non-hit events not landed (Wallarm's loss)", r["gave_up_other_not_landed"]),

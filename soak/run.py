@@ -35,11 +35,16 @@ from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from local.standins.server import free_port
 from local.standins.wallarm_api import WallarmApiStandIn
+from shared.settings import NUMBERS
 from soak import books
 from soak.events import EventFactory
 from soak.faults import Fault, last_fault_end, schedule
 from soak.procs import DiskAzurite, Instance, sample, wait_port
 from soak.sender import RETRY_DELAYS, TIMEOUT_SECONDS, WallarmSender
+
+# The instances run with the default (soak passes no WEBHOOK_READ_TIMEOUT_SECONDS): an upload
+# answered later than this was a timeout to the webhook (the books' timed-out-but-landed).
+WEBHOOK_READ_TIMEOUT = float(NUMBERS["WEBHOOK_READ_TIMEOUT_SECONDS"].value)
 
 log = logging.getLogger("soak")
 WORKSPACE_ID = "00000000-0000-0000-0000-00000000500a"
@@ -448,8 +453,7 @@ class Soak:
             "acked_events": result["events_acked"],
             "diff": ledger["events"] - result["events_acked"],
         }
-        dup_ids = set(result["duplicate_ids"])
-        result["duplicate_evidence"] = books.carriers(requests, dup_ids, self.wall0) if dup_ids else {}
+        books.judge_duplicates(result, requests, self.wall0, read_timeout=WEBHOOK_READ_TIMEOUT)
         result["deliveries"] = [
             {
                 "n": d.note.number,

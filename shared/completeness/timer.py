@@ -56,9 +56,19 @@ class Completeness:
 
     def run_timer(self) -> dict[str, Any]:
         """The hourly timer: watchdog first (so a re-enable reconciles its gap), then due windows."""
-        out: dict[str, Any] = {"watchdog": self.watchdog.run()}
+        out: dict[str, Any] = {}
+        try:
+            out["watchdog"] = self.watchdog.run()
+        except StoreUnavailable as err:
+            # Its state is in Table Storage: the next firing checks again (issue 24, defect 4).
+            log.warning("Completeness timer: watchdog skipped, Table Storage unavailable: %s", err)
+            out["watchdog"] = {"error": "storage unavailable"}
         if self.reconciler is not None:
-            out["reconciled"] = [r.as_dict() for r in self.reconciler.run_due()]
+            try:
+                out["reconciled"] = [r.as_dict() for r in self.reconciler.run_due()]
+            except StoreUnavailable as err:
+                log.warning("Completeness timer: reconciliation skipped, Table Storage unavailable: %s", err)
+                out["reconciled"] = {"error": "storage unavailable"}
         return out
 
     def reconcile_range(self, start_text: str, end_text: str, by: str) -> tuple[int, dict[str, Any]]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
 
 from shared.clock import Clock
 from shared.delivery.ingestion import ChunkFailure, Deliverer, DeliveryReport, Packed
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 
 # How stale an enabled/disabled flag the hot paths may act on (another instance's change).
 STATE_MAX_AGE_SECONDS = 5.0
+
+# The last failure of an entry queued after its upload read-timed out or lost its connection
+# (``ingestion.describe_failure``): Azure may have accepted those rows, so a resend may duplicate.
+UNCERTAIN_ERROR = "response_error"
 
 
 @dataclass
@@ -160,30 +166,26 @@ class DeliverOrQueue:
                 return self.deliverer.deliver_packed(entry.payload, entry.rows)
             return self.deliverer.deliver(entry.rows)
 
-    def settle(self, entry: QueueEntry, report: DeliveryReport) -> bool:
-        """Complete, reschedule or quarantine the entry after `attempt`, and record it."""
+    def settle(self, entry: QueueEntry, report: DeliveryReport, retry: StoreRetry | None = None) -> bool:
+        """Complete, reschedule or quarantine the entry after `attempt`, and record it.
+
+        The request is counted first (once, whatever the store does next); each queue write is
+        then retried by `retry` on a storage outage, and a write that succeeded is never redone
+        (a retried poison enqueue would quarantine its rows twice)."""
+        self.ledger_writer.write(RequestTally.of(report, source="retry", entry_id=entry.id))
+        store = retry or StoreRetry.once()
         now = self.clock()
         if report.all_accepted:
-            self.queue.complete(entry)
-        else:
-            failed = [row for f in report.failures if not f.poison for row in f.rows]
-            poison = [f for f in report.failures if f.poison]
-            for failure in poison:
-                # Only the poison rows go to quarantine; their siblings stay on schedule.
-                extra = self.queue.enqueue(
-                    failure.rows,
-                    due_at=now,
-                    attempt=entry.attempt + 1,
-                    reason=failure.message,
-                    status=failure.status,
-                    error=failure.error,
-                    request_id=failure.request_id,
-                    first_failed_at=entry.first_failed_at,
-                )
-                self._quarantine(extra, failure)
-            if failed:
-                last = next(f for f in report.failures if not f.poison)
-                self.queue.reschedule(
+            store.run(lambda: self.queue.complete(entry))
+            return True
+        failed = [row for f in report.failures if not f.poison for row in f.rows]
+        for failure in report.failures:
+            if failure.poison:  # only the poison rows go to quarantine; their siblings stay on schedule
+                self._settle_poison(entry, failure, store)
+        if failed:
+            last = next(f for f in report.failures if not f.poison)
+            store.run(
+                lambda: self.queue.reschedule(
                     entry,
                     due_at=next_due(now, self.schedule, entry.attempt + 1, last.retry_after),
                     attempt=entry.attempt + 1,
@@ -192,25 +194,97 @@ class DeliverOrQueue:
                     request_id=last.request_id,
                     rows=failed if len(failed) != len(entry.rows) else None,
                 )
-            else:
-                self.queue.complete(entry)
-        self.ledger_writer.write(RequestTally.of(report, source="retry", entry_id=entry.id))
-        return report.all_accepted
+            )
+        else:
+            store.run(lambda: self.queue.complete(entry))
+        return False
 
-    def settle_many(self, settled: Sequence[tuple[QueueEntry, DeliveryReport]]) -> list[bool]:
+    def _settle_poison(self, entry: QueueEntry, failure: ChunkFailure, store: StoreRetry) -> None:
+        now = self.clock()
+        extra = store.run(
+            lambda: self.queue.enqueue(
+                failure.rows,
+                due_at=now,
+                attempt=entry.attempt + 1,
+                reason=failure.message,
+                status=failure.status,
+                error=failure.error,
+                request_id=failure.request_id,
+                first_failed_at=entry.first_failed_at,
+            )
+        )
+        store.run(lambda: self._quarantine(extra, failure))
+
+    def settle_many(
+        self, settled: Sequence[tuple[QueueEntry, DeliveryReport]], retry: StoreRetry | None = None
+    ) -> list[bool]:
         """`settle` for several entries. Those delivered without a failed request leave the queue
         together (one transaction) and their requests are counted in one ledger write (only
         failed requests are kept one by one, so nothing per entry is lost); any other goes
-        through `settle` on its own. Each request is recorded once, even if the removal fails."""
+        through `settle` on its own. Each request is recorded once, even if the removal fails.
+
+        With `retry`, a storage outage retries the removal (never the upload: the rows are in
+        Azure) until `retry.until`; an entry left unsettled comes due again after its lease and
+        its rows are sent twice (issue 24, defect 1)."""
 
         def clean_of(report: DeliveryReport) -> bool:
             return report.all_accepted and all(attempt.ok for attempt in report.attempts)
 
+        store = retry or StoreRetry.once()
+        self._count_possible_duplicates(settled)
         clean = [(entry, report) for entry, report in settled if clean_of(report)]
         if clean:
+            attempts = [attempt for _entry, report in clean for attempt in report.attempts]
+            self.ledger_writer.write(RequestTally.of(DeliveryReport(attempts=attempts), source="retry"))
+            store.run(lambda: self.queue.complete_all([entry for entry, _report in clean]))
+        return [True if clean_of(report) else self.settle(entry, report, store) for entry, report in settled]
+
+    def _count_possible_duplicates(self, settled: Sequence[tuple[QueueEntry, DeliveryReport]]) -> None:
+        """Rows resent after an upload that timed out or lost its connection may now be in the
+        table twice (at-least-once; README, "When a duplicate row is possible"): counted as
+        events of outcome ``possible_duplicate`` and logged (a count, never a value)."""
+        by_type: Counter[str] = Counter()
+        for entry, report in settled:
+            if entry.last_error == UNCERTAIN_ERROR:
+                landed = report.accepted or (entry.rows if report.all_accepted else [])
+                by_type.update(str(row.get("EventType", "")) for row in landed)
+        if by_type:
+            self.telemetry.count_events("possible_duplicate", by_type)
+            log.warning(
+                "Retry worker: %d rows resent after an upload that timed out or lost its connection; "
+                "they may be in the table twice",
+                sum(by_type.values()),
+            )
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StoreRetry:
+    """Retries one store write on `StoreUnavailable` with backoff (1 s doubling to 15 s) until
+    `until`, then lets the last error out. The writes it guards are ETag-guarded, so a retry of a
+    write whose answer was lost is a logged lost race, not a second effect."""
+
+    until: datetime | None
+    clock: Clock | None = None
+    sleep: Callable[[float], None] | None = None
+
+    @staticmethod
+    def once() -> StoreRetry:
+        return StoreRetry(None)
+
+    def run(self, write: Callable[[], T]) -> T:
+        delay = 1.0
+        while True:
             try:
-                self.queue.complete_all([entry for entry, _report in clean])
-            finally:
-                attempts = [attempt for _entry, report in clean for attempt in report.attempts]
-                self.ledger_writer.write(RequestTally.of(DeliveryReport(attempts=attempts), source="retry"))
-        return [True if clean_of(report) else self.settle(entry, report) for entry, report in settled]
+                return write()
+            except StoreUnavailable as err:
+                if self.until is None or self.clock is None or self.sleep is None:
+                    raise
+                left = (self.until - self.clock()).total_seconds()
+                if left <= 0:
+                    raise
+                log.warning("Settle not stored, retrying in %.0f s: %s", min(delay, left), err)
+                self.sleep(min(delay, left))
+                delay = min(delay * 2, 15.0)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.clock import Clock
-from shared.delivery.deliver_or_queue import STATE_MAX_AGE_SECONDS, DeliverOrQueue
+from shared.delivery.deliver_or_queue import STATE_MAX_AGE_SECONDS, DeliverOrQueue, StoreRetry
 from shared.delivery.ingestion import Attempt, DeliveryReport
 from shared.delivery.lease_keeper import LeaseKeeper
 from shared.health.integration_switch import IntegrationSwitch
@@ -55,6 +55,11 @@ from shared.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 _STORAGE_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+# A settle retries on a storage outage until this long after the first lease of its group ends.
+# Past the lease another instance may claim an entry and resend it; the retried removal then
+# loses the ETag race harmlessly, and until then it may still win (no instance claims while the
+# store is down), so retrying a little past the lease can only prevent resends. Bounds the run.
+_SETTLE_PAST_LEASE = timedelta(seconds=60)
 
 
 @dataclass
@@ -265,7 +270,15 @@ class RetryWorker:
             self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="retry-worker")
         if self._uploader is None:
             self._uploader = ThreadPoolExecutor(self.uploads, thread_name_prefix="retry-upload")
-        pass_ = _DrainPass(self._uploader, self._pool, self.settle_batch, self.relay, self.leases)
+        pass_ = _DrainPass(
+            self._uploader,
+            self._pool,
+            self.settle_batch,
+            self.relay,
+            self.leases,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
         unstarted: list[QueueEntry] = []
         try:
             entries = self.queue.claim_due(self.batch, self.lease)
@@ -341,8 +354,13 @@ class _DrainPass:
         settle_batch: int,
         relay: DeliverOrQueue,
         leases: LeaseKeeper,
+        *,
+        clock: Clock,
+        sleep: Callable[[float], None],
     ) -> None:
         self._leases = leases
+        self._clock = clock
+        self._sleep = sleep
         self._uploader = uploader
         self._settler = settler
         self._settle_batch = settle_batch
@@ -381,11 +399,12 @@ class _DrainPass:
             return
         done, _ = wait(self._uploading, timeout=None if block else 0, return_when=FIRST_COMPLETED)
         for future in done:
-            # The version of its last lease renewal: the one the settle's guarded write matches.
-            entry = self._leases.release(self._uploading.pop(future))
+            # Still held: its lease is renewed until its settle starts (it may wait for a group).
+            entry = self._uploading.pop(future)
             try:
                 report = future.result()
             except Exception as error:  # noqa: BLE001 - raised by finish(), once the others are settled
+                self._leases.release(entry)
                 self._errors.append(error)  # the entry stays leased and comes due again
                 continue
             self._ready.append((entry, report))
@@ -394,7 +413,10 @@ class _DrainPass:
     def _settle(self, settles: int, run: WorkerRun, *, everything: bool) -> None:
         if self._ready and (everything or len(self._ready) >= self._settle_batch):
             context = contextvars.copy_context()
-            self._settling.add(self._settler.submit(context.run, self._relay.settle_many, self._ready))
+            # The version of its last lease renewal: the one the settle's guarded writes match.
+            ready = [(self._leases.release(entry), report) for entry, report in self._ready]
+            retry = self._retry(ready)
+            self._settling.add(self._settler.submit(context.run, self._relay.settle_many, ready, retry))
             self._ready = []
         if everything:
             finished, self._settling = wait(self._settling).done, set()
@@ -403,7 +425,19 @@ class _DrainPass:
             finished, self._settling = wait(self._settling, return_when=FIRST_COMPLETED)
             self._count(finished, run)
 
+    def _retry(self, ready: list[tuple[QueueEntry, DeliveryReport]]) -> StoreRetry:
+        """Settles retry on a storage outage until ``_SETTLE_PAST_LEASE`` after the group's first
+        lease ends (the writes are ETag-guarded: a late one never undoes another claim)."""
+        until = min(entry.due_at for entry, _report in ready) + _SETTLE_PAST_LEASE
+        return StoreRetry(until, self._clock, self._sleep)
+
     @staticmethod
     def _count(done: set[Future[list[bool]]], run: WorkerRun) -> None:
         for future in done:
-            run.delivered += sum(future.result())
+            try:
+                run.delivered += sum(future.result())
+            except StoreUnavailable as err:
+                # Retried past the leases' end: these entries come due again, and their rows,
+                # already in Azure, go a second time. The run goes on (and ends) cleanly.
+                run.storage_errors += 1
+                log.error("Retry worker: delivered entries not settled before their lease ended: %s", err)
