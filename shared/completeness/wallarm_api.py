@@ -1,4 +1,4 @@
-"""The few Wallarm API calls reconciliation and the watchdog use (see shared/WALLARM-API.md).
+"""The few Wallarm API calls reconciliation and the watchdog use (each listed below).
 
 - `POST /v1/user` {} -> `body.client_id` (when WALLARM_CLIENT_ID is not set);
 - `POST /v1/objects/hit`: hits of a time window (Unix seconds), experimental hits filtered out
