@@ -1,6 +1,6 @@
 """Wallarm Cloud stand-in: the API endpoints the relay reads, and a webhook integration that gives up.
 
-HTTP on 127.0.0.1, modelled on the documented shapes (shared/WALLARM-API.md):
+HTTP on 127.0.0.1, modelled on the shapes of Wallarm's public API documentation:
 
 * `X-WallarmAPI-Token` header: 401 without a known token; roles as in Wallarm's users table
   (`admin`, `analyst`, `read_only`): every role reads hits, only `admin` sees or changes
