@@ -3,8 +3,8 @@
 Reconciled hits take the webhook's own path from here on (`to_event` -> `select` -> `map_event`),
 so a backfilled row has the same columns as a delivered one. The API's fields are kept as they
 are; the webhook's names are added where the API has the same value under another name
-(Wallarm's hit object, `POST /v1/objects/hit`), and RawData says the row was backfilled and which webhook fields the API
-does not return.
+(Wallarm's hit object, `POST /v1/objects/hit`), and RawData says the row was backfilled and
+which webhook fields the API does not return.
 """
 
 from __future__ import annotations
