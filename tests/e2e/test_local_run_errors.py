@@ -33,8 +33,10 @@ def real_workspace() -> dict[str, str]:
 def local_run(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGS_", "RELAY_", "IDENTITY_", "AZURE"))}
     env.update(settings)
+    # Any free port unless the test names one: a relay already on 7071 must not change the answer.
+    port = [] if "--port" in args or "RELAY_LOCAL_PORT" in settings else ["--port", "0"]
     return subprocess.run(
-        [sys.executable, "-m", "local.run", "--no-timers", *args],
+        [sys.executable, "-m", "local.run", "--no-timers", *port, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
