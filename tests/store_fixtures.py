@@ -14,6 +14,7 @@ from typing import Protocol, TypeVar
 
 from azure.data.tables import TableClient, TableServiceClient
 
+from shared.health.integration_switch import IntegrationSwitch
 from shared.store.tables import StoreTables, open_store_tables, table_names
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -107,3 +108,15 @@ def reset_around(standin: R) -> Iterator[R]:
         yield standin
     finally:
         standin.reset()
+
+
+class AskedSwitch(IntegrationSwitch):
+    """Stands for the switch the ledger writer asks after a failure; counts the asks (the rule
+    itself runs against a real store in the e2e tests)."""
+
+    def __init__(self, asked: list[int]) -> None:  # the switch's own parts are not used here
+        self.asked = asked
+
+    def check_auto_disable(self) -> bool:
+        self.asked.append(1)
+        return False

@@ -6,27 +6,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from store_fixtures import FakeClock
+from store_fixtures import AskedSwitch, FakeClock
 
 from shared.delivery.ingestion import Attempt, DeliveryReport
-from shared.health.integration_switch import IntegrationSwitch
 from shared.health.ledger_writer import LedgerWriter
 from shared.health.request_tally import RequestTally
 from shared.store import AttemptLedger, HourlyCounters, StoreTables
 from shared.telemetry import Telemetry
-
-
-class AskedSwitch(IntegrationSwitch):
-    """Stands for the switch the ledger writer asks after a failure; counts the asks (the rule
-    itself runs against a real store in the e2e tests)."""
-
-    def __init__(self, asked: list[int]) -> None:  # the switch's own parts are not used here
-        self.asked = asked
-
-    def check_auto_disable(self) -> bool:
-        self.asked.append(1)
-        return False
-
 
 OK = Attempt(ok=True, rows=3, status=204, request_id="r1")
 FAIL = Attempt(ok=False, rows=2, status=503, error="ServiceUnavailable", request_id="r2")
