@@ -29,6 +29,18 @@ def test_integration(req: func.HttpRequest) -> func.HttpResponse:
     return serve(routes.test_integration, req)
 
 
+@app.route(route="wallarm/{tenant}", methods=["POST", "PUT"])
+def tenant_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    """A tenant's webhook URL (docs/TENANTS.md): /api/wallarm/<tenant>?code=<function key>."""
+    return serve(routes.webhook, req)
+
+
+@app.route(route="wallarm/{tenant}/test", methods=["GET", "POST"])
+def tenant_test_integration(req: func.HttpRequest) -> func.HttpResponse:
+    """The tenant's "Test integration": probe its DCR with its own identity."""
+    return serve(routes.test_integration, req)
+
+
 @app.route(route="relay/status", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def relay_status(req: func.HttpRequest) -> func.HttpResponse:
     return serve(routes.relay_status, req)

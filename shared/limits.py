@@ -53,3 +53,21 @@ class RetryWorkerLimits:
 # Hit keys (reconciliation's claims, the late-hit guard's) outlive the webhook's body keys
 # (DEDUP_WINDOW_HOURS, when shorter): a late webhook can come hours after a backfill.
 RECONCILE_DEDUP_TTL: Final[timedelta] = timedelta(hours=48)
+
+
+@dataclass(frozen=True)
+class TenantLimits:
+    """How tenants share one instance (constants, not settings; docs/TENANTS.md gives the reasons).
+
+    `drain_slots` tenants drain the retry queue at once, each turn at least `min_slice` long
+    (shared/tenancy/drain.py); `timer_slots` tenants run the hourly and completeness timers at
+    once; the registry is read at most once per `registry_refresh` (a tenant added, changed or
+    removed is served within that)."""
+
+    drain_slots: int = 8
+    min_slice: timedelta = timedelta(seconds=10)
+    timer_slots: int = 4
+    registry_refresh: timedelta = timedelta(seconds=15)
+
+
+TENANT_LIMITS: Final[TenantLimits] = TenantLimits()

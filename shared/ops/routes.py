@@ -12,15 +12,20 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.delivery.retry_worker import WorkerRun
 from shared.health.probe import storage_unavailable_body
-from shared.intake.webhook import WebhookRequest, WebhookResponse
+from shared.intake.webhook import WebhookRequest, WebhookResponse, error
+from shared.limits import TENANT_LIMITS
 from shared.ops.admin import InvalidInput, parse_ids, parse_reason
 from shared.ops.services import Services, build_services
 from shared.settings import KEYVAULT_FIX, SettingsError, load_settings
 from shared.store.tables import StoreUnavailable
+from shared.telemetry import DEFAULT_TENANT, current_tenant
+from shared.tenancy.directory import TenantUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +80,49 @@ def with_services(handle: Callable[[Services], Reply]) -> Reply:
         return Reply(503, storage_unavailable_body(err))  # its retry_after_seconds: Retry-After
 
 
+# One answer for every webhook route that serves no tenant (never added, being removed, or a name
+# that is no slug at all): it does not say which, and it is reached in the same time (the lookup
+# is a dictionary read and the default tenant's guard runs as a stand-in for the missing one's).
+NO_SUCH_ROUTE = error(404, "not_found", "no webhook at this URL: check the URL Wallarm calls")
+TENANT_UNAVAILABLE = error(
+    503,
+    "tenant_unavailable",
+    "this tenant's settings or secret could not be loaded; Wallarm resends. "
+    "The relay's log says why (relayctl tenant show)",
+    retry_after_seconds=60,
+)
+
+
+def with_tenant(call: RouteRequest, handle: Callable[[Services], Reply]) -> Reply:
+    """Run ``handle`` with the services of the route's tenant (``/api/wallarm/{tenant}``), or of
+    the default tenant on today's routes; the tenant's log lines carry its name."""
+    name = call.route_params.get("tenant")
+
+    def pick(svc: Services) -> Reply:
+        if name is None:
+            return in_tenant(svc, handle)
+        try:
+            target = svc.tenants.directory.get(name) if svc.tenants is not None else None
+        except TenantUnavailable:
+            return TENANT_UNAVAILABLE
+        if target is None:
+            svc.webhook.refuse_caller(call.request)  # the work a known tenant's guard does
+            return NO_SUCH_ROUTE
+        return in_tenant(target, handle)
+
+    return with_services(pick)
+
+
+def in_tenant(svc: Services, handle: Callable[[Services], Reply]) -> Reply:
+    token = current_tenant.set(svc.tenant)
+    try:
+        return handle(svc)
+    finally:
+        current_tenant.reset(token)
+
+
 def webhook(call: RouteRequest) -> Reply:
-    return with_services(lambda svc: svc.webhook.handle(call.request))
+    return with_tenant(call, lambda svc: svc.webhook.handle(call.request))
 
 
 def test_integration(call: RouteRequest) -> Reply:
@@ -90,20 +136,48 @@ def test_integration(call: RouteRequest) -> Reply:
             return refused
         return Reply(*svc.health.run(send_test_event=send_event))
 
-    return with_services(probe)
+    return with_tenant(call, probe)
+
+
+ALL_TENANTS = "all"
+
+
+def admin_tenant(svc: Services, params: Mapping[str, str], handle: Callable[[Services], Reply]) -> Reply:
+    """An admin call for ``?tenant=<name>`` (the default tenant when absent)."""
+    name = params.get("tenant", "") or DEFAULT_TENANT
+    if name == DEFAULT_TENANT:
+        return in_tenant(svc, handle)
+    try:
+        target = svc.tenants.directory.get(name) if svc.tenants is not None else None
+    except TenantUnavailable as err:
+        return error(503, "tenant_unavailable", f"its services could not be built: {err.cause}")
+    if target is None:
+        return error(404, "unknown_tenant", "no such tenant: relayctl tenant list names them")
+    return in_tenant(target, handle)
 
 
 def relay_status(call: RouteRequest) -> Reply:
-    return with_services(lambda svc: Reply(200, status(svc)))
+    def answer(svc: Services) -> Reply:
+        if call.params.get("tenant", "") == ALL_TENANTS:
+            every = svc.tenants.every(svc) if svc.tenants is not None else [svc]
+            return Reply(200, {"tenants": {each.tenant: status(each) for each in every}})
+        return admin_tenant(svc, call.params, lambda target: Reply(200, status(target)))
+
+    return with_services(answer)
 
 
 def status(svc: Services) -> dict[str, object]:
-    return {**svc.admin.status(), "completeness": svc.completeness.status()}
+    body: dict[str, object] = {**svc.admin.status(), "completeness": svc.completeness.status()}
+    if svc.tenant != DEFAULT_TENANT:
+        body = {"tenant": svc.tenant, **body}
+    elif svc.tenants is not None and svc.tenants.directory.names():
+        body["tenants"] = [DEFAULT_TENANT, *svc.tenants.directory.names()]
+    return body
 
 
 def relay_admin(call: RouteRequest) -> Reply:
     """POST relay/disable (?reason=…), relay/enable, relay/replay (?id=…), relay/reconcile (?from=…&to=…)."""
-    return with_services(lambda svc: admin_action(svc, call))
+    return with_services(lambda svc: admin_tenant(svc, call.params, lambda one: admin_action(one, call)))
 
 
 def admin_action(svc: Services, call: RouteRequest) -> Reply:
@@ -128,20 +202,75 @@ def admin_action(svc: Services, call: RouteRequest) -> Reply:
 
 
 def run_retry_worker() -> None:
-    """Every minute: deliver what is due, for most of the minute (see shared/delivery/retry_worker.py)."""
+    """Every minute: deliver what is due, for most of the minute (see shared/delivery/retry_worker.py);
+    with several tenants, the minute is shared fairly among them (shared/tenancy/drain.py)."""
     svc = services()
-    run = svc.worker.run(svc.settings.worker_run_for)
+    if svc.tenants is None or not svc.tenants.directory.names():
+        _log_run(svc.worker.run(svc.settings.worker_run_for))
+        return
+    every = svc.tenants.every(svc)
+    workers = {each.tenant: each.worker.run for each in every}
+    report = svc.tenants.drain.run(workers, svc.settings.worker_run_for)
+    for turn in report.turns:
+        if turn.result is not None:
+            with_tenant_log(turn.tenant, functools.partial(_log_run, turn.result))
+    finish_removals(svc)
+
+
+def _log_run(run: WorkerRun) -> None:
     if run.attempted or run.recovered:  # an idle run says nothing: no log line per empty minute
         log.info("Retry worker: %d attempted, %d delivered", run.attempted, run.delivered)
 
 
-def run_hourly_count() -> None:
-    """Top of the hour: one row with the previous hour's counts, then retention clean-up."""
+def with_tenant_log(tenant: str, action: Callable[[], None]) -> None:
+    token = current_tenant.set(tenant)
+    try:
+        action()
+    finally:
+        current_tenant.reset(token)
+
+
+def finish_removals(svc: Services) -> None:
+    """A tenant removed with `then=drain` leaves the registry once its queue is empty."""
+    if svc.tenants is None or svc.tenants.finish_removal is None:
+        return
+    for name in svc.tenants.directory.removing():
+        with_tenant_log(name, functools.partial(svc.tenants.finish_removal, name))
+
+
+def for_each_tenant(action: Callable[[Services], object]) -> None:
+    """Run a timer's work for every tenant, a few at a time; one tenant's failure is logged and the
+    others go on (their state is their own)."""
     svc = services()
-    svc.hourly.report_previous_hour()
-    svc.retention.purge()
+    every = svc.tenants.every(svc) if svc.tenants is not None else [svc]
+    if len(every) == 1:
+        action(svc)
+        return
+
+    def one(each: Services) -> object:
+        token = current_tenant.set(each.tenant)
+        try:
+            return action(each)
+        except (StoreUnavailable, OSError) as err:
+            log.error("Timer work failed for one tenant: %s", type(err).__name__)
+            return None
+        finally:
+            current_tenant.reset(token)
+
+    with ThreadPoolExecutor(max_workers=TENANT_LIMITS.timer_slots, thread_name_prefix="tenant-timer") as pool:
+        list(pool.map(one, every))
+
+
+def run_hourly_count() -> None:
+    """Top of the hour: one row with the previous hour's counts, then retention clean-up (per tenant)."""
+
+    def hourly(svc: Services) -> None:
+        svc.hourly.report_previous_hour()
+        svc.retention.purge()
+
+    for_each_tenant(hourly)
 
 
 def run_completeness() -> None:
     """Hourly: the watchdog, then reconciliation of closed windows (see shared/completeness/timer.py)."""
-    services().completeness.run_timer()
+    for_each_tenant(lambda svc: svc.completeness.run_timer())

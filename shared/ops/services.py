@@ -11,6 +11,10 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.data.tables import TableServiceClient
 
 from shared.clock import Clock, utc_now
 from shared.completeness.timer import Completeness, build_completeness
@@ -18,7 +22,7 @@ from shared.delivery.deliver_or_queue import DeliverOrQueue
 from shared.delivery.hourly_count import HourlyReporter
 from shared.delivery.identity import build_credential
 from shared.delivery.ingestion import Deliverer, build_ingestion_client
-from shared.delivery.retry_worker import RetryWorker, RetryWorkerConfig
+from shared.delivery.retry_worker import RetryWorker, RetryWorkerConfig, WorkerRun
 from shared.health.integration_switch import AutoDisableRule, IntegrationSwitch
 from shared.health.ledger_writer import LedgerWriter
 from shared.health.probe import DcrProbe
@@ -34,11 +38,16 @@ from shared.store.ledger import AttemptLedger
 from shared.store.queue import RetryQueue
 from shared.store.state import IntegrationStateRepo
 from shared.store.tables import open_store_tables, table_service_from
-from shared.telemetry import Telemetry
+from shared.telemetry import DEFAULT_TENANT, Telemetry, tenant_log_records
+from shared.tenancy.directory import TenantDirectory
+from shared.tenancy.drain import FairDrain
 
 
 @dataclass(frozen=True)
 class Services:
+    """One tenant's pipe, from webhook to table, with its own state."""
+
+    tenant: str
     settings: Settings
     webhook: WebhookHandler
     worker: RetryWorker
@@ -51,6 +60,22 @@ class Services:
     counters: HourlyCounters
     retention: Retention
     completeness: Completeness
+    # The default tenant's services carry the others (None in a tenant's own services).
+    tenants: Tenants | None = None
+
+
+@dataclass(frozen=True)
+class Tenants:
+    """The tenants added beside the default one, and how they share the retry worker's minute."""
+
+    directory: TenantDirectory[Any, Services]
+    drain: FairDrain[WorkerRun]
+    # Drops a removing tenant from the registry once its queue is empty (None: nothing to finish).
+    finish_removal: Callable[[str], None] | None = None
+
+    def every(self, default: Services) -> list[Services]:
+        """The default tenant first, then every added one (removing ones too: their queues drain)."""
+        return [default, *(svc for _, svc in self.directory.all())]
 
 
 def retry_worker_config(settings: Settings) -> RetryWorkerConfig:
@@ -74,6 +99,40 @@ def auto_disable_rule(settings: Settings) -> AutoDisableRule:
     )
 
 
+@dataclass(frozen=True)
+class Platform:
+    """What every tenant of one worker shares: the relay's own settings and identity, the Table
+    Storage account, telemetry, the clock. A tenant adds its destination and its tables."""
+
+    env: Mapping[str, str]
+    settings: Settings  # the default tenant's (today's single integration)
+    credential: TokenCredential  # the relay's own identity
+    service: TableServiceClient
+    telemetry: Telemetry
+    clock: Clock
+    sleep: Callable[[float], None]
+
+
+def build_platform(
+    env: Mapping[str, str] | None = None,
+    *,
+    clock: Clock = utc_now,
+    sleep: Callable[[float], None] = time.sleep,
+    telemetry: Telemetry | None = None,
+) -> Platform:
+    env = os.environ if env is None else env
+    settings = load_settings(env)
+    credential = build_credential(settings.azure_client_id, ca_bundle=settings.ca_bundle, env=env)
+    service = table_service_from(
+        settings.storage_connection_string,
+        settings.storage_table_endpoint,
+        None if settings.storage_connection_string else credential,
+        **TABLE_CLIENT_BOUNDS,  # bounded: the webhook answers inside Wallarm's 15 s
+    )
+    tenant_log_records()
+    return Platform(env, settings, credential, service, telemetry or Telemetry(), clock, sleep)
+
+
 def build_services(
     env: Mapping[str, str] | None = None,
     *,
@@ -81,15 +140,23 @@ def build_services(
     sleep: Callable[[float], None] = time.sleep,
     telemetry: Telemetry | None = None,
 ) -> Services:
-    """The composition root: every object of a worker, built from settings and wired together.
+    """The default tenant's services (today's single integration), with the directory of the others."""
+    platform = build_platform(env, clock=clock, sleep=sleep, telemetry=telemetry)
+    return build_tenant_services(platform, platform.settings, platform.credential, DEFAULT_TENANT)
+
+
+def build_tenant_services(
+    platform: Platform, settings: Settings, credential: TokenCredential, tenant: str
+) -> Services:
+    """The composition root of one tenant: every object of its pipe, built from its settings (its
+    destination, secret, selection and table prefix) and wired together. Tenants share only the
+    platform, so one tenant's failures, state and queue never touch another's.
 
     Long on purpose: it is only construction, in dependency order, and reading the whole wiring in
     one place is the point (each piece it calls is small and tested on its own).
     """
-    env = os.environ if env is None else env
-    settings = load_settings(env)
-    credential = build_credential(settings.azure_client_id, ca_bundle=settings.ca_bundle, env=env)
-    tel = telemetry or Telemetry()
+    env, service, clock, sleep = platform.env, platform.service, platform.clock, platform.sleep
+    tel = platform.telemetry.for_tenant(tenant)
 
     def deliverer(read_timeout: float) -> Deliverer:
         client = build_ingestion_client(
@@ -104,12 +171,6 @@ def build_services(
             client, settings.dcr_immutable_id, settings.stream_name, request_timeout=read_timeout
         )
 
-    service = table_service_from(
-        settings.storage_connection_string,
-        settings.storage_table_endpoint,
-        None if settings.storage_connection_string else credential,
-        **TABLE_CLIENT_BOUNDS,  # bounded: the webhook answers inside Wallarm's 15 s
-    )
     tables = open_store_tables(service, settings.table_prefix)
     queue = RetryQueue(tables.queue, clock)
     rule = auto_disable_rule(settings)
@@ -159,6 +220,7 @@ def build_services(
         budget=settings.webhook_budget,
     )
     return Services(
+        tenant=tenant,
         settings=settings,
         webhook=WebhookHandler(config, webhook_relay, webhook_dedup, ledger_writer, tel, clock=clock),
         worker=RetryWorker(

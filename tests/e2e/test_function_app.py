@@ -20,6 +20,8 @@ def test_import_registers_every_function() -> None:
     assert set(functions()) == {
         "wallarm_webhook",
         "test_integration",
+        "tenant_webhook",
+        "tenant_test_integration",
         "relay_status",
         "relay_admin",
         "retry_worker",
@@ -33,6 +35,8 @@ def test_import_registers_every_function() -> None:
     [
         ("wallarm_webhook", "wallarm", {"POST", "PUT"}, "FUNCTION"),
         ("test_integration", "wallarm/test", {"GET", "POST"}, "FUNCTION"),
+        ("tenant_webhook", "wallarm/{tenant}", {"POST", "PUT"}, "FUNCTION"),
+        ("tenant_test_integration", "wallarm/{tenant}/test", {"GET", "POST"}, "FUNCTION"),
         ("relay_status", "relay/status", {"GET"}, "ADMIN"),
         ("relay_admin", "relay/{action:alpha}", {"POST"}, "ADMIN"),
     ],

@@ -30,7 +30,15 @@ class Captured:
     metrics: InMemoryMetricReader
     spans: InMemorySpanExporter
 
-    def points(self, name: str) -> list[tuple[dict[str, Any], float]]:
+    def points(self, name: str, *, tenant: str = "default") -> list[tuple[dict[str, Any], float]]:
+        """The metric's points of one tenant, with the tenant dimension taken off their attributes."""
+        return [
+            ({k: v for k, v in attrs.items() if k != "tenant"}, value)
+            for attrs, value in self.tagged_points(name)
+            if attrs.get("tenant") == tenant
+        ]
+
+    def tagged_points(self, name: str) -> list[tuple[dict[str, Any], float]]:
         data = self.metrics.get_metrics_data()
         found: list[tuple[dict[str, Any], float]] = []
         for resource in data.resource_metrics if data else []:
