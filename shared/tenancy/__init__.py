@@ -1,0 +1,1 @@
+"""Several tenants (issue 22): tenants as data, their secrets and credentials, isolated per tenant."""
