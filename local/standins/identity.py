@@ -596,7 +596,7 @@ def _check_certificate_assertion(
         raise _Refusal(
             401, "invalid_client", 5002738, f"The client assertion's algorithm {alg!r} is not supported."
         )
-    if thumbprint != expected:
+    if not isinstance(thumbprint, str) or thumbprint.rstrip("=") != expected:  # MSAL keeps the padding
         raise _Refusal(
             401,
             "invalid_client",
@@ -624,7 +624,8 @@ def _check_certificate_assertion(
             700021,
             "Client assertion application identifier doesn't match 'client_id'.",
         )
-    if not isinstance(claims.get("exp"), int) or claims["exp"] <= now or claims.get("nbf", 0) > now + 300:
+    exp, nbf = claims.get("exp"), claims.get("nbf", 0)
+    if not isinstance(exp, int | float) or exp <= now or not isinstance(nbf, int | float) or nbf > now + 300:
         raise _Refusal(401, "invalid_client", 700024, "Client assertion is not within its valid time range.")
 
 
