@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from local.standins.identity import TokenClaims, TokenError, TokenIssuer
-from local.standins.server import StandInHandler, StandInLifecycle, ThreadedServer, owner_of
+from local.standins.server import StandInHandler, StandInLifecycle, ThreadedServer, owner_of, take_fault
 
 AUDIENCE = "https://vault.azure.net"
 READ, WRITE = "get", "set"
@@ -166,15 +166,7 @@ class KeyVaultStandIn(StandInLifecycle):
 
     def _take_fault(self) -> _Fault | None:
         with self._lock:
-            if self._outage is not None:
-                return self._outage
-            if not self._faults:
-                return None
-            fault = self._faults[0]
-            fault.times -= 1
-            if fault.times <= 0:
-                self._faults.pop(0)
-            return fault
+            return take_fault(self._faults, self._outage)
 
     def _allowed(self, client_id: str, name: str, op: str) -> bool:
         with self._lock:

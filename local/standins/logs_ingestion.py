@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from local.standins.identity import DEFAULT_RESOURCE, TokenClaims, TokenError, TokenIssuer
-from local.standins.server import StandInHandler, StandInLifecycle, ThreadedServer, owner_of
+from local.standins.server import StandInHandler, StandInLifecycle, ThreadedServer, owner_of, take_fault
 
 API_VERSION = "2023-01-01"
 MAX_BODY_BYTES = 1024 * 1024
@@ -343,15 +343,7 @@ class LogsIngestionStandIn(StandInLifecycle):
 
     def _take_fault(self) -> _Fault | None:
         with self._lock:
-            if self._outage is not None:
-                return self._outage
-            if not self._faults:
-                return None
-            fault = self._faults[0]
-            fault.times -= 1
-            if fault.times <= 0:
-                self._faults.pop(0)
-            return fault
+            return take_fault(self._faults, self._outage)
 
     def _error(
         self,

@@ -6,7 +6,7 @@ DCR gets 403. The ingestion stand-ins check which identity (appid, tid) called w
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -165,16 +165,29 @@ def _upload(credential: TokenCredential, to: Destination, tls_ca: str, n: int = 
     return attempt.status, attempt.error
 
 
-def _build(
-    d: Destination, relay: TokenCredential, secrets: KeyVaultSecrets, world: World, tls_ca: str
-) -> TokenCredential:
-    return credential_for(
-        d.credential,
-        relay_credential=relay,
-        secrets=secrets,
-        ca_bundle=tls_ca,
-        authority_host=world.entra.authority,
-    )
+Build = Callable[[Destination], TokenCredential]
+
+
+@pytest.fixture
+def build(
+    world: World,
+    relay_credential: ManagedIdentityCredential,
+    secrets: KeyVaultSecrets,
+    identity: ManagedIdentityStandIn,
+    tls_ca: str,
+) -> Build:
+    """`credential_for` a destination, as the relay would: its identity, its vault, the stand-ins' Entra."""
+
+    def _build(d: Destination) -> TokenCredential:
+        return credential_for(
+            d.credential,
+            relay_credential=relay_credential,
+            secrets=secrets,
+            ca_bundle=tls_ca,
+            authority_host=world.entra.authority,
+        )
+
+    return _build
 
 
 NAMES = ["home", "user-mi", "secret", "cert", "federated"]
@@ -185,13 +198,11 @@ def test_each_kind_lands_on_its_own_dcr_and_is_refused_on_another(
     name: str,
     world: World,
     dests: dict[str, Destination],
-    relay_credential: ManagedIdentityCredential,
-    secrets: KeyVaultSecrets,
-    identity: ManagedIdentityStandIn,
+    build: Build,
     tls_ca: str,
 ) -> None:
     own = dests[name]
-    credential = _build(own, relay_credential, secrets, world, tls_ca)
+    credential = build(own)
     assert _upload(credential, own, tls_ca) == (204, "")
     [landed] = own.ingestion.requests
     assert (landed.client_id, landed.tenant_id) == own.identity
@@ -210,16 +221,13 @@ def test_each_kind_lands_on_its_own_dcr_and_is_refused_on_another(
 def test_how_each_kind_signed_in(
     world: World,
     dests: dict[str, Destination],
-    relay_credential: ManagedIdentityCredential,
-    secrets: KeyVaultSecrets,
+    build: Build,
     identity: ManagedIdentityStandIn,
     tls_ca: str,
 ) -> None:
     before = len(world.entra.requests)
     for name in ("secret", "cert", "federated"):
-        _build(dests[name], relay_credential, secrets, world, tls_ca).get_token(
-            "https://monitor.azure.com/.default"
-        )
+        build(dests[name]).get_token("https://monitor.azure.com/.default")
     signed_in = [(r.tenant_id, r.client_id, r.method, r.status) for r in world.entra.requests[before:]]
     assert signed_in == [
         (T_S, APP_S, "secret", 200),
@@ -236,14 +244,9 @@ def test_how_each_kind_signed_in(
 
 
 def test_two_destinations_get_distinct_credentials_and_identities(
-    world: World,
-    dests: dict[str, Destination],
-    relay_credential: ManagedIdentityCredential,
-    secrets: KeyVaultSecrets,
-    identity: ManagedIdentityStandIn,
-    tls_ca: str,
+    dests: dict[str, Destination], build: Build, relay_credential: ManagedIdentityCredential, tls_ca: str
 ) -> None:
-    built = {name: _build(dests[name], relay_credential, secrets, world, tls_ca) for name in NAMES}
+    built = {name: build(dests[name]) for name in NAMES}
     assert built["home"] is relay_credential
     assert len({id(c) for c in built.values()}) == len(NAMES)
     for name in NAMES:
@@ -256,13 +259,11 @@ def test_two_destinations_get_distinct_credentials_and_identities(
 def test_a_rotated_client_secret_is_picked_up_without_a_restart(
     world: World,
     dests: dict[str, Destination],
-    relay_credential: ManagedIdentityCredential,
-    secrets: KeyVaultSecrets,
-    identity: ManagedIdentityStandIn,
+    build: Build,
     clock: FakeClock,
     tls_ca: str,
 ) -> None:
-    credential = _build(dests["secret"], relay_credential, secrets, world, tls_ca)
+    credential = build(dests["secret"])
     assert isinstance(credential, KeyVaultBackedCredential)
     credential.get_token("https://monitor.azure.com/.default")
     world.entra.register_secret(APP_S, "rotated-secret", tenant_id=T_S)  # the old one is revoked
