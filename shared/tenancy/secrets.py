@@ -208,20 +208,23 @@ class _Cached:
 
 
 class KeyVaultSecrets:
-    """Reads and writes Key Vault secrets by reference, with the given (the relay's) credential."""
+    """Reads and writes Key Vault secrets by reference, with the given (the relay's) credential.
+
+    `audience`: the token audience; by default the vault's cloud's (`vault_audience`).
+    """
 
     def __init__(
         self,
         credential: TokenCredential,
         *,
         ca_bundle: str | None = None,
-        audience: str = PUBLIC_AUDIENCE,
+        audience: str | None = None,
         ttl: timedelta = timedelta(minutes=5),
         clock: Clock = utc_now,
     ) -> None:
         self._credential = credential
         self._ca_bundle = ca_bundle
-        self._scope = f"{audience.rstrip('/')}/.default"
+        self._audience = audience
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
@@ -264,6 +267,9 @@ class KeyVaultSecrets:
             and now - cached.failed_at < RETRY_STALE_AFTER
             and now - cached.fetched < self._ttl + STALE_FOR
         )
+
+    def _audience_of(self, vault_url: str) -> str:
+        return (self._audience or vault_audience(vault_url)).rstrip("/")
 
     def close(self) -> None:
         with self._lock:
@@ -339,12 +345,22 @@ class KeyVaultSecrets:
                     UserAgentPolicy(sdk_moniker="wallarm-sentinel-relay"),
                     ProxyPolicy(proxies=options.pop("proxies", None)),
                     RetryPolicy(**RETRY_BOUNDS),
-                    BearerTokenCredentialPolicy(self._credential, self._scope),
+                    BearerTokenCredentialPolicy(self._credential, f"{self._audience_of(vault_url)}/.default"),
                 ]  # no HttpLoggingPolicy: nothing of a request or an answer is logged
                 transport = RequestsTransport(**options, **CLIENT_BOUNDS)
                 client = PipelineClient(vault_url, policies=policies, transport=transport)
                 self._clients[vault_url] = client
         return client
+
+
+def vault_audience(vault_url: str) -> str:
+    """Key Vault's token audience for a vault: `https://vault.<cloud's suffix>` (public for the
+    local stand-in)."""
+    host = urlsplit(vault_url).hostname or ""
+    for suffix in VAULT_SUFFIXES:
+        if host.endswith(suffix):
+            return "https://" + suffix.lstrip(".")
+    return PUBLIC_AUDIENCE
 
 
 def _error_code(response: HttpResponse) -> str:

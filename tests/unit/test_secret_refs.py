@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.tenancy.secrets import SecretRef, SecretRefError, parse_secret_ref
+from shared.tenancy.secrets import SecretRef, SecretRefError, parse_secret_ref, vault_audience
 
 V = "0123456789abcdef0123456789abcdef"
 
@@ -74,3 +74,16 @@ def test_refused_with_a_fix(text: str, says: str) -> None:
     message = str(err.value)
     assert says in message
     assert "x" * 41 not in message  # never echoes much of the input (it may be a pasted secret)
+
+
+@pytest.mark.parametrize(
+    ("vault", "audience"),
+    [
+        ("https://kv.vault.azure.net", "https://vault.azure.net"),
+        ("https://kv.vault.usgovcloudapi.net", "https://vault.usgovcloudapi.net"),
+        ("https://kv.vault.azure.cn", "https://vault.azure.cn"),
+        ("https://127.0.0.1:8443", "https://vault.azure.net"),
+    ],
+)
+def test_token_audience_follows_the_vaults_cloud(vault: str, audience: str) -> None:
+    assert vault_audience(vault) == audience
