@@ -1,7 +1,8 @@
 """Run the relay locally: `python -m local.run` (README's run command).
 
 Where Azure is absent it starts local stand-ins: Azurite for Table Storage, a managed-identity
-token endpoint and an HTTPS Logs Ingestion API. Set LOGS_INGESTION_ENDPOINT (and the other
+token endpoint, an HTTPS Logs Ingestion API and a Key Vault (empty: a tenant's secret references
+point at it, `https://127.0.0.1:<port>/secrets/<name>`). Set LOGS_INGESTION_ENDPOINT (and the other
 settings of README) to send to a real workspace instead; set RELAY_STORAGE_CONNECTION_STRING or
 RELAY_STORAGE_TABLE_ENDPOINT to use real storage. Then it serves function_app over HTTP on
 127.0.0.1:7071 and runs each timer on its NCRONTAB schedule from the same app settings as the
@@ -37,6 +38,7 @@ def _start_standins(stack: ExitStack) -> dict[str, str]:
     from local.standins import tls
     from local.standins.azurite import Azurite
     from local.standins.identity import ManagedIdentityStandIn, TokenIssuer
+    from local.standins.key_vault import KeyVaultStandIn
     from local.standins.logs_ingestion import LogsIngestionStandIn
 
     env: dict[str, str] = {}
@@ -52,6 +54,7 @@ def _start_standins(stack: ExitStack) -> dict[str, str]:
         issuer = TokenIssuer()
         identity = stack.enter_context(ManagedIdentityStandIn(issuer))
         ingestion = stack.enter_context(LogsIngestionStandIn(issuer))
+        vault = stack.enter_context(KeyVaultStandIn(issuer))
         env.update(identity.env())
         env["LOGS_INGESTION_ENDPOINT"] = ingestion.endpoint
         env["LOGS_DCR_IMMUTABLE_ID"] = ingestion.dcr_id
@@ -61,6 +64,7 @@ def _start_standins(stack: ExitStack) -> dict[str, str]:
             f"  Logs Ingestion  stand-in at {ingestion.endpoint} (rows: {ingestion.endpoint}/_standin/rows)"
         )
         print(f"  Identity        managed-identity stand-in at {identity.endpoint}")
+        print(f"  Key Vault       stand-in at {vault.vault_url} (references: {vault.secret_uri('<name>')})")
         print(f"  Stand-in CA     {env['RELAY_CA_BUNDLE']} (curl --cacert)")
     return env
 

@@ -11,7 +11,13 @@ so accepts exactly the tokens these endpoints issued (and rejects forged or expi
 * ``ClientSecretCredential(tenant, client_id, secret, authority=EntraIdStandIn.authority,
   disable_instance_discovery=True, connection_verify=ca_bundle_path())``: MSAL fetches
   ``/{tenant}/v2.0/.well-known/openid-configuration`` and then POSTs the client-credentials grant
-  to ``/{tenant}/oauth2/v2.0/token``.
+  to ``/{tenant}/oauth2/v2.0/token``. ``CertificateCredential`` (MSAL's RS256 client assertion with
+  ``x5t``) and ``ClientAssertionCredential`` (a managed identity's token for
+  ``api://AzureADTokenExchange`` as the assertion: a federated identity credential) work the same
+  way against apps registered with ``register_certificate`` / ``register_federated``.
+
+Tokens carry ``tid`` (the tenant whose token endpoint issued them), ``appid`` and ``sub``, so the
+resource stand-ins can tell which identity of which tenant called them.
 """
 
 from __future__ import annotations
@@ -29,11 +35,29 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
 from local.standins.server import StandInHandler, StandInLifecycle, ThreadedServer, owner_of
 
 DEFAULT_RESOURCE = "https://monitor.azure.com"
 DEFAULT_TENANT = "72f988bf-0000-4000-8000-000000000000"
 SYSTEM_CLIENT_ID = "11111111-1111-4111-8111-111111111111"
+# The audience of a managed identity's token used as a federated client assertion (FACTS.md).
+TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def issuer_url(tenant_id: str) -> str:
+    """The ``iss`` of a token of ``tenant_id`` (Entra v2.0's form; what a federated credential names)."""
+    return f"https://login.microsoftonline.com/{tenant_id}/v2.0"
+
+
+def principal_id(client_id: str) -> str:
+    """A managed identity's principal (object) id: stable per client id, distinct from it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"managed-identity:{client_id}"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,6 +84,8 @@ class TokenClaims:
     iat: int
     exp: int
     jti: str
+    iss: str = ""
+    sub: str = ""  # the principal: a managed identity's object id, else the client id
 
 
 def _b64(data: bytes) -> str:
@@ -100,17 +126,31 @@ class TokenIssuer:
         self._lock = threading.Lock()
         self.issued = 0
 
-    def issue(self, resource: str, client_id: str, *, lifetime_seconds: int | None = None) -> tuple[str, int]:
-        """Return ``(token, expires_on)``; a negative lifetime gives an already expired token."""
+    def issue(
+        self,
+        resource: str,
+        client_id: str,
+        *,
+        lifetime_seconds: int | None = None,
+        tenant_id: str | None = None,
+        subject: str | None = None,
+    ) -> tuple[str, int]:
+        """Return ``(token, expires_on)``; a negative lifetime gives an already expired token.
+
+        ``tenant_id`` is the issuing tenant (default: the issuer's own, the relay's home tenant).
+        """
         now = int(self._clock())
         life = self.lifetime_seconds if lifetime_seconds is None else lifetime_seconds
+        tid = tenant_id or self.tenant_id
         claims = TokenClaims(
             aud=_audience(resource),
             appid=client_id,
-            tid=self.tenant_id,
+            tid=tid,
             iat=now,
             exp=now + life,
             jti=uuid.uuid4().hex,
+            iss=issuer_url(tid),
+            sub=subject or client_id,
         )
         header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
         payload = _b64(json.dumps(claims.__dict__, separators=(",", ":")).encode())
@@ -175,6 +215,7 @@ class ManagedIdentityStandIn(StandInLifecycle):
     ``X-IDENTITY-HEADER`` equals the secret. A request without ``client_id`` gets the
     system-assigned identity (``system_client_id``). ``known_client_ids`` (if given) limits which
     user-assigned identities exist; others get 400 as App Service does for an unknown identity.
+    Tokens are of the issuer's tenant with ``sub`` = ``principal_id(client_id)``.
     """
 
     PATH = "/msi/token"
@@ -285,7 +326,7 @@ class ManagedIdentityStandIn(StandInLifecycle):
                 "No User Assigned or Delegated Managed Identity found for specified "
                 "ClientId/ResourceId/PrincipalId.",
             )
-        token, expires_on = self.issuer.issue(resource, client_id)
+        token, expires_on = self.issuer.issue(resource, client_id, subject=principal_id(client_id))
         return 200, {
             "access_token": token,
             "expires_on": str(expires_on),
@@ -296,8 +337,45 @@ class ManagedIdentityStandIn(StandInLifecycle):
 
 
 # --------------------------------------------------------------------------------------------
-# Entra ID (AAD) token endpoint for ClientSecretCredential
+# Entra ID (AAD) token endpoint: client secret, certificate and federated client assertions
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FederatedSubject:
+    """A federated identity credential on an app: whose tokens it trusts as client assertions.
+
+    For a managed identity (FACTS.md): issuer = ``issuer_url(<the identity's tenant>)``, subject =
+    the identity's principal id, audience ``api://AzureADTokenExchange``.
+    """
+
+    issuer: str
+    subject: str
+    audience: str = TOKEN_EXCHANGE_AUDIENCE
+
+
+@dataclass
+class _App:
+    secret: str | None = None
+    certificate: x509.Certificate | None = None
+    federated: FederatedSubject | None = None
+
+
+@dataclass(frozen=True)
+class EntraTokenRequest:
+    """One token request the Entra stand-in answered (never the secret or the assertion)."""
+
+    tenant_id: str
+    client_id: str
+    method: str  # "secret", "certificate", "federated" or "none"
+    status: int
+    error_code: int | None
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, error: str, code: int, description: str) -> None:
+        super().__init__(description)
+        self.status, self.error, self.code, self.description = status, error, code, description
 
 
 class _EntraHandler(StandInHandler):
@@ -309,20 +387,29 @@ class _EntraHandler(StandInHandler):
 
 
 class EntraIdStandIn(StandInLifecycle):
-    """Entra ID v2.0 endpoints MSAL needs for the client-credentials grant, over HTTPS.
+    """Entra ID v2.0 endpoints MSAL and azure-identity need for the client-credentials grant, over
+    HTTPS, for any number of tenants (the tenant is the first path segment, as in Entra).
 
     Use ``authority=stand_in.authority`` and ``disable_instance_discovery=True`` on the credential
     (or ``AZURE_AUTHORITY_HOST``), plus ``connection_verify=ca_bundle_path()``.
-    ``clients`` maps client id -> secret; a wrong secret gets AADSTS7000215 like Entra.
+    ``clients`` maps client id -> secret in the issuer's own tenant; ``register_*`` adds apps to
+    any tenant. A token's ``tid`` is the tenant it was asked from. Wrong credentials get Entra's
+    AADSTS errors (7000215 wrong secret, 700027 bad certificate assertion, 70021 no matching
+    federated credential, 700016 unknown app, 90002 unknown tenant).
     """
 
-    def __init__(self, issuer: TokenIssuer, clients: Mapping[str, str], *, port: int = 0) -> None:
+    def __init__(
+        self, issuer: TokenIssuer, clients: Mapping[str, str] | None = None, *, port: int = 0
+    ) -> None:
         self.issuer = issuer
-        self.clients = dict(clients)
         self._server = ThreadedServer(_EntraHandler, self, port=port, use_tls=True)
         self._lock = threading.Lock()
+        self._apps: dict[tuple[str, str], _App] = {}
         self.token_requests = 0
         self.discovery_requests = 0
+        self.requests: list[EntraTokenRequest] = []
+        for client_id, secret in (clients or {}).items():
+            self.register_secret(client_id, secret)
 
     @property
     def authority(self) -> str:
@@ -333,15 +420,43 @@ class EntraIdStandIn(StandInLifecycle):
     def tenant_id(self) -> str:
         return self.issuer.tenant_id
 
-    def _tenant_base(self) -> str:
-        return f"{self.authority}/{self.tenant_id}"
+    # ---------------------------------------------------------------- app registrations
+
+    def _app(self, tenant_id: str | None, client_id: str) -> _App:
+        with self._lock:
+            return self._apps.setdefault((tenant_id or self.tenant_id, client_id), _App())
+
+    def register_secret(self, client_id: str, secret: str, *, tenant_id: str | None = None) -> None:
+        """An app (in ``tenant_id``, default the issuer's) that authenticates with a client secret."""
+        self._app(tenant_id, client_id).secret = secret
+
+    def register_certificate(
+        self, client_id: str, certificate_pem: bytes, *, tenant_id: str | None = None
+    ) -> None:
+        """An app that authenticates with a certificate (its public part, PEM)."""
+        self._app(tenant_id, client_id).certificate = x509.load_pem_x509_certificate(certificate_pem)
+
+    def register_federated(
+        self, client_id: str, federated: FederatedSubject, *, tenant_id: str | None = None
+    ) -> None:
+        """An app that trusts another issuer's tokens (a managed identity's) as client assertions."""
+        self._app(tenant_id, client_id).federated = federated
+
+    def _known_tenant(self, tenant_id: str) -> bool:
+        with self._lock:
+            return tenant_id == self.tenant_id or any(t == tenant_id for t, _ in self._apps)
+
+    def token_endpoint(self, tenant_id: str) -> str:
+        return f"{self.authority}/{tenant_id}/oauth2/v2.0/token"
+
+    # ---------------------------------------------------------------- HTTP
 
     def _get(self, h: StandInHandler) -> None:
-        path = urlsplit(h.path).path
-        if path == f"/{self.tenant_id}/v2.0/.well-known/openid-configuration":
+        parts = urlsplit(h.path).path.strip("/").split("/")
+        if parts[1:] == ["v2.0", ".well-known", "openid-configuration"] and self._known_tenant(parts[0]):
             with self._lock:
                 self.discovery_requests += 1
-            base = self._tenant_base()
+            base = f"{self.authority}/{parts[0]}"
             h.send_json(
                 200,
                 {
@@ -363,37 +478,24 @@ class EntraIdStandIn(StandInLifecycle):
         h.send_json(404, {"error": "not_found", "error_description": "AADSTS90002: Tenant not found."})
 
     def _post(self, h: StandInHandler) -> None:
-        path = urlsplit(h.path).path
+        parts = urlsplit(h.path).path.strip("/").split("/")
         form = {k: v[0] for k, v in parse_qs(h.read_body().decode("utf-8")).items()}
-        if path != f"/{self.tenant_id}/oauth2/v2.0/token":
+        if parts[1:] != ["oauth2", "v2.0", "token"] or not self._known_tenant(parts[0]):
             h.send_json(
                 400, {"error": "invalid_request", "error_description": "AADSTS90002: Tenant not found."}
             )
             return
-        with self._lock:
-            self.token_requests += 1
-        if form.get("grant_type") != "client_credentials":
-            h.send_json(
-                400,
-                _aad_error("unsupported_grant_type", 70003, "The app requested an unsupported grant type."),
-            )
+        tenant_id, client_id = parts[0], form.get("client_id", "")
+        method = "secret" if "client_secret" in form else "none"
+        try:
+            method = self._authenticate(tenant_id, client_id, form)
+        except _Refusal as refusal:
+            self._note(EntraTokenRequest(tenant_id, client_id, method, refusal.status, refusal.code))
+            h.send_json(refusal.status, _aad_error(refusal.error, refusal.code, refusal.description))
             return
-        client_id = form.get("client_id", "")
-        if client_id not in self.clients:
-            h.send_json(
-                400,
-                _aad_error(
-                    "unauthorized_client",
-                    700016,
-                    f"Application with identifier '{client_id}' was not found in the directory.",
-                ),
-            )
-            return
-        if not hmac.compare_digest(form.get("client_secret", ""), self.clients[client_id]):
-            h.send_json(401, _aad_error("invalid_client", 7000215, "Invalid client secret provided."))
-            return
+        self._note(EntraTokenRequest(tenant_id, client_id, method, 200, None))
         scope = form.get("scope", "")
-        token, expires_on = self.issuer.issue(scope.split(" ")[0], client_id)
+        token, expires_on = self.issuer.issue(scope.split(" ")[0], client_id, tenant_id=tenant_id)
         expires_in = max(expires_on - int(time.time()), 0)
         h.send_json(
             200,
@@ -404,6 +506,127 @@ class EntraIdStandIn(StandInLifecycle):
                 "access_token": token,
             },
         )
+
+    def _note(self, request: EntraTokenRequest) -> None:
+        with self._lock:
+            self.token_requests += 1
+            self.requests.append(request)
+
+    def _authenticate(self, tenant_id: str, client_id: str, form: Mapping[str, str]) -> str:
+        """Which way the client proved itself ("secret", "certificate", "federated"), else raise."""
+        if form.get("grant_type") != "client_credentials":
+            raise _Refusal(
+                400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type."
+            )
+        with self._lock:
+            app = self._apps.get((tenant_id, client_id))
+        if app is None:
+            raise _Refusal(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory '{tenant_id}'.",
+            )
+        assertion = form.get("client_assertion")
+        if assertion:
+            if form.get("client_assertion_type") != JWT_BEARER:
+                raise _Refusal(400, "invalid_request", 90014, "The client_assertion_type is not supported.")
+            if app.federated is not None:
+                self._check_federated(assertion, app.federated)
+                return "federated"
+            if app.certificate is not None:
+                _check_certificate_assertion(
+                    assertion, app.certificate, self.token_endpoint(tenant_id), client_id, time.time()
+                )
+                return "certificate"
+            raise _Refusal(401, "invalid_client", 700027, "Client assertion failed signature validation.")
+        if "client_secret" in form:
+            if app.secret is None or not hmac.compare_digest(form["client_secret"], app.secret):
+                raise _Refusal(401, "invalid_client", 7000215, "Invalid client secret provided.")
+            return "secret"
+        raise _Refusal(
+            400,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        )
+
+    def _check_federated(self, assertion: str, federated: FederatedSubject) -> None:
+        try:
+            claims = self.issuer.verify(assertion, federated.audience)
+        except TokenError as exc:
+            raise _Refusal(
+                401, "invalid_client", 700024, f"Client assertion is not valid: {exc.code}."
+            ) from None
+        if claims.iss != federated.issuer or claims.sub != federated.subject:
+            raise _Refusal(
+                401,
+                "invalid_client",
+                70021,
+                "No matching federated identity record found for presented assertion. "
+                f"Assertion Issuer: '{claims.iss}'. Assertion Subject: '{claims.sub}'.",
+            )
+
+
+def _check_certificate_assertion(
+    assertion: str, certificate: x509.Certificate, audience: str, client_id: str, now: float
+) -> None:
+    """Check a client assertion as Entra does for a certificate credential: RS256 (``x5t``, SHA-1
+    thumbprint, what azure-identity's CertificateCredential sends) or PS256 (``x5t#S256``) signed
+    by the registered certificate's key, for this token endpoint, from this client, in time."""
+    parts = assertion.split(".")
+    if len(parts) != 3:
+        raise _Refusal(401, "invalid_client", 50027, "The client assertion is not a valid JWT.")
+    try:
+        header = json.loads(_unb64(parts[0]))
+        claims = json.loads(_unb64(parts[1]))
+        signature = _unb64(parts[2])
+    except ValueError:
+        raise _Refusal(401, "invalid_client", 50027, "The client assertion is not a valid JWT.") from None
+    alg = header.get("alg")
+    pad: padding.AsymmetricPadding
+    if alg == "RS256":
+        thumbprint, pad = header.get("x5t"), padding.PKCS1v15()
+        expected = _b64(certificate.fingerprint(hashes.SHA1()))  # noqa: S303 - Entra's x5t is SHA-1
+    elif alg == "PS256":
+        thumbprint = header.get("x5t#S256")
+        pad = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+        expected = _b64(certificate.fingerprint(hashes.SHA256()))
+    else:
+        raise _Refusal(
+            401, "invalid_client", 5002738, f"The client assertion's algorithm {alg!r} is not supported."
+        )
+    if not isinstance(thumbprint, str) or thumbprint.rstrip("=") != expected:  # MSAL keeps the padding
+        raise _Refusal(
+            401,
+            "invalid_client",
+            700027,
+            "The certificate with identifier used to sign the client assertion is not registered "
+            "on application.",
+        )
+    key = certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise _Refusal(401, "invalid_client", 700027, "The registered certificate has no RSA key.")
+    try:
+        key.verify(signature, f"{parts[0]}.{parts[1]}".encode(), pad, hashes.SHA256())
+    except InvalidSignature:
+        raise _Refusal(
+            401, "invalid_client", 700027, "Client assertion failed signature validation."
+        ) from None
+    if claims.get("aud") != audience:
+        raise _Refusal(
+            401, "invalid_client", 700212, "The client assertion's audience is not this token endpoint."
+        )
+    if claims.get("iss") != client_id or claims.get("sub") != client_id:
+        raise _Refusal(
+            401,
+            "invalid_client",
+            700021,
+            "Client assertion application identifier doesn't match 'client_id'.",
+        )
+    exp, nbf = claims.get("exp"), claims.get("nbf", 0)
+    if not isinstance(exp, int | float) or exp <= now or not isinstance(nbf, int | float) or nbf > now + 300:
+        raise _Refusal(401, "invalid_client", 700024, "Client assertion is not within its valid time range.")
 
 
 def _aad_error(error: str, code: int, description: str) -> dict[str, Any]:

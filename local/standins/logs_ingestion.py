@@ -14,7 +14,10 @@ way the real service does, as far as public docs, SDK sources and issue threads 
 * success: 204, empty body. Rows whose columns or types do not match the stream declaration are
   dropped silently (recorded in ``.dropped``), as a DCR does; string values over 64 KB
   (65,536 UTF-8 bytes) are cut (recorded in ``.truncated_fields``);
-* every response carries ``x-ms-request-id``.
+* every response carries ``x-ms-request-id``;
+* an optional access map (``allow(dcr, client_id, tenant_id)``): once set, a verified token whose
+  (appid, tid) is not allowed on the DCR gets 403 ``OperationFailed``, as Azure answers an
+  identity without Monitoring Metrics Publisher on the DCR. No map: every valid token may ingest.
 
 Error codes other than ``ContentLengthLimitExceeded``, ``InvalidApiVersion`` and ``OperationFailed``
 (403) are best guesses: the service does not document them. Tests should assert on status codes.
@@ -40,8 +43,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from local.standins.identity import DEFAULT_RESOURCE, TokenError, TokenIssuer
-from local.standins.server import StandInHandler, StandInLifecycle, ThreadedServer, owner_of
+from local.standins.identity import DEFAULT_RESOURCE, TokenClaims, TokenError, TokenIssuer
+from local.standins.server import StandInHandler, StandInLifecycle, ThreadedServer, owner_of, take_fault
 
 API_VERSION = "2023-01-01"
 MAX_BODY_BYTES = 1024 * 1024
@@ -86,6 +89,7 @@ class RecordedRequest:
     client_id: str | None  # appid of the bearer token, when it verified
     fault: str | None  # which injected fault (if any) shaped the answer
     error_code: str | None = None  # ``error.code`` of the answer, when it had one
+    tenant_id: str | None = None  # tid of the bearer token, when it verified
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,7 @@ class LogsIngestionStandIn(StandInLifecycle):
         # from before the reset must not leak its rows or record into the next test.
         self._generation = 0
         self._request_generation: dict[str, int] = {}
+        self._access: set[tuple[str, str, str]] | None = None  # (dcr, appid, tid); None: all
 
     # ---------------------------------------------------------------- public surface
 
@@ -289,6 +294,23 @@ class LogsIngestionStandIn(StandInLifecycle):
         with self._lock:
             self._outage = None if status is None else _Fault(status=status, retry_after=retry_after)
 
+    def allow(self, dcr_immutable_id: str, client_id: str, tenant_id: str) -> None:
+        """Grant one identity (appid ``client_id`` of Entra tenant ``tenant_id``) the role on a DCR.
+
+        The first grant turns the access map on: from then on only granted identities may ingest
+        (others get 403, as without Monitoring Metrics Publisher). ``reset()`` turns it off.
+        """
+        with self._lock:
+            if self._access is None:
+                self._access = set()
+            self._access.add((dcr_immutable_id, client_id, tenant_id))
+
+    def _allowed(self, dcr: str, caller: TokenClaims | None) -> bool:
+        with self._lock:
+            if self._access is None:
+                return True
+            return caller is not None and (dcr, caller.appid, caller.tid) in self._access
+
     def clear(self) -> None:
         """Drop pending faults and any outage (recorded traffic stays)."""
         with self._lock:
@@ -296,9 +318,10 @@ class LogsIngestionStandIn(StandInLifecycle):
             self._outage = None
 
     def reset(self) -> None:
-        """``clear()`` plus forget accepted rows, requests, drops and truncations."""
+        """``clear()`` plus forget accepted rows, requests, drops, truncations and the access map."""
         with self._lock:
             self._generation += 1
+            self._access = None
             self._faults.clear()
             self._outage = None
             self._accepted.clear()
@@ -320,15 +343,7 @@ class LogsIngestionStandIn(StandInLifecycle):
 
     def _take_fault(self) -> _Fault | None:
         with self._lock:
-            if self._outage is not None:
-                return self._outage
-            if not self._faults:
-                return None
-            fault = self._faults[0]
-            fault.times -= 1
-            if fault.times <= 0:
-                self._faults.pop(0)
-            return fault
+            return take_fault(self._faults, self._outage)
 
     def _error(
         self,
@@ -355,9 +370,9 @@ class LogsIngestionStandIn(StandInLifecycle):
         body = h.read_body()
         encoding = h.headers.get("Content-Encoding")
         fault = self._take_fault()
-        client_id: str | None = None
+        caller: TokenClaims | None = None
         try:
-            client_id = self._authorize(h)
+            caller = self._authorize(h)
         except TokenError as exc:
             outcome = self._unauthorized(exc)
             if fault is None or fault.status is None:
@@ -366,24 +381,33 @@ class LogsIngestionStandIn(StandInLifecycle):
 
         if fault is not None and fault.status is not None:
             outcome = self._error(fault.status, fault.code, retry_after=fault.retry_after)
-            self._respond(h, outcome, request_id, body, url.path, encoding, client_id, fault)
+            self._respond(h, outcome, request_id, body, url.path, encoding, caller, fault)
             return
         if fault is not None and (fault.drop or fault.delay):
             if fault.land and not fault.drop:
-                outcome = self._ingest(url.path, parse_qs(url.query), body, encoding, request_id)
+                outcome = self._ingest(url.path, parse_qs(url.query), body, encoding, request_id, caller)
                 time.sleep(fault.delay)
-                self._respond(h, outcome, request_id, body, url.path, encoding, client_id, fault)
+                self._respond(h, outcome, request_id, body, url.path, encoding, caller, fault)
                 return
             time.sleep(fault.delay)
             self._record(
                 RecordedRequest(
-                    0, body, 0, request_id, time.time(), url.path, encoding, client_id, fault.describe()
+                    0,
+                    body,
+                    0,
+                    request_id,
+                    time.time(),
+                    url.path,
+                    encoding,
+                    None if caller is None else caller.appid,
+                    fault.describe(),
+                    tenant_id=None if caller is None else caller.tid,
                 )
             )
             h.drop_connection()
             return
-        outcome = self._ingest(url.path, parse_qs(url.query), body, encoding, request_id)
-        self._respond(h, outcome, request_id, body, url.path, encoding, client_id, None)
+        outcome = self._ingest(url.path, parse_qs(url.query), body, encoding, request_id, caller)
+        self._respond(h, outcome, request_id, body, url.path, encoding, caller, None)
 
     def _respond(
         self,
@@ -393,7 +417,7 @@ class LogsIngestionStandIn(StandInLifecycle):
         body: bytes,
         path: str,
         encoding: str | None,
-        client_id: str | None,
+        caller: TokenClaims | None,
         fault: _Fault | None,
     ) -> None:
         code = None
@@ -408,9 +432,10 @@ class LogsIngestionStandIn(StandInLifecycle):
                 time.time(),
                 path,
                 encoding,
-                client_id,
+                None if caller is None else caller.appid,
                 None if fault is None else fault.describe(),
                 code,
+                None if caller is None else caller.tid,
             )
         )
         headers = {"x-ms-request-id": request_id, **outcome.headers}
@@ -427,12 +452,12 @@ class LogsIngestionStandIn(StandInLifecycle):
             if self._current(rec.request_id, done=True):
                 self._requests.append(rec)
 
-    def _authorize(self, h: StandInHandler) -> str:
+    def _authorize(self, h: StandInHandler) -> TokenClaims:
         auth = h.headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise TokenError("InvalidAuthenticationToken", "An authentication token was not provided.")
-        return self.issuer.verify(token.strip(), self.audience).appid
+        return self.issuer.verify(token.strip(), self.audience)
 
     def _unauthorized(self, exc: TokenError) -> _Outcome:
         outcome = self._error(401, exc.code, exc.message)
@@ -443,7 +468,13 @@ class LogsIngestionStandIn(StandInLifecycle):
         return outcome
 
     def _ingest(
-        self, path: str, query: dict[str, list[str]], body: bytes, encoding: str | None, request_id: str
+        self,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        encoding: str | None,
+        request_id: str,
+        caller: TokenClaims | None,
     ) -> _Outcome:
         parts = [unquote(p) for p in path.strip("/").split("/")]
         if len(parts) != 4 or parts[0] != "dataCollectionRules" or parts[2] != "streams":
@@ -451,6 +482,8 @@ class LogsIngestionStandIn(StandInLifecycle):
         dcr, stream = parts[1], parts[3]
         if dcr != self.dcr_id:
             return self._error(404, "NotFound", f"Data collection rule with immutable Id '{dcr}' not found.")
+        if not self._allowed(dcr, caller):
+            return self._error(403)
         if stream != self.stream:
             return self._error(
                 404, "InvalidStream", f"Stream '{stream}' is not declared in data collection rule '{dcr}'."

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self, TypeVar
 
 from local.standins import tls
 
@@ -113,6 +113,27 @@ class ThreadedServer:
     @property
     def base_url(self) -> str:
         return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
+
+
+class _Counted(Protocol):
+    times: int
+
+
+F = TypeVar("F", bound=_Counted)
+
+
+def take_fault(faults: list[F], outage: F | None) -> F | None:
+    """The fault for the next request (call under the stand-in's lock): the outage while there is
+    one, else the first queued fault, used up after its ``times``."""
+    if outage is not None:
+        return outage
+    if not faults:
+        return None
+    fault = faults[0]
+    fault.times -= 1
+    if fault.times <= 0:
+        faults.pop(0)
+    return fault
 
 
 def owner_of(handler: BaseHTTPRequestHandler) -> Any:

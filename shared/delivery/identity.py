@@ -37,6 +37,16 @@ AZURE_MARKERS = ("WEBSITE_INSTANCE_ID", "IDENTITY_ENDPOINT", "MSI_ENDPOINT")
 CLIENT_SECRET, MANAGED_IDENTITY, DEVELOPER = "client_secret", "managed_identity", "developer"
 
 
+def authority_options(authority: str | None) -> dict[str, Any]:
+    """Credential keyword arguments for an Entra authority host (`AZURE_AUTHORITY_HOST`'s form):
+    none for the default; instance discovery off for a host MSAL does not know (it would ask the
+    public cloud about it)."""
+    if not authority:
+        return {}
+    host = urlparse(authority if "//" in authority else f"https://{authority}").hostname or ""
+    return {"authority": authority, "disable_instance_discovery": host not in _KNOWN_AUTHORITIES}
+
+
 def credential_kind(client_id: str | None, env: Mapping[str, str]) -> str:
     """Which credential the environment calls for (see the module docstring)."""
     if env.get("AZURE_TENANT_ID") and env.get("AZURE_CLIENT_SECRET") and client_id:
@@ -62,11 +72,7 @@ def build_credential(
     tenant = env.get("AZURE_TENANT_ID") or None
     if kind == CLIENT_SECRET and client_id:
         kwargs: dict[str, Any] = {"connection_verify": ca_bundle} if ca_bundle else {}
-        authority = env.get("AZURE_AUTHORITY_HOST", "")
-        if authority:
-            kwargs["authority"] = authority
-            host = urlparse(authority if "//" in authority else f"https://{authority}").hostname or ""
-            kwargs["disable_instance_discovery"] = host not in _KNOWN_AUTHORITIES
+        kwargs.update(authority_options(env.get("AZURE_AUTHORITY_HOST", "")))
         return ClientSecretCredential(
             tenant_id=tenant or "", client_id=client_id, client_secret=env["AZURE_CLIENT_SECRET"], **kwargs
         )

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import ssl
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -30,9 +32,10 @@ def local_runner(*args: str, **settings: str) -> Iterator[dict[str, str]]:
     proc, lines = spawn_local_run(["--port", str(port), *args], {**keys, **settings}, "Relay listening")
     output = "".join(lines)
     rows_url = re.search(r"rows: (https://\S+)\)", output)
-    assert rows_url, output
+    vault_url = re.search(r"Key Vault +stand-in at (https://\S+) ", output)
+    assert rows_url and vault_url, output
     try:
-        yield {"url": f"http://127.0.0.1:{port}", "rows": rows_url.group(1)}
+        yield {"url": f"http://127.0.0.1:{port}", "rows": rows_url.group(1), "vault": vault_url.group(1)}
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -53,6 +56,17 @@ def test_every_fixture_lands_through_the_local_runner(runner: dict[str, str]) ->
     rows = local_run_rows(runner["rows"])[before:]
     expected = [f.event_type for f in ALL_FIXTURES for _ in range(f.count)]
     assert [r["EventType"] for r in rows] == expected
+
+
+def test_key_vault_standin_is_up_and_empty(runner: dict[str, str]) -> None:
+    """A locally added tenant's references resolve against it; nothing secret is seeded."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the runner's CA lives in its own temp dir
+    request = urllib.request.Request(runner["vault"] + "/secrets/webhook-secret?api-version=7.5")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, context=ctx, timeout=5)
+    assert err.value.code == 401  # a Key Vault: no token, no answer
 
 
 def test_function_key_is_required(runner: dict[str, str]) -> None:
