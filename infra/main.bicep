@@ -470,7 +470,7 @@ module destinationRoles 'modules/destination-role.bicep' = [for destination in s
 
 // Every other DCR (another subscription, or another Entra tenant through Azure Lighthouse): the exact
 // role assignment to make, one line each, for someone with rights there (docs/TENANTS.md, roles).
-var destinationRoleCommandLines = [for destination in destinations: toLower(split(destination.dcrResourceId, '/')[2]) == relaySubscriptionId ? '' : 'az role assignment create --assignee-object-id ${identity.outputs.principalId} --assignee-principal-type ServicePrincipal --role "Monitoring Metrics Publisher" --scope ${destination.dcrResourceId}\n']
+var destinationRoleCommandLines = [for destination in destinations: (toLower(split(destination.dcrResourceId, '/')[2]) == relaySubscriptionId) ? '' : 'az role assignment create --assignee-object-id ${identity.outputs.principalId} --assignee-principal-type ServicePrincipal --role "Monitoring Metrics Publisher" --scope ${destination.dcrResourceId}\n']
 
 module alerts 'modules/alerts.bicep' = {
   name: 'alerts-${resourceToken}'
