@@ -387,6 +387,16 @@ def _position(text: str, offset: int) -> int:
 
 
 def analyze(queries: list[Query], contexts: dict[str, Any], root: Path = ROOT) -> list[list[dict[str, Any]]]:
+    """Kusto.Language's diagnostics of each query."""
+    return [item["diagnostics"] for item in _run_analyzer(queries, contexts, root)]
+
+
+def result_columns(queries: list[Query], contexts: dict[str, Any], root: Path = ROOT) -> list[list[str]]:
+    """The result columns of each query, as the binder infers them (e.g. an alert's split column)."""
+    return [item["columns"] for item in _run_analyzer(queries, contexts, root)]
+
+
+def _run_analyzer(queries: list[Query], contexts: dict[str, Any], root: Path) -> list[dict[str, Any]]:
     payload = {
         "contexts": contexts,
         "queries": [
@@ -403,7 +413,7 @@ def analyze(queries: list[Query], contexts: dict[str, Any], root: Path = ROOT) -
     )
     if result.returncode != 0:
         raise RuntimeError(f"kql analyzer failed: {result.stderr.strip()[-2000:]}")
-    answers = {item["id"]: item["diagnostics"] for item in json.loads(result.stdout)}
+    answers = {item["id"]: item for item in json.loads(result.stdout)}
     return [answers[i] for i in range(len(queries))]
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from pycep import BicepParser
 
+from infra.checks.kql_check import build_contexts, discover, result_columns
+
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
@@ -297,3 +299,25 @@ def test_the_relay_reads_tenant_secret_references_and_nobody_is_made_officer() -
     assert vault["resources"]["secretsUser"]["config"]["scope"] == "vault"
     for path in INFRA.rglob("*.bicep"):
         assert KEY_VAULT_SECRETS_OFFICER not in path.read_text(encoding="utf-8"), path.name
+
+
+# ---- alerts per tenant ------------------------------------------------------------------------
+
+
+def test_every_log_alert_returns_a_tenant_column_and_splits_on_it() -> None:
+    alerts_path = INFRA / "modules" / "alerts.bicep"
+    alerts = parse_bicep(alerts_path)
+    kind = "Microsoft.Insights/scheduledQueryRules"
+    rules = [r["config"] for r in alerts["resources"].values() if r["type"] == kind]
+    assert len(rules) == 4
+    for rule in rules:
+        [criterion] = rule["properties"]["criteria"]["allOf"]
+        assert criterion["dimensions"] == "tenantDimensions"
+    [dimension] = alerts["variables"]["tenantDimensions"]["value"]
+    assert dimension == {"name": "tenant", "operator": "Include", "values": "alertTenants"}
+    assert alerts["parameters"]["alertTenants"]["default"] == ["*"]
+
+    found = discover([alerts_path])
+    columns = result_columns(found.queries, build_contexts(found.functions))
+    assert len(columns) == len(rules)
+    assert all("tenant" in c for c in columns), columns
