@@ -489,6 +489,15 @@ module alerts 'modules/alerts.bicep' = {
   }
 }
 
+module healthWorkbook 'modules/workbook.bicep' = {
+  name: 'workbook-${resourceToken}'
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.id
+  }
+}
+
 module sentinelOnboarding 'modules/sentinel-onboarding.bicep' = if (enableSentinel) {
   name: 'sentinel-onboarding-${resourceToken}'
   scope: resourceGroup(effectiveWorkspaceRg)

@@ -7,7 +7,7 @@ Queries are found generically, so new content is covered without registering it:
   - queries embedded in Bicep (`query` of alert rules, analytics rules and saved searches,
     `transformKql` of a DCR, the queries of a data connector definition; `${...}` interpolations
     become placeholders),
-  - JSON under sentinel/: workbook items (`query` of Logs items and parameters, with workbook
+  - JSON under infra/ and sentinel/: workbook items (`query` of Logs items and parameters, with workbook
     parameters such as `{TimeRange:grain}` substituted) and data connector definitions
     (`baseQuery`, `query`, `lastDataReceivedQuery`, `connectivityCriterias[].value`).
 
@@ -108,7 +108,8 @@ def default_files(root: Path = ROOT) -> list[Path]:
     for folder in ("infra", "sentinel"):
         for pattern in ("*.bicep", "*.yaml", "*.yml"):
             found.update((root / folder).rglob(pattern))
-    found.update((root / "sentinel").rglob("*.json"))
+    for folder in ("infra", "sentinel"):  # infra/: the relay health workbook (infra/workbooks/)
+        found.update((root / folder).rglob("*.json"))
     return sorted(p for p in found if "checks" not in p.relative_to(root).parts[:2])
 
 

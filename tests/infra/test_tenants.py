@@ -1,4 +1,4 @@
-"""Several tenants in infra/ (issue 22, docs/TENANTS.md): the `destinations` parameter.
+"""Several tenants in infra/ (issue 22, docs/TENANTS.md): destinations, alerts and workbooks per tenant.
 
 No Bicep compiler runs here, so the expressions that decide which DCR gets its role from the
 deployment, and which gets a printed `az role assignment create` line, are evaluated from pycep's
@@ -321,3 +321,40 @@ def test_every_log_alert_returns_a_tenant_column_and_splits_on_it() -> None:
     columns = result_columns(found.queries, build_contexts(found.functions))
     assert len(columns) == len(rules)
     assert all("tenant" in c for c in columns), columns
+
+
+# ---- workbooks per tenant ---------------------------------------------------------------------
+
+
+def _parameter(workbook: dict[str, Any], name: str) -> dict[str, Any]:
+    [item] = [i for i in workbook["items"] if i["type"] == 9]
+    [param] = [p for p in item["content"]["parameters"] if p["name"] == name]
+    return param
+
+
+def test_the_health_workbook_has_a_tenant_dropdown_applied_to_every_query() -> None:
+    workbook = json.loads((INFRA / "workbooks" / "relay-health.json").read_text(encoding="utf-8"))
+    tenant = _parameter(workbook, "Tenant")
+    assert (tenant["type"], tenant["multiSelect"], tenant["defaultValue"]) == (2, True, "value::all")
+    assert tenant["typeSettings"]["selectAllValue"] == "*"
+    assert 'customDimensions["tenant"]' in tenant["query"]
+    queries = [i["content"]["query"] for i in workbook["items"] if i["type"] == 3]
+    assert len(queries) >= 5
+    for query in queries:
+        assert 'coalesce(tostring(customDimensions["tenant"]), "default")' in query
+        assert "| where '*' in ({Tenant}) or tenant in ({Tenant})" in query
+        assert "by tenant" in query
+    module = parse_bicep(INFRA / "modules" / "workbook.bicep")
+    config = module["resources"]["workbook"]["config"]
+    assert config["properties"]["sourceId"] == "appInsightsId"
+    assert "healthWorkbook" in parse_bicep(INFRA / "main.bicep")["modules"]
+
+
+def test_the_sentinel_workbook_filters_every_query_by_tenant_client_name() -> None:
+    path = ROOT / "sentinel" / "Workbooks" / "WallarmOverview.json"
+    workbook = json.loads(path.read_text(encoding="utf-8"))
+    tenant = _parameter(workbook, "Tenant")
+    assert "ClientName" in tenant["query"] and tenant["typeSettings"]["selectAllValue"] == "*"
+    for item in workbook["items"]:
+        if item["type"] == 3:
+            assert "| where '*' in ({Tenant}) or ClientName in ({Tenant})" in item["content"]["query"]
