@@ -212,6 +212,12 @@ param hourlyCountSchedule string = '0 0 * * * *'
 @description('App setting COMPLETENESS_SCHEDULE (README, Settings).')
 param completenessSchedule string = '0 20 * * * *'
 
+// Several tenants (docs/TENANTS.md). Tenants themselves are data (the tenant registry table, managed
+// with relayctl), not settings; this list only lets the deployment grant the relay identity its
+// role on each tenant's DCR. No credentials here: a tenant's secrets are Key Vault references.
+@description('Tenants\' destinations: [{name: tenant slug, dcrResourceId, dceResourceId (optional)}]. A DCR in this subscription gets Monitoring Metrics Publisher for the relay identity; for any other DCR the output DESTINATION_ROLE_COMMANDS gives the role assignment to make (docs/TENANTS.md).')
+param destinations array = []
+
 @minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
@@ -447,6 +453,25 @@ module readerRole 'modules/reader-role.bicep' = {
   }
 }
 
+// Monitoring Metrics Publisher on each tenant's DCR in this subscription (any resource group); the
+// role is assigned at the DCR's resource group, so the deployment needs that right there.
+var relaySubscriptionId = toLower(subscription().subscriptionId)
+var sameSubscriptionDestinations = filter(destinations, d => toLower(split(d.dcrResourceId, '/')[2]) == relaySubscriptionId)
+module destinationRoles 'modules/destination-role.bicep' = [for destination in sameSubscriptionDestinations: {
+  name: 'dest-role-${destination.name}-${take(resourceToken, 13)}'
+  scope: resourceGroup(split(destination.dcrResourceId, '/')[2], split(destination.dcrResourceId, '/')[4])
+  params: {
+    tenantName: destination.name
+    dcrResourceId: destination.dcrResourceId
+    dceResourceId: contains(destination, 'dceResourceId') ? destination.dceResourceId : ''
+    relayPrincipalId: identity.outputs.principalId
+  }
+}]
+
+// Every other DCR (another subscription, or another Entra tenant through Azure Lighthouse): the exact
+// role assignment to make, one line each, for someone with rights there (docs/TENANTS.md, roles).
+var destinationRoleCommandLines = [for destination in destinations: (toLower(split(destination.dcrResourceId, '/')[2]) == relaySubscriptionId) ? '' : 'az role assignment create --assignee-object-id ${identity.outputs.principalId} --assignee-principal-type ServicePrincipal --role "Monitoring Metrics Publisher" --scope ${destination.dcrResourceId}\n']
+
 module alerts 'modules/alerts.bicep' = {
   name: 'alerts-${resourceToken}'
   params: {
@@ -457,6 +482,19 @@ module alerts 'modules/alerts.bicep' = {
     workspaceResourceId: workspace.outputs.id
     dcrResourceId: dcr.outputs.id
     alertEmail: alertEmail
+    destinationDcrs: [for destination in sameSubscriptionDestinations: {
+      name: destination.name
+      dcrResourceId: destination.dcrResourceId
+    }]
+  }
+}
+
+module healthWorkbook 'modules/workbook.bicep' = {
+  name: 'workbook-${resourceToken}'
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.id
   }
 }
 
@@ -496,3 +534,12 @@ output LOGS_WORKSPACE_ID string = workspace.outputs.customerId
 output LOG_ANALYTICS_WORKSPACE_RESOURCE_ID string = workspace.outputs.id
 output AZURE_VAULT_NAME string = vault.outputs.name
 output AZURE_LOCATION string = location
+// Tenants' destinations (docs/TENANTS.md): which DCRs got the role from this deployment, and the
+// role assignments still to make for the others (empty when there are none).
+output DESTINATION_ROLES array = [for destination in destinations: {
+  name: destination.name
+  dcrResourceId: destination.dcrResourceId
+  roleAssignedByDeployment: toLower(split(destination.dcrResourceId, '/')[2]) == relaySubscriptionId
+}]
+output DESTINATION_ROLE_COMMANDS string = join(destinationRoleCommandLines, '')
+output RELAY_PRINCIPAL_ID string = identity.outputs.principalId

@@ -7,7 +7,7 @@ Queries are found generically, so new content is covered without registering it:
   - queries embedded in Bicep (`query` of alert rules, analytics rules and saved searches,
     `transformKql` of a DCR, the queries of a data connector definition; `${...}` interpolations
     become placeholders),
-  - JSON under sentinel/: workbook items (`query` of Logs items and parameters, with workbook
+  - JSON under infra/ and sentinel/: workbook items (`query` of Logs items and parameters, with workbook
     parameters such as `{TimeRange:grain}` substituted) and data connector definitions
     (`baseQuery`, `query`, `lastDataReceivedQuery`, `connectivityCriterias[].value`).
 
@@ -108,7 +108,8 @@ def default_files(root: Path = ROOT) -> list[Path]:
     for folder in ("infra", "sentinel"):
         for pattern in ("*.bicep", "*.yaml", "*.yml"):
             found.update((root / folder).rglob(pattern))
-    found.update((root / "sentinel").rglob("*.json"))
+    for folder in ("infra", "sentinel"):  # infra/: the relay health workbook (infra/workbooks/)
+        found.update((root / folder).rglob("*.json"))
     return sorted(p for p in found if "checks" not in p.relative_to(root).parts[:2])
 
 
@@ -387,6 +388,16 @@ def _position(text: str, offset: int) -> int:
 
 
 def analyze(queries: list[Query], contexts: dict[str, Any], root: Path = ROOT) -> list[list[dict[str, Any]]]:
+    """Kusto.Language's diagnostics of each query."""
+    return [item["diagnostics"] for item in _run_analyzer(queries, contexts, root)]
+
+
+def result_columns(queries: list[Query], contexts: dict[str, Any], root: Path = ROOT) -> list[list[str]]:
+    """The result columns of each query, as the binder infers them (e.g. an alert's split column)."""
+    return [item["columns"] for item in _run_analyzer(queries, contexts, root)]
+
+
+def _run_analyzer(queries: list[Query], contexts: dict[str, Any], root: Path) -> list[dict[str, Any]]:
     payload = {
         "contexts": contexts,
         "queries": [
@@ -403,7 +414,7 @@ def analyze(queries: list[Query], contexts: dict[str, Any], root: Path = ROOT) -
     )
     if result.returncode != 0:
         raise RuntimeError(f"kql analyzer failed: {result.stderr.strip()[-2000:]}")
-    answers = {item["id"]: item["diagnostics"] for item in json.loads(result.stdout)}
+    answers = {item["id"]: item for item in json.loads(result.stdout)}
     return [answers[i] for i in range(len(queries))]
 
 

@@ -8,6 +8,10 @@
 // and a metric alert on the DCR itself:
 //  5. the DCR dropped rows (metric RowsDropped_Count, "Logs Rows Dropped per Min").
 // An action group is created only when an e-mail address is given.
+// Several tenants (docs/TENANTS.md): the relay's telemetry carries a custom dimension `tenant`
+// (`default` for the single integration; absent in telemetry from before tenants, read as
+// `default`). Rules 1-3 return a `tenant` column and split on it, so each tenant alerts on its
+// own; rule 4 is for the deployment's DCR (the default tenant's) and rule 5 has one copy per DCR.
 param namePrefix string
 param location string
 param tags object = {}
@@ -18,6 +22,12 @@ param workspaceResourceId string
 param dcrResourceId string
 @description('E-mail for alert notifications. Empty: rules fire without notification (visible in Azure Monitor).')
 param alertEmail string = ''
+@description('Tenants the log alerts fire for, one alert per tenant (a dimension on the `tenant` column). [\'*\']: every tenant seen, including ones added later.')
+param alertTenants array = [
+  '*'
+]
+@description('Tenants\' DCRs in this subscription [{name, dcrResourceId}]: each gets its own rows-dropped metric alert.')
+param destinationDcrs array = []
 @description('Backlog age threshold in seconds.')
 param backlogThresholdSeconds int = 1800
 
@@ -46,18 +56,22 @@ var actions = hasEmail ? {
   ]
 } : {}
 
+// Each rule's query ends with a `tenant` column (coalesce: empty or absent -> "default").
 var integrationDisabledQuery = '''
 union isfuzzy=true
-  (customMetrics | where name == "relay.integration.disabled" and value > 0 | project timestamp),
-  (customEvents | where name == "relay.integration.disabled" | project timestamp),
-  (traces | where message has "integration_broken" or message has "relay.integration.disabled" | project timestamp)
+  (customMetrics | where name == "relay.integration.disabled" and value > 0 | project timestamp, customDimensions),
+  (customEvents | where name == "relay.integration.disabled" | project timestamp, customDimensions),
+  (traces | where message has "integration_broken" or message has "relay.integration.disabled" | project timestamp, customDimensions)
+| extend tenant = coalesce(tostring(customDimensions["tenant"]), "default")
+| project timestamp, tenant
 '''
 
 var backlogQuery = '''
 customMetrics
 | where name == "relay.queue.oldest_pending_age_seconds"
 | extend AgeSeconds = iff(isnotempty(valueMax), todouble(valueMax), todouble(value))
-| project timestamp, AgeSeconds
+| extend tenant = coalesce(tostring(customDimensions["tenant"]), "default")
+| project timestamp, tenant, AgeSeconds
 '''
 
 var ingestionDeniedQuery = '''
@@ -66,14 +80,26 @@ union isfuzzy=true
     | where name == "relay.delivery.attempts"
     | extend status = tostring(customDimensions["status"])
     | where status in ("403", "404")
-    | project timestamp, status),
+    | project timestamp, status, customDimensions),
   (dependencies
     | where target has "ingest.monitor.azure.com" and resultCode in ("403", "404")
-    | project timestamp, status = resultCode)
+    | project timestamp, status = resultCode, customDimensions)
+| extend tenant = coalesce(tostring(customDimensions["tenant"]), "default")
+| project timestamp, tenant, status
 '''
 
-// One line: Bicep interpolates only single-quoted strings.
-var dcrLogErrorsQuery = 'DCRLogErrors | where _ResourceId =~ "${dcrResourceId}" | project TimeGenerated, OperationName, InputStreamId, Message'
+// One line: Bicep interpolates only single-quoted strings. The deployment's DCR is the default
+// tenant's; another tenant's DCR logs its errors where its own diagnostic setting sends them.
+var dcrLogErrorsQuery = 'DCRLogErrors | where _ResourceId =~ "${dcrResourceId}" | extend tenant = "default" | project TimeGenerated, tenant, OperationName, InputStreamId, Message'
+
+// One alert per tenant: split on the query's `tenant` column.
+var tenantDimensions = [
+  {
+    name: 'tenant'
+    operator: 'Include'
+    values: alertTenants
+  }
+]
 
 resource integrationDisabled 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: '${namePrefix}-integration-disabled'
@@ -94,6 +120,7 @@ resource integrationDisabled 'Microsoft.Insights/scheduledQueryRules@2023-12-01'
       allOf: [
         {
           query: integrationDisabledQuery
+          dimensions: tenantDimensions
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
@@ -128,6 +155,7 @@ resource backlogAge 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
       allOf: [
         {
           query: backlogQuery
+          dimensions: tenantDimensions
           timeAggregation: 'Maximum'
           metricMeasureColumn: 'AgeSeconds'
           operator: 'GreaterThan'
@@ -163,6 +191,7 @@ resource ingestionDenied 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
       allOf: [
         {
           query: ingestionDeniedQuery
+          dimensions: tenantDimensions
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
@@ -197,6 +226,7 @@ resource dcrLogErrors 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
       allOf: [
         {
           query: dcrLogErrorsQuery
+          dimensions: tenantDimensions
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
@@ -247,6 +277,44 @@ resource dcrRowsDropped 'Microsoft.Insights/metricAlerts@2018-03-01' = {
     ] : []
   }
 }
+
+// The same alert for each tenant's DCR in this subscription (a DCR's metrics have no tenant
+// dimension: the DCR is the tenant).
+resource tenantDcrRowsDropped 'Microsoft.Insights/metricAlerts@2018-03-01' = [for destination in destinationDcrs: {
+  name: '${namePrefix}-dcr-rows-dropped-${destination.name}'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'Tenant ${destination.name}: its data collection rule dropped rows (Logs Rows Dropped per Min > 0). See docs/TENANTS.md and infra/README.md, runbook.'
+    severity: 2
+    enabled: true
+    scopes: [
+      destination.dcrResourceId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'rows-dropped'
+          metricNamespace: 'Microsoft.Insights/dataCollectionRules'
+          metricName: 'RowsDropped_Count'
+          timeAggregation: 'Total'
+          operator: 'GreaterThan'
+          threshold: 0
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: hasEmail ? [
+      {
+        actionGroupId: actionGroup.id
+      }
+    ] : []
+  }
+}]
 
 output ruleIds array = [
   integrationDisabled.id

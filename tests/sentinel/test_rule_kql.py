@@ -79,7 +79,9 @@ def queries() -> dict[str, str]:
     workbook = json.loads((SENTINEL / "Workbooks" / "WallarmOverview.json").read_text(encoding="utf-8"))
     for item in workbook["items"]:
         if item["type"] == 3:
-            out[f"workbook:{item['name']}"] = item["content"]["query"].replace("{TimeRange:grain}", "1h")
+            # {Tenant} as the workbook expands "All" (selectAllValue '*').
+            text = item["content"]["query"].replace("{TimeRange:grain}", "1h").replace("{Tenant}", "'*'")
+            out[f"workbook:{item['name']}"] = text
     return out
 
 
