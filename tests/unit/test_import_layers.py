@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "shared"
 # Lowest first. "vocabulary" is every module directly under shared/ but settings.
-LAYERS = ("vocabulary", "store", "health", "delivery", "intake", "settings", "completeness", "ops")
+LAYERS = ("vocabulary", "store", "health", "delivery", "intake", "settings", "completeness", "tenancy", "ops")
 
 
 def _module(path: Path) -> str:
