@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from azure.data.tables import TableServiceClient
+
 from shared.clock import Clock, utc_now
 from shared.completeness.timer import Completeness, build_completeness
 from shared.delivery.deliver_or_queue import DeliverOrQueue
@@ -27,6 +29,7 @@ from shared.intake.webhook import WebhookConfig, WebhookHandler
 from shared.limits import TABLE_CLIENT_BOUNDS
 from shared.ops.admin import Admin, platform_auth_enabled
 from shared.ops.retention import Retention
+from shared.ops.tenant_admin import SecretWriter, TenantAdmin
 from shared.settings import Settings, load_settings
 from shared.store.counters import HourlyCounters
 from shared.store.dedup import DedupKeys
@@ -34,7 +37,9 @@ from shared.store.ledger import AttemptLedger
 from shared.store.queue import RetryQueue
 from shared.store.state import IntegrationStateRepo
 from shared.store.tables import open_store_tables, table_service_from
+from shared.store.tenants import TenantRegistry
 from shared.telemetry import Telemetry
+from shared.tenancy.tenant_ops import NoSecretStore, StateSwitches, TableQueues, TenantTables
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class Services:
     counters: HourlyCounters
     retention: Retention
     completeness: Completeness
+    tenant_admin: TenantAdmin
 
 
 def retry_worker_config(settings: Settings) -> RetryWorkerConfig:
@@ -80,11 +86,13 @@ def build_services(
     clock: Clock = utc_now,
     sleep: Callable[[float], None] = time.sleep,
     telemetry: Telemetry | None = None,
+    secret_writer: SecretWriter | None = None,
 ) -> Services:
     """The composition root: every object of a worker, built from settings and wired together.
 
     Long on purpose: it is only construction, in dependency order, and reading the whole wiring in
-    one place is the point (each piece it calls is small and tested on its own).
+    one place is the point (each piece it calls is small and tested on its own). ``secret_writer``
+    writes rotated tenant secrets to Key Vault (refused with 501 until one is given).
     """
     env = os.environ if env is None else env
     settings = load_settings(env)
@@ -190,4 +198,24 @@ def build_services(
             settings.counter_retention,
         ),
         completeness=completeness,
+        tenant_admin=build_tenant_admin(service, settings, env, clock, secret_writer),
+    )
+
+
+def build_tenant_admin(
+    service: TableServiceClient,
+    settings: Settings,
+    env: Mapping[str, str],
+    clock: Clock,
+    secret_writer: SecretWriter | None,
+) -> TenantAdmin:
+    """The tenant operations, on the registry and each tenant's own tables (shared/tenancy/tenant_ops.py
+    holds the collaborators, to be swapped for the per-tenant services when they are wired)."""
+    tenant_tables = TenantTables(service, settings.table_prefix, clock)
+    return TenantAdmin(
+        TenantRegistry.open(service, settings.table_prefix, clock),
+        TableQueues(tenant_tables),
+        StateSwitches(tenant_tables),
+        secret_writer or NoSecretStore(),
+        env,
     )
