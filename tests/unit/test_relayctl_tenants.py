@@ -35,7 +35,7 @@ def build_app() -> func.FunctionApp:
         if req.route_params.get("name") == "gone":
             error = {"error": {"code": "unknown_tenant", "message": "no tenant named 'gone'"}}
             return func.HttpResponse(json.dumps(error), status_code=404, mimetype="application/json")
-        answer = {"seen": seen}
+        answer: dict[str, Any] = {"seen": seen}
         if req.method == "DELETE" and req.params.get("then") == "export":
             answer["exported"] = [{"id": "e1", "rows": [{"EventType": "hit"}]}]
         return func.HttpResponse(json.dumps(answer), mimetype="application/json")
