@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.health.probe import storage_unavailable_body
@@ -23,6 +23,7 @@ from shared.ops.services import Services, build_services
 from shared.ops.tenant_admin import TenantAdmin
 from shared.settings import KEYVAULT_FIX, SettingsError, load_settings
 from shared.store.tables import StoreUnavailable
+from shared.tenancy.names import DEFAULT_TENANT
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,29 @@ def test_integration(call: RouteRequest) -> Reply:
 
 
 def relay_status(call: RouteRequest) -> Reply:
-    return with_services(lambda svc: Reply(200, status(svc)))
+    def answer(svc: Services) -> Reply:
+        return not_per_tenant_yet(call, "status") or Reply(200, status(svc))
+
+    return with_services(answer)
+
+
+def not_per_tenant_yet(call: RouteRequest, action: str) -> Reply | None:
+    """``?tenant=`` other than the default on a relay command that is not per tenant yet: a clear
+    501, never the default tenant's answer under another tenant's name. (The per-tenant services,
+    shared/tenancy/directory.py, replace this.)"""
+    tenant = call.params.get("tenant", "").strip()
+    if tenant in ("", DEFAULT_TENANT):
+        return None
+    return Reply(
+        501,
+        {
+            "error": {
+                "code": "not_per_tenant_yet",
+                "message": f"{action} does not take ?tenant= in this version: use relay/tenants/{{name}} "
+                "(show, disable, enable), or leave ?tenant= out for the default tenant",
+            }
+        },
+    )
 
 
 def status(svc: Services) -> dict[str, object]:
@@ -113,6 +136,11 @@ def admin_action(svc: Services, call: RouteRequest) -> Reply:
     admin, params = svc.admin, call.params
     action = call.route_params.get("action", "")
     by = admin.caller(call.request.headers)
+    tenant = params.get("tenant", "").strip()
+    if tenant not in ("", DEFAULT_TENANT) and action in ("disable", "enable"):  # one tenant's switch
+        return tenant_action(svc.tenant_admin, by, replace(call, route_params={"name": tenant, "op": action}))
+    if (refused_here := not_per_tenant_yet(call, action)) is not None:
+        return refused_here
     try:
         if action == "disable":
             return Reply(200, admin.disable(by, parse_reason(params.get("reason", ""))))

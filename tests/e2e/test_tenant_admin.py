@@ -264,3 +264,25 @@ def test_remove_with_queued_entries_refuses_unless_told_to_drain_or_export(
     assert drained == {"tenant": "fabrikam", "removing": True, "pending_entries": 1, "removed": False}
     assert tenants.show("fabrikam")["removing"] is True
     assert TableQueues(queue_of).pending("fabrikam") == 1  # nothing dropped: the drain delivers it
+
+
+def test_tenant_on_the_relay_commands_acts_on_that_tenant_or_says_it_cannot_yet(
+    relay: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _ = http(relay, "POST", "relay/tenants", {"name": "northwind", **BODY})
+    assert status == 201
+    code, disabled, _ = ctl(relay, capsys, "disable", "--tenant", "northwind", "--reason", "maintenance")
+    assert code == 0 and disabled == {
+        "tenant": "northwind",
+        "enabled": False,
+        "reason": "maintenance",
+        "changed_by": "admin-key",
+    }
+    assert ctl(relay, capsys, "enable", "--tenant", "northwind")[0] == 0
+    code, unknown, _ = ctl(relay, capsys, "disable", "--tenant", "nobody")
+    assert code == 1 and unknown["error"]["code"] == "unknown_tenant"
+    code, status_answer, _ = ctl(relay, capsys, "status", "--tenant", "northwind")
+    assert code == 1 and status_answer["error"]["code"] == "not_per_tenant_yet"
+    code, default_status, _ = ctl(relay, capsys, "status", "--tenant", "default")
+    assert code == 0 and default_status["state"] == "enabled"
+    assert ctl(relay, capsys, "tenant", "remove", "northwind")[0] == 0
