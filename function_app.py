@@ -46,6 +46,24 @@ def relay_status(req: func.HttpRequest) -> func.HttpResponse:
     return serve(routes.relay_status, req)
 
 
+@app.route(route="relay/tenants", methods=["GET", "POST"], auth_level=func.AuthLevel.ADMIN)
+def relay_tenants(req: func.HttpRequest) -> func.HttpResponse:
+    """GET list, POST add (JSON body). Literal, so it wins over relay/{action:alpha}."""
+    return serve(routes.tenants_admin, req)
+
+
+@app.route(route="relay/tenants/{name}", methods=["GET", "PATCH", "DELETE"], auth_level=func.AuthLevel.ADMIN)
+def relay_tenant(req: func.HttpRequest) -> func.HttpResponse:
+    """GET show (with the last 20 audit rows), PATCH update (JSON body), DELETE remove (?then=…)."""
+    return serve(routes.tenants_admin, req)
+
+
+@app.route(route="relay/tenants/{name}/{op}", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+def relay_tenant_op(req: func.HttpRequest) -> func.HttpResponse:
+    """POST rotate-secret, disable (?reason=…), enable."""
+    return serve(routes.tenants_admin, req)
+
+
 @app.route(route="relay/{action:alpha}", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
 def relay_admin(req: func.HttpRequest) -> func.HttpResponse:
     """POST relay/disable (?reason=…), relay/enable, relay/replay (?id=…), relay/reconcile (?from=…&to=…)."""

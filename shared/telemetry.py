@@ -152,7 +152,6 @@ class Telemetry:
             yield span
 
 
-
 def tenant_log_records() -> None:
     """Give every log record a ``tenant`` attribute from ``current_tenant`` (Application Insights
     shows it as customDimensions.tenant). Idempotent; installed by the composition root."""

@@ -67,8 +67,6 @@ class WebhookConfig:
     max_body_bytes: int
     selection: Selection
     budget: timedelta
-    # Still accepted for a while after `relayctl tenant rotate-secret`, until Wallarm's header is changed.
-    previous_secret: str | None = field(default=None, repr=False)
 
 
 class WebhookHandler:
@@ -229,10 +227,7 @@ class WebhookHandler:
             given = request.headers.get(cfg.secret_header.lower())
             if given is None:
                 return error(401, "missing_secret", f"the {cfg.secret_header} header is required")
-            # Both compared, always: the answer's timing does not tell which one matched.
-            current = hmac.compare_digest(given.encode("utf-8"), cfg.secret.encode("utf-8"))
-            previous = hmac.compare_digest(given.encode("utf-8"), (cfg.previous_secret or "").encode("utf-8"))
-            if not (current or (previous and cfg.previous_secret)):
+            if not hmac.compare_digest(given.encode("utf-8"), cfg.secret.encode("utf-8")):
                 return error(401, "wrong_secret", f"the {cfg.secret_header} header does not match")
         return None
 

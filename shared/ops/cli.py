@@ -5,6 +5,13 @@
     python -m shared.ops.cli ... enable
     python -m shared.ops.cli ... replay [--id ENTRY_ID ...]
     python -m shared.ops.cli ... reconcile --from 2026-11-25T10:00Z --to 2026-11-25T12:00Z
+    python -m shared.ops.cli ... status --tenant contoso-eu
+    python -m shared.ops.cli ... tenant add contoso-eu --setting LOGS_INGESTION_ENDPOINT=https://… \
+        --setting LOGS_DCR_IMMUTABLE_ID=dcr-… \
+        --secret-ref WEBHOOK_SHARED_SECRET=https://<vault>.vault.azure.net/secrets/contoso-hook
+    python -m shared.ops.cli ... tenant list | show NAME | update NAME … | rotate-secret NAME
+    python -m shared.ops.cli ... tenant disable NAME [--reason …] | enable NAME
+    python -m shared.ops.cli ... tenant remove NAME [--drain | --export FILE]
 
 URL and key may come from RELAY_URL and RELAY_ADMIN_KEY (the host's master key:
 `az functionapp keys list -g <rg> -n <app> --query masterKey -o tsv`). The key travels in the
@@ -25,7 +32,12 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from shared.ops.cli_tenants import add_tenant_commands, open_export, tenant_request, write_export
+from shared.ops.user_error import UserError
+
+__all__ = ["UserError", "call", "main", "parser"]
 
 MASTER_KEY_COMMAND = "az functionapp keys list -g <rg> -n <app> --query masterKey -o tsv"
 URL_EXAMPLE = "https://<app>.azurewebsites.net (http://127.0.0.1:7071 for python -m local.run)"
@@ -42,18 +54,15 @@ examples:
   relayctl enable
   relayctl replay --id 001764072000000-0000001a2b3c4d --id 001764072000000-0000001a2b3c4e
   relayctl reconcile --from 2026-11-25T10:00Z --to 2026-11-25T12:00Z
+  relayctl status --tenant contoso-eu
+  relayctl tenant add contoso-eu --setting LOGS_INGESTION_ENDPOINT=https://<dce>.ingest.monitor.azure.com \
+      --setting LOGS_DCR_IMMUTABLE_ID=dcr-<id> \
+      --secret-ref WEBHOOK_SHARED_SECRET=https://<vault>.vault.azure.net/secrets/contoso-hook
+  relayctl tenant rotate-secret contoso-eu
+  relayctl tenant remove contoso-eu --export contoso-eu-queue.json
 
 exit status: 0 done; 1 the relay answered with an error (its JSON answer is printed);
 2 the call could not be made as given (what is wrong, and how to fix it)."""
-
-
-class UserError(Exception):
-    """A call that cannot be made as given: what is wrong, and how to fix it."""
-
-    def __init__(self, what: str, fix: str) -> None:
-        super().__init__(what)
-        self.what = what
-        self.fix = fix
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -84,16 +93,23 @@ def _check(url: str, key: str) -> str:
     return url.strip().rstrip("/").removesuffix("/api")
 
 
-def call(url: str, key: str, method: str, path: str, params: dict[str, str] | None = None) -> tuple[int, str]:
+def call(
+    url: str,
+    key: str,
+    method: str,
+    path: str,
+    params: dict[str, str] | None = None,
+    body: dict[str, Any] | None = None,
+) -> tuple[int, str]:
     """(status, body) of an admin call; UserError when it cannot be made or the key is refused."""
     base = _check(url, key)
     query = f"?{urllib.parse.urlencode(params)}" if params else ""
-    req = urllib.request.Request(
-        f"{base}/api/{path}{query}",
-        method=method,
-        data=b"" if method == "POST" else None,
-        headers={"x-functions-key": key.strip()},
-    )
+    headers = {"x-functions-key": key.strip()}
+    data = b"" if method == "POST" else None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(f"{base}/api/{path}{query}", method=method, data=data, headers=headers)
     try:
         with _OPENER.open(req, timeout=30) as resp:
             return resp.status, resp.read().decode("utf-8", "replace")
@@ -104,19 +120,19 @@ def call(url: str, key: str, method: str, path: str, params: dict[str, str] | No
             f"use the address it redirects to (usually https://) as --url or RELAY_URL, e.g. {URL_EXAMPLE}.",
         ) from None
     except urllib.error.HTTPError as err:
-        body = err.read().decode("utf-8", "replace")
+        answer = err.read().decode("utf-8", "replace")
         if err.code in (401, 403):
             raise UserError(
                 f"the relay refused the key (HTTP {err.code}): admin commands need the host's master key, "
                 "not a function key.",
                 f"get it with `{MASTER_KEY_COMMAND}` and pass it as --key or RELAY_ADMIN_KEY.",
             ) from None
-        if err.code == 404 and not _is_relay_error(body):
+        if err.code == 404 and not _is_relay_error(answer):
             raise UserError(
                 f"no relay admin endpoint at {base}/api/{path} (HTTP 404).",
                 f"check --url or RELAY_URL: the Function App's base URL, without /api, e.g. {URL_EXAMPLE}.",
             ) from None
-        return err.code, body
+        return err.code, answer
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", None) or err
         raise UserError(
@@ -150,12 +166,14 @@ def parser() -> argparse.ArgumentParser:
         help="the host's master key (default: $RELAY_ADMIN_KEY)",
     )
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("status", help="state, queue depth, oldest pending age, 12 h failure ratio, quarantine")
+    status = sub.add_parser(
+        "status", help="state, queue depth, oldest pending age, 12 h failure ratio, quarantine"
+    )
     disable = sub.add_parser("disable", help="disable (events are parked, settings kept)")
     disable.add_argument(
         "--reason", default="", help="why, recorded with who and when (one line, at most 200 characters)"
     )
-    sub.add_parser("enable", help="re-enable and replay parked events in order")
+    enable = sub.add_parser("enable", help="re-enable and replay parked events in order")
     replay = sub.add_parser("replay", help="replay quarantined entries once the cause is fixed")
     replay.add_argument(
         "--id",
@@ -167,10 +185,30 @@ def parser() -> argparse.ArgumentParser:
     reconcile = sub.add_parser("reconcile", help="re-run reconciliation with Wallarm's API for a time range")
     reconcile.add_argument("--from", dest="start", required=True, help="ISO 8601 start (UTC if no offset)")
     reconcile.add_argument("--to", dest="end", required=True, help="ISO 8601 end (UTC if no offset)")
+    for command in (status, disable, enable, replay, reconcile):
+        command.add_argument(
+            "--tenant",
+            default="",
+            help="the tenant to act on (default: the default tenant; `status --tenant all` for every tenant)",
+        )
+    add_tenant_commands(sub)
     return p
 
 
-def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, str] | None]:
+Request = tuple[str, str, dict[str, str] | None, dict[str, Any] | None]
+"""(method, path, query, JSON body) of one admin call."""
+
+
+def _request(args: argparse.Namespace) -> Request:
+    if args.command == "tenant":
+        return tenant_request(args)
+    method, path, params = _relay_request(args)
+    if args.tenant:
+        params = {**(params or {}), "tenant": args.tenant}
+    return method, path, params, None
+
+
+def _relay_request(args: argparse.Namespace) -> tuple[str, str, dict[str, str] | None]:
     if args.command == "status":
         return "GET", "relay/status", None
     if args.command == "disable":
@@ -192,7 +230,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"pass them, or set RELAY_URL (e.g. {URL_EXAMPLE}) and RELAY_ADMIN_KEY "
                 f"(`{MASTER_KEY_COMMAND}`); see relayctl --help.",
             )
-        status, text = call(args.url, args.key, *_request(args))
+        request = _request(args)
+        export = open_export(args)  # before the call: the rows must have somewhere to go
+        status, text = call(args.url, args.key, *request)
+        if export is not None:
+            text = write_export(export, status, text)
     except UserError as err:
         print(f"relayctl: {err.what}\nfix: {err.fix}", file=sys.stderr)
         return 2

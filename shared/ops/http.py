@@ -14,7 +14,7 @@ from shared.ops.routes import Reply, RouteRequest
 
 def serve(route: Callable[[RouteRequest], Reply], req: func.HttpRequest) -> func.HttpResponse:
     """One HTTP trigger: the route of shared/ops/routes.py, called with the request it reads."""
-    call = RouteRequest(to_webhook_request(req), dict(req.params), dict(req.route_params))
+    call = RouteRequest(to_webhook_request(req), dict(req.params), dict(req.route_params), req.method)
     return to_http_response(route(call))
 
 

@@ -9,6 +9,7 @@ fast and a settings error is reported as a clear 500 instead of "0 functions loa
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ from shared.intake.webhook import WebhookRequest, WebhookResponse, error
 from shared.limits import TENANT_LIMITS
 from shared.ops.admin import InvalidInput, parse_ids, parse_reason
 from shared.ops.services import Services, build_services
+from shared.ops.tenant_admin import TenantAdmin
 from shared.settings import KEYVAULT_FIX, SettingsError, load_settings
 from shared.store.tables import StoreUnavailable
 from shared.telemetry import DEFAULT_TENANT, current_tenant
@@ -40,6 +42,7 @@ class RouteRequest:
     request: WebhookRequest
     params: Mapping[str, str] = field(default_factory=dict)
     route_params: Mapping[str, str] = field(default_factory=dict)
+    method: str = "POST"
 
 
 def settings_error_body(error: SettingsError) -> dict[str, Any]:
@@ -199,6 +202,68 @@ def admin_action(svc: Services, call: RouteRequest) -> Reply:
     return Reply(
         404, {"error": {"code": "unknown_action", "message": "use disable, enable, replay or reconcile"}}
     )
+
+
+MAX_ADMIN_BODY_BYTES = 64 * 1024
+TENANT_OPS = ("rotate-secret", "disable", "enable")
+
+
+def refused(err: InvalidInput) -> Reply:
+    """A refused admin call: its status (400 unless said), code, message, and each problem's fix."""
+    error: dict[str, object] = {"code": err.code, "message": err.message}
+    problems = getattr(err, "problems", None)
+    if problems:
+        error["problems"] = problems
+    return Reply(getattr(err, "status", 400), {"error": error})
+
+
+def json_body(call: RouteRequest) -> dict[str, object]:
+    """The call's JSON object body; InvalidInput when it is not one (never echoing it)."""
+    if len(call.request.body) > MAX_ADMIN_BODY_BYTES:
+        raise InvalidInput("invalid_body", f"the body is larger than {MAX_ADMIN_BODY_BYTES} bytes")
+    try:
+        body = json.loads(call.request.body or b"{}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidInput("invalid_body", 'the body must be a JSON object, e.g. {"settings": {…}}')
+    return body
+
+
+def tenants_admin(call: RouteRequest) -> Reply:
+    """relay/tenants (GET list, POST add), relay/tenants/{name} (GET show, PATCH update, DELETE
+    remove ?then=drain|export), relay/tenants/{name}/{op} (POST rotate-secret, disable ?reason=, enable)."""
+
+    def act(svc: Services) -> Reply:
+        assert svc.tenant_admin is not None  # the default tenant's services always carry it
+        return tenant_action(svc.tenant_admin, svc.admin.caller(call.request.headers), call)
+
+    return with_services(act)
+
+
+def tenant_action(tenants: TenantAdmin, by: str, call: RouteRequest) -> Reply:
+    name, op, method = call.route_params.get("name"), call.route_params.get("op"), call.method.upper()
+    try:
+        if name is None:
+            if method == "GET":
+                return Reply(200, tenants.list())
+            return Reply(201, tenants.add(json_body(call), by))
+        if op is None:
+            if method == "GET":
+                return Reply(200, tenants.show(name))
+            if method == "PATCH":
+                return Reply(200, tenants.update(name, json_body(call), by))
+            return Reply(200, tenants.remove(name, by, call.params.get("then", "").strip().lower()))
+        if op == "rotate-secret":
+            return Reply(200, tenants.rotate_secret(name, by))
+        if op == "disable":
+            return Reply(200, tenants.disable(name, by, call.params.get("reason", "")))
+        if op == "enable":
+            return Reply(200, tenants.enable(name, by))
+    except InvalidInput as err:
+        log.warning("Tenant %s refused: %s", op or method, err.code)  # the code only, never a value
+        return refused(err)
+    return Reply(404, {"error": {"code": "unknown_action", "message": f"use one of {', '.join(TENANT_OPS)}"}})
 
 
 def run_retry_worker() -> None:

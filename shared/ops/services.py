@@ -6,14 +6,17 @@ own clock, sleep and telemetry. Nothing else constructs clients.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from azure.core.credentials import TokenCredential
+from azure.core.exceptions import AzureError
 from azure.data.tables import TableServiceClient
 
 from shared.clock import Clock, utc_now
@@ -28,19 +31,28 @@ from shared.health.ledger_writer import LedgerWriter
 from shared.health.probe import DcrProbe
 from shared.intake.dedup import WebhookDedup
 from shared.intake.webhook import WebhookConfig, WebhookHandler
-from shared.limits import TABLE_CLIENT_BOUNDS
+from shared.limits import TABLE_CLIENT_BOUNDS, TENANT_LIMITS
 from shared.ops.admin import Admin, platform_auth_enabled
 from shared.ops.retention import Retention
-from shared.settings import Settings, load_settings
+from shared.ops.tenant_admin import SecretWriter, TenantAdmin
+from shared.settings import Settings, SettingsError, load_settings
 from shared.store.counters import HourlyCounters
 from shared.store.dedup import DedupKeys
 from shared.store.ledger import AttemptLedger
 from shared.store.queue import RetryQueue
 from shared.store.state import IntegrationStateRepo
-from shared.store.tables import open_store_tables, table_service_from
+from shared.store.tables import StoreUnavailable, open_store_tables, table_service_from
+from shared.store.tenants import TenantRegistry
 from shared.telemetry import DEFAULT_TENANT, Telemetry, tenant_log_records
+from shared.tenancy.credentials import credential_for
 from shared.tenancy.directory import TenantDirectory
 from shared.tenancy.drain import FairDrain
+from shared.tenancy.secrets import KeyVaultSecrets, SecretUnavailable
+from shared.tenancy.spec import tenant_env
+from shared.tenancy.tenant_ops import KeyVaultWriter, StateSwitches, TableQueues, TenantTables, TenantVersion
+
+log = logging.getLogger(__name__)
+SECRET_CACHE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -60,8 +72,9 @@ class Services:
     counters: HourlyCounters
     retention: Retention
     completeness: Completeness
-    # The default tenant's services carry the others (None in a tenant's own services).
+    # The default tenant's services carry the others and their operations (None in a tenant's own).
     tenants: Tenants | None = None
+    tenant_admin: TenantAdmin | None = None
 
 
 @dataclass(frozen=True)
@@ -139,10 +152,73 @@ def build_services(
     clock: Clock = utc_now,
     sleep: Callable[[float], None] = time.sleep,
     telemetry: Telemetry | None = None,
+    secret_writer: SecretWriter | None = None,
 ) -> Services:
-    """The default tenant's services (today's single integration), with the directory of the others."""
+    """The default tenant's services (today's single integration), with the others' directory and
+    their operations. ``secret_writer`` replaces Key Vault for rotated tenant secrets (tests)."""
     platform = build_platform(env, clock=clock, sleep=sleep, telemetry=telemetry)
-    return build_tenant_services(platform, platform.settings, platform.credential, DEFAULT_TENANT)
+    default = build_tenant_services(platform, platform.settings, platform.credential, DEFAULT_TENANT)
+    registry = TenantRegistry.open(platform.service, platform.settings.table_prefix, platform.clock)
+    # A minute's cache: a rotated secret reaches every instance within it (TenantVersion).
+    secrets = KeyVaultSecrets(
+        platform.credential, ca_bundle=platform.settings.ca_bundle, ttl=SECRET_CACHE, clock=platform.clock
+    )
+    tables = TenantTables(platform.service, platform.settings.table_prefix, platform.clock)
+    tenants = build_tenants(platform, registry, secrets, tables)
+    admin = TenantAdmin(
+        registry,
+        TableQueues(tables),
+        StateSwitches(tables),
+        secret_writer or KeyVaultWriter(secrets),
+        platform.env,
+    )
+    return replace(default, tenants=tenants, tenant_admin=admin)
+
+
+def build_tenants(
+    platform: Platform, registry: TenantRegistry, secrets: KeyVaultSecrets, tables: TenantTables
+) -> Tenants:
+    """The added tenants: each built from its registry row, its secrets read from Key Vault with the
+    relay's identity, its destination reached with its own credential (shared/tenancy/credentials.py)."""
+    authority = platform.env.get("AZURE_AUTHORITY_HOST", "").strip() or None
+
+    def entries() -> list[TenantVersion]:
+        return [TenantVersion.of(record, secrets) for record in registry.list()]
+
+    def build(entry: TenantVersion) -> Services:
+        spec = entry.spec
+        env = tenant_env(platform.env, spec, entry.resolved(secrets))
+        settings = load_settings(env)
+        credential = credential_for(
+            spec.credential,
+            relay_credential=platform.credential,
+            secrets=secrets,
+            ca_bundle=settings.ca_bundle,
+            authority_host=authority,
+        )
+        return build_tenant_services(platform, settings, credential, spec.name)
+
+    def finish_removal(name: str) -> None:
+        record = registry.get(name)
+        if record is not None and record.removing and TableQueues(tables).pending(name) == 0:
+            registry.remove(record, "relay", note="queue drained")
+            log.info("Tenant removed: its queue drained")
+
+    directory: TenantDirectory[TenantVersion, Services] = TenantDirectory(
+        entries,
+        build,
+        refresh_every=TENANT_LIMITS.registry_refresh.total_seconds(),
+        on_removed=platform.telemetry.drop_tenant,
+        build_errors=(SettingsError, SecretUnavailable, StoreUnavailable, AzureError, ValueError),
+        list_errors=(StoreUnavailable, AzureError),
+    )
+    drain: FairDrain[WorkerRun] = FairDrain(
+        TENANT_LIMITS.drain_slots,
+        min_slice=TENANT_LIMITS.min_slice,
+        has_more=lambda run: not (run.idle_exit or run.skipped_disabled),
+        errors=(StoreUnavailable, AzureError, OSError),
+    )
+    return Tenants(directory, drain, finish_removal)
 
 
 def build_tenant_services(

@@ -68,6 +68,7 @@ from shared.store.tables import (
     chunked,
     delete_guarded,
     delete_guarded_all,
+    delete_keys,
     etag_of,
     guarded,
     log_lost_race,
@@ -557,6 +558,23 @@ class RetryQueue:
             limit,
         )
         return [from_entity(e, with_payload=False) for e in entities]
+
+    @guarded("queue.entries")
+    def entries(self, limit: int) -> list[QueueEntry]:
+        """Waiting entries with their rows (pending, then parked, then quarantined), at most
+        ``limit``: what a tenant's export hands over before it is removed."""
+        out: list[QueueEntry] = []
+        for partition in (PENDING, PARKED, QUARANTINE):
+            for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": partition}):
+                if len(out) >= limit:
+                    return out
+                out.append(from_entity(entity))
+        return out
+
+    @guarded("queue.discard")
+    def discard(self, entries: Sequence[QueueEntry]) -> int:
+        """Delete these entries whatever their state (an exported tenant's); gone ones are skipped."""
+        return delete_keys(self._table, [(e.partition, e.row_key) for e in entries])
 
     @guarded("queue.next_due_at")
     def next_due_at(self) -> datetime | None:

@@ -24,6 +24,9 @@ def test_import_registers_every_function() -> None:
         "tenant_test_integration",
         "relay_status",
         "relay_admin",
+        "relay_tenants",
+        "relay_tenant",
+        "relay_tenant_op",
         "retry_worker",
         "hourly_count",
         "completeness",
@@ -39,6 +42,9 @@ def test_import_registers_every_function() -> None:
         ("tenant_test_integration", "wallarm/{tenant}/test", {"GET", "POST"}, "FUNCTION"),
         ("relay_status", "relay/status", {"GET"}, "ADMIN"),
         ("relay_admin", "relay/{action:alpha}", {"POST"}, "ADMIN"),
+        ("relay_tenants", "relay/tenants", {"GET", "POST"}, "ADMIN"),
+        ("relay_tenant", "relay/tenants/{name}", {"GET", "PATCH", "DELETE"}, "ADMIN"),
+        ("relay_tenant_op", "relay/tenants/{name}/{op}", {"POST"}, "ADMIN"),
     ],
 )
 def test_http_routes_and_auth_levels(name: str, route: str, methods: set[str], auth: str) -> None:

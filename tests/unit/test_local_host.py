@@ -422,3 +422,32 @@ def test_next_run_is_the_next_occurrence_or_later_while_failing() -> None:
     assert next_run(every_second, t, 20) - t <= timedelta(seconds=301)  # at most 300 s
     hourly = parse("0 20 * * * *")
     assert next_run(hourly, t, 1) == datetime(2026, 1, 5, 10, 20, tzinfo=UTC)  # backoff < the period
+
+
+def test_literal_routes_win_over_parameterised_ones_declared_first() -> None:
+    """relay/tenants beside relay/{action:alpha} (issue 22): as in the host, the literal route takes
+    its path whatever the declaration order, and the parameterised one keeps the rest."""
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+    @app.route(route="relay/{action:alpha}", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+    def relay_admin(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse(f"action {req.route_params['action']}")
+
+    @app.route(route="relay/tenants/{name}/{op}", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+    def relay_tenant_op(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse(f"op {req.route_params['op']} of {req.route_params['name']}")
+
+    @app.route(route="relay/tenants", methods=["GET", "POST"], auth_level=func.AuthLevel.ADMIN)
+    def relay_tenants(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("tenants")
+
+    local = LocalHost(app, port=0, function_key=FUNCTION_KEY, master_key=MASTER_KEY)
+    try:
+        assert local.dispatch("POST", "/api/relay/tenants", mkey(), b"")[2] == b"tenants"
+        assert local.dispatch("POST", "/api/relay/disable", mkey(), b"")[2] == b"action disable"
+        assert (
+            local.dispatch("POST", "/api/relay/tenants/contoso/enable", mkey(), b"")[2]
+            == b"op enable of contoso"
+        )
+    finally:
+        local.stop()
