@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.delivery.retry_worker import WorkerRun
@@ -180,7 +180,20 @@ def status(svc: Services) -> dict[str, object]:
 
 def relay_admin(call: RouteRequest) -> Reply:
     """POST relay/disable (?reason=…), relay/enable, relay/replay (?id=…), relay/reconcile (?from=…&to=…)."""
-    return with_services(lambda svc: admin_tenant(svc, call.params, lambda one: admin_action(one, call)))
+
+    def act(svc: Services) -> Reply:
+        tenant = call.params.get("tenant", "").strip()
+        action = call.route_params.get("action", "")
+        if tenant not in ("", DEFAULT_TENANT) and action in ("disable", "enable") and svc.tenant_admin:
+            # On the tenant's own tables, audited, and without its services: a tenant whose
+            # secret or destination is broken can still be disabled.
+            by = svc.admin.caller(call.request.headers)
+            return tenant_action(
+                svc.tenant_admin, by, replace(call, route_params={"name": tenant, "op": action})
+            )
+        return admin_tenant(svc, call.params, lambda one: admin_action(one, call))
+
+    return with_services(act)
 
 
 def admin_action(svc: Services, call: RouteRequest) -> Reply:
