@@ -215,6 +215,7 @@ def test_rotate_writes_a_new_version_shows_it_once_and_audits_the_ref_only(
     vault = FakeVault()
     svc = build_services(relay_env, clock=clock, sleep=clock.sleep, secret_writer=vault)
     tenants = svc.tenant_admin
+    assert tenants is not None
     pinned = REF + "/0123456789abcdef0123456789abcdef"
     tenants.add({"name": "contoso", **BODY, "secret_refs": {"WEBHOOK_SHARED_SECRET": pinned}}, "alice")
 
@@ -241,6 +242,7 @@ def test_remove_with_queued_entries_refuses_unless_told_to_drain_or_export(
 ) -> None:
     svc = make_services(clock)
     tenants = svc.tenant_admin
+    assert tenants is not None
     for name in ("contoso", "fabrikam"):
         tenants.add({"name": name, **BODY}, "alice")
     service = TableServiceClient.from_connection_string(relay_env["RELAY_STORAGE_CONNECTION_STRING"])
