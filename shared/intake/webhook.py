@@ -257,6 +257,15 @@ class WebhookHandler:
         counts are stored before each answer."""
         return self.dedup.flush(timeout)
 
+    def refuse_unknown_route(self, request: WebhookRequest) -> None:
+        """For a route that names no tenant: the work a tenant's refusal does (its guard, a log
+        line, one counter write), so the 404 takes the time of a 401 and does not tell a caller
+        which tenant names exist. Counted as ``unknown_route`` in this (the default) tenant's
+        hours: a burst of them is someone probing for tenant names."""
+        self.refuse_caller(request)
+        log.warning("Webhook refused: unknown_route")
+        self._count({"unknown_route": 1})
+
     def _count(self, counts: Mapping[str, int]) -> None:
         tally = RequestTally("webhook")
         tally.add(counts)

@@ -84,8 +84,8 @@ def with_services(handle: Callable[[Services], Reply]) -> Reply:
 
 
 # One answer for every webhook route that serves no tenant (never added, being removed, or a name
-# that is no slug at all): it does not say which, and it is reached in the same time (the lookup
-# is a dictionary read and the default tenant's guard runs as a stand-in for the missing one's).
+# that is no slug at all): it does not say which, and it is reached in the same time as a wrong
+# secret's 401 (the lookup is a dictionary read, and a refusal's work is done: bench/tenant_doors.py).
 NO_SUCH_ROUTE = error(404, "not_found", "no webhook at this URL: check the URL Wallarm calls")
 TENANT_UNAVAILABLE = error(
     503,
@@ -109,7 +109,7 @@ def with_tenant(call: RouteRequest, handle: Callable[[Services], Reply]) -> Repl
         except TenantUnavailable:
             return TENANT_UNAVAILABLE
         if target is None:
-            svc.webhook.refuse_caller(call.request)  # the work a known tenant's guard does
+            svc.webhook.refuse_unknown_route(call.request)  # the work a known tenant's refusal does
             return NO_SUCH_ROUTE
         return in_tenant(target, handle)
 
