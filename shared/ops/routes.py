@@ -173,8 +173,8 @@ def status(svc: Services) -> dict[str, object]:
     body: dict[str, object] = {**svc.admin.status(), "completeness": svc.completeness.status()}
     if svc.tenant != DEFAULT_TENANT:
         body = {"tenant": svc.tenant, **body}
-    elif svc.tenants is not None and svc.tenants.directory.names():
-        body["tenants"] = [DEFAULT_TENANT, *svc.tenants.directory.names()]
+    elif svc.tenants is not None and (added := svc.tenants.names()):
+        body["tenants"] = [DEFAULT_TENANT, *added]
     return body
 
 
@@ -283,7 +283,7 @@ def run_retry_worker() -> None:
     """Every minute: deliver what is due, for most of the minute (see shared/delivery/retry_worker.py);
     with several tenants, the minute is shared fairly among them (shared/tenancy/drain.py)."""
     svc = services()
-    if svc.tenants is None or not svc.tenants.directory.names():
+    if svc.tenants is None or not svc.tenants.names():
         _log_run(svc.worker.run(svc.settings.worker_run_for))
         return
     every = svc.tenants.every(svc)
@@ -312,7 +312,7 @@ def finish_removals(svc: Services) -> None:
     """A tenant removed with `then=drain` leaves the registry once its queue is empty."""
     if svc.tenants is None or svc.tenants.finish_removal is None:
         return
-    for name in svc.tenants.directory.removing():
+    for name in svc.tenants.removing():
         with_tenant_log(name, functools.partial(svc.tenants.finish_removal, name))
 
 

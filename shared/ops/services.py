@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError
@@ -53,6 +53,7 @@ from shared.tenancy.tenant_ops import KeyVaultWriter, StateSwitches, TableQueues
 
 log = logging.getLogger(__name__)
 SECRET_CACHE = timedelta(minutes=1)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,25 @@ class Tenants:
     finish_removal: Callable[[str], None] | None = None
 
     def every(self, default: Services) -> list[Services]:
-        """The default tenant first, then every added one (removing ones too: their queues drain)."""
-        return [default, *(svc for _, svc in self.directory.all())]
+        """The default tenant first, then every added one (removing ones too: their queues drain).
+        A registry that cannot be read yet leaves the default alone: its timers still run."""
+        added: list[tuple[str, Services]] = self._read(self.directory.all, [])
+        return [default, *(svc for _, svc in added)]
+
+    def names(self) -> list[str]:
+        """The added tenants' names ([] while the registry cannot be read)."""
+        return self._read(self.directory.names, [])
+
+    def removing(self) -> list[str]:
+        return self._read(self.directory.removing, [])
+
+    @staticmethod
+    def _read(read: Callable[[], T], fallback: T) -> T:
+        try:
+            return read()
+        except (StoreUnavailable, AzureError) as err:
+            log.warning("Tenant registry unreadable; the default tenant goes on: %s", type(err).__name__)
+            return fallback
 
 
 def retry_worker_config(settings: Settings) -> RetryWorkerConfig:
