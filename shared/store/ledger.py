@@ -138,6 +138,16 @@ class AttemptLedger:
             totals[attempts] = totals.get(attempts, 0) + len(outcomes) - ahead
             totals[failures] = totals.get(failures, 0) + sum(1 for o in outcomes if not o.ok)
         ms = (now - EPOCH) // _MS
+        # The counts first: the counters keep them in memory when their write fails, and a later
+        # write carries them. After a failed failure record they were lost, and with them the
+        # correction of a webhook's counts stored ahead (a 503 during a store outage counted its
+        # events; soak seed 24: +4,877 events).
+        try:
+            self._counters.add(totals, at=now)
+        finally:
+            self._record_failures(outcomes, now, ms)
+
+    def _record_failures(self, outcomes: Sequence[AttemptRecord], now: datetime, ms: int) -> None:
         for outcome in outcomes:
             if outcome.ok:
                 continue
@@ -155,7 +165,6 @@ class AttemptLedger:
             if outcome.status is not None:
                 entity["status"] = outcome.status
             self._table.create_entity(entity)
-        self._counters.add(totals, at=now)
 
     @guarded("ledger.count_ahead")
     def count_ahead(self, attempts: int, counts: Mapping[str, int], *, at: datetime | None = None) -> None:
