@@ -229,6 +229,7 @@ def build_tenants(
         on_removed=platform.telemetry.drop_tenant,
         build_errors=(SettingsError, SecretUnavailable, StoreUnavailable, AzureError, ValueError),
         list_errors=(StoreUnavailable, AzureError),
+        background=True,  # a refresh reads each tenant's secrets: no webhook waits on a slow vault
     )
     drain: FairDrain[WorkerRun] = FairDrain(
         TENANT_LIMITS.drain_slots,
