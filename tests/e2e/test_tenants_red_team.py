@@ -158,3 +158,50 @@ def test_one_tenants_slow_key_vault_does_not_hold_up_another_tenants_webhooks(
     refresher.join(timeout=60)
     slow.clear()
     assert waited < 3, f"tenant-b's webhook waited {waited:.1f} s on tenant-a's Key Vault"
+
+
+# --- a tenant removed and added again under the same name ----------------------------------------
+
+
+def test_a_removed_tenant_takes_no_webhook_here_and_its_leftovers_never_reach_a_new_destination(
+    call: Call, ingestion: LogsIngestionStandIn, vault: KeyVaultStandIn
+) -> None:
+    """Was: after `remove`, this instance's directory served the tenant for up to 15 s more, so a
+    webhook was accepted and queued into the removed tenant's tables; adding the name again (with
+    another DCR) then delivered that first life's entry to the new destination, silently."""
+    secret = "contoso-secret-0123456789abcdef0123"
+    vault.seed("contoso-hook", secret)
+    svc = function_app.services()
+    admin(svc).add(tenant_body("contoso", ingestion, vault.secret_uri("contoso-hook")), "red")
+    assert hook(call, "contoso", secret) in (200, 202)
+    assert admin(svc).remove("contoso", "red") == {"tenant": "contoso", "removed": True}
+    ingestion.set_outage(503)
+    try:
+        assert hook(call, "contoso", secret, HIT.replace('"s"', '"after"')) == 404
+    finally:
+        ingestion.set_outage(None)
+
+
+def test_adding_a_name_whose_tables_still_hold_a_previous_lifes_entries_is_refused(
+    call: Call, ingestion: LogsIngestionStandIn, vault: KeyVaultStandIn, relay_env: dict[str, str]
+) -> None:
+    """Entries left in a removed tenant's tables (a webhook another instance took in its last
+    seconds, an export killed before its clean-up) must not be delivered to whatever destination
+    the name is given next: the add says so, and changes nothing."""
+    from shared.tenancy.tenant_ops import TenantTables
+
+    svc = function_app.services()
+    service = TableServiceClient.from_connection_string(relay_env["RELAY_STORAGE_CONNECTION_STRING"])
+    tables = TenantTables(service, relay_env["RELAY_TABLE_PREFIX"], svc.relay.clock)
+    tables.queue("contoso").enqueue(
+        [{"EventType": "hit", "RawData": "{}"}], due_at=svc.relay.clock(), reason="t"
+    )
+    resp = call(
+        "relay_tenants",
+        json.dumps(tenant_body("contoso", ingestion, vault.secret_uri("contoso-hook"))).encode(),
+        method="POST",
+    )
+    assert resp.status_code == 409, body_json(resp)
+    error = body_json(resp)["error"]
+    assert error["code"] == "tenant_tables_not_empty" and "1" in error["message"]
+    assert body_json(call("relay_tenants", method="GET")) == {"tenants": []}
