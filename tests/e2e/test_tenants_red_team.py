@@ -205,3 +205,22 @@ def test_adding_a_name_whose_tables_still_hold_a_previous_lifes_entries_is_refus
     error = body_json(resp)["error"]
     assert error["code"] == "tenant_tables_not_empty" and "1" in error["message"]
     assert body_json(call("relay_tenants", method="GET")) == {"tenants": []}
+
+
+# --- admin bodies --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 30_000 + b"]" * 30_000,  # under the 64 KB cap, deeper than json can go
+        b'{"settings":' * 6_000 + b"1" + b"}" * 6_000,
+    ],
+)
+def test_a_deeply_nested_admin_body_is_a_400_not_a_crash(call: Call, body: bytes) -> None:
+    """Was: RecursionError out of json.loads (not a ValueError), so the host answered 500."""
+    resp = call("relay_tenants", body, method="POST")
+    assert resp.status_code == 400
+    assert body_json(resp)["error"]["code"] == "invalid_body"
+    patched = call("relay_tenant", body, method="PATCH", route_params={"name": "contoso"})
+    assert patched.status_code == 400
