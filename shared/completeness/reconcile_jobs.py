@@ -14,6 +14,7 @@ as `abandoned`, and the timer runs its remaining windows (`Reconciler.due_window
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -40,7 +41,9 @@ one window is bounded by the API client's page limit and deadline, far below thi
 
 
 def in_thread(work: Callable[[], None]) -> None:
-    threading.Thread(target=work, name="reconcile-job", daemon=True).start()
+    """``work`` in its own thread, in the caller's context: its log lines keep the caller's tenant."""
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(work,), name="reconcile-job", daemon=True).start()
 
 
 class ReconcileJobs:

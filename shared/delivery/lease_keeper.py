@@ -10,6 +10,7 @@ held entry with less than half its lease left, for as long as its upload runs, u
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable
@@ -65,7 +66,10 @@ class LeaseKeeper:
         with self._wake:
             self._held[entry.id] = _Held(entry, self.clock())
             if self._thread is None and self._background:
-                self._thread = threading.Thread(target=self._run, name="retry-leases", daemon=True)
+                context = contextvars.copy_context()  # its log lines keep the tenant
+                self._thread = threading.Thread(
+                    target=context.run, args=(self._run,), name="retry-leases", daemon=True
+                )
                 self._thread.start()
             self._wake.notify()
 

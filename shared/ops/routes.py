@@ -236,7 +236,7 @@ def json_body(call: RouteRequest) -> dict[str, object]:
         raise InvalidInput("invalid_body", f"the body is larger than {MAX_ADMIN_BODY_BYTES} bytes")
     try:
         body = json.loads(call.request.body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than json can go
         body = None
     if not isinstance(body, dict):
         raise InvalidInput("invalid_body", 'the body must be a JSON object, e.g. {"settings": {…}}')

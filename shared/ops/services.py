@@ -189,8 +189,18 @@ def build_services(
         StateSwitches(tables),
         secret_writer or KeyVaultWriter(secrets),
         platform.env,
+        changed=lambda: refreshed_now(tenants.directory),
     )
     return replace(default, tenants=tenants, tenant_admin=admin)
+
+
+def refreshed_now(directory: TenantDirectory[Any, Services]) -> None:
+    """After an operator's change: this instance serves it at once (the others within a refresh).
+    The change is made either way, so a registry blip here is logged, not answered."""
+    try:
+        directory.refresh(force=True)
+    except (StoreUnavailable, AzureError) as err:
+        log.warning("Tenant directory not refreshed after a change: %s", type(err).__name__)
 
 
 def build_tenants(
@@ -229,6 +239,7 @@ def build_tenants(
         on_removed=platform.telemetry.drop_tenant,
         build_errors=(SettingsError, SecretUnavailable, StoreUnavailable, AzureError, ValueError),
         list_errors=(StoreUnavailable, AzureError),
+        background=True,  # a refresh reads each tenant's secrets: no webhook waits on a slow vault
     )
     drain: FairDrain[WorkerRun] = FairDrain(
         TENANT_LIMITS.drain_slots,

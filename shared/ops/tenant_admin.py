@@ -163,12 +163,16 @@ class TenantAdmin:
         switches: TenantSwitches,
         secret_writer: SecretWriter,
         base_env: Mapping[str, str],
+        changed: Callable[[], None] | None = None,
     ) -> None:
+        """``changed``: called after each change, so this instance serves it at once (its tenant
+        directory refreshes): a removed tenant takes no more webhooks here, an added one is served."""
         self.registry = registry
         self.queues = queues
         self.switches = switches
         self.secret_writer = secret_writer
         self.base_env = dict(base_env)
+        self._changed = changed or (lambda: None)
 
     # ---- reading ------------------------------------------------------------------------------
 
@@ -248,6 +252,7 @@ class TenantAdmin:
         }
         spec = self._validated(_spec(name, fields))
         prefix = tenant_table_prefix(base_table_prefix(self.base_env), name)
+        self._refuse_leftovers(name)
         try:
             record = self.registry.add(self._record(spec, prefix), by)
         except TenantExists as err:
@@ -262,7 +267,25 @@ class TenantAdmin:
                 "existing tenant with update.",
                 409,
             ) from None
+        self._changed()
         return {**self._summary(record), "next": self._next_steps(record)}
+
+    def _refuse_leftovers(self, name: str) -> None:
+        """A name's tables outlive its tenant: entries a previous tenant of that name left there (a
+        webhook another instance took in its last seconds, an export killed before its clean-up)
+        would be delivered to the new tenant's destination. Refused rather than done silently."""
+        if self.registry.get(name) is not None:
+            return  # the add answers tenant_exists
+        left = self.queues.pending(name)
+        if left:
+            raise TenantRefused(
+                "tenant_tables_not_empty",
+                f"a previous tenant named {shown(name)} left {left} queued, parked or quarantined "
+                "entries in its tables; adding the name again would deliver them to this tenant's "
+                "destination, so nothing was added: choose another name (the entries stay where "
+                "they are for an operator to inspect).",
+                409,
+            )
 
     def _record(self, spec: TenantSpec, prefix: str, old: TenantRecord | None = None) -> TenantRecord:
         base = old or TenantRecord(name=spec.name, table_prefix=prefix)
@@ -302,6 +325,7 @@ class TenantAdmin:
         if new == old:
             return {**self._summary(old), "changed": []}
         updated = self._guarded(name, lambda: self.registry.update(old, new, by))
+        self._changed()
         return {**self._summary(updated), "changed": diff(old, updated)[0]}
 
     def _guarded(self, name: str, write: Callable[[], T]) -> T:
@@ -344,6 +368,7 @@ class TenantAdmin:
             self.registry.record(
                 name, by, "rotate_secret", {f"secret_refs.{_SECRET_KEY}": stored, "note": note}
             )
+        self._changed()
         header = old.settings.get("WEBHOOK_SECRET_HEADER") or self.base_env.get(
             "WEBHOOK_SECRET_HEADER", TEXT_DEFAULTS["WEBHOOK_SECRET_HEADER"]
         )
@@ -392,6 +417,7 @@ class TenantAdmin:
             note = f"drain: {pending} entries wait"
             self._guarded(name, lambda: self.registry.update(old, marked, by, action="remove", note=note))
             self.queues.drain_then_remove(name)
+            self._changed()
             return {"tenant": name, "removing": True, "pending_entries": pending, "removed": False}
         if pending and pending > MAX_EXPORT_ENTRIES:
             raise TenantRefused(
@@ -405,10 +431,12 @@ class TenantAdmin:
             old = self._guarded(
                 name, lambda: self.registry.update(old, marked, by, action="remove", note="export")
             )
+            self._changed()
         rows = self.queues.export(name) if pending else []
         note = f"export: {len(rows)} entries" if rows else ""
         current = old
         self._guarded(name, lambda: self.registry.remove(current, by, note=note))
+        self._changed()
         if rows:
             self.queues.discard(name, [str(r["id"]) for r in rows])
         answer: dict[str, Any] = {"tenant": name, "removed": True}

@@ -66,9 +66,12 @@ class TenantDirectory(Generic[E, S]):
         on_removed: Callable[[str], None] | None = None,
         build_errors: tuple[type[Exception], ...] = (ValueError,),
         list_errors: tuple[type[Exception], ...] = (OSError,),
+        background: bool = False,
     ) -> None:
         """``build_errors``: what a tenant's build may raise and only that tenant pays for (its
-        settings, its secret, its tables); ``list_errors``: what a registry read may raise."""
+        settings, its secret, its tables); ``list_errors``: what a registry read may raise;
+        ``background``: a due refresh runs in its own thread, so no lookup pays for it (a
+        refresh reads every tenant's secrets: one slow Key Vault must not hold up a webhook)."""
         self._list = list_entries
         self._build = build
         self._refresh_every = refresh_every
@@ -76,32 +79,68 @@ class TenantDirectory(Generic[E, S]):
         self._on_removed = on_removed
         self._build_errors = build_errors
         self._list_errors = list_errors
-        self._lock = threading.Lock()
+        self._background = background
+        self._lock = threading.Lock()  # guards _built's swap
+        self._refreshing = threading.Lock()  # one refresh at a time; lookups never wait on it
         self._built: dict[str, _Built[S]] = {}
         self._loaded_at: float | None = None
 
     def refresh(self, *, force: bool = False) -> None:
-        """Read the registry and (re)build what changed; raises only if no list was ever read."""
+        """Read the registry and (re)build what changed; raises only if no list was ever read.
+
+        Once a list is loaded, a lookup never waits on a refresh (it reads the registry and every
+        tenant's secrets, so one tenant's slow Key Vault would hold up every other tenant's
+        webhooks): while one runs, lookups get the last list. ``force`` waits for its own."""
+        loaded = self._loaded_at is not None
+        if not force and loaded and not self._due():
+            return
+        if not loaded or force:
+            with self._refreshing:
+                if force or self._loaded_at is None:
+                    self._refresh_now()
+            return
+        if not self._refreshing.acquire(blocking=False):
+            return  # another thread is refreshing: serve the last list meanwhile
+        if self._background:
+            threading.Thread(target=self._refresh_then_release, name="tenant-directory", daemon=True).start()
+            return
+        self._refresh_then_release()
+
+    def _due(self) -> bool:
+        loaded_at = self._loaded_at
+        return loaded_at is None or self._monotonic() - loaded_at >= self._refresh_every
+
+    def _refresh_then_release(self) -> None:
+        try:
+            if self._due():  # not refreshed by another thread meanwhile
+                self._refresh_now()
+        except Exception as err:  # a thread's end: said in the log, the last list is served
+            log.error("Tenant directory refresh failed, serving the last list: %s", type(err).__name__)
+            if not self._background:
+                raise
+        finally:
+            self._refreshing.release()
+
+    def _refresh_now(self) -> None:
+        """One refresh (the caller holds ``_refreshing``): list and build outside ``_lock``, then
+        swap the whole map in, so a lookup sees the old list or the new one, never a mix."""
+        now = self._monotonic()
+        try:
+            entries = list(self._list())
+        except self._list_errors as err:  # keep serving the last list
+            if self._loaded_at is None:
+                raise
+            log.warning("Tenant registry unreadable, serving the last list: %s", type(err).__name__)
+            self._loaded_at = now  # retried after refresh_every, not on every request
+            return
+        built = {entry.name: self._rebuilt(entry) for entry in entries}
         with self._lock:
-            now = self._monotonic()
-            if not force and self._loaded_at is not None and now - self._loaded_at < self._refresh_every:
-                return
-            try:
-                entries = list(self._list())
-            except self._list_errors as err:  # keep serving the last list
-                if self._loaded_at is None:
-                    raise
-                log.warning("Tenant registry unreadable, serving the last list: %s", type(err).__name__)
-                self._loaded_at = now  # retried after refresh_every, not on every request
-                return
-            seen = {entry.name for entry in entries}
-            for gone in [name for name in self._built if name not in seen]:
-                del self._built[gone]
-                if self._on_removed is not None:
-                    self._on_removed(gone)
-            for entry in entries:
-                self._built[entry.name] = self._rebuilt(entry)
+            gone = [name for name in self._built if name not in built]
+            self._built = built
             self._loaded_at = now
+        for name in gone:
+            if self._on_removed is not None:
+                self._on_removed(name)
 
     def _rebuilt(self, entry: E) -> _Built[S]:
         old = self._built.get(entry.name)

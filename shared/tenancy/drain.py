@@ -83,11 +83,19 @@ class FairDrain(Generic[R]):
             line = sorted(workers, key=lambda name: (self._served.get(name, -math.inf), name))
         running: dict[Future[R], tuple[str, float]] = {}
         threads = min(self.slots, len(workers))
+        # Each tenant is owed one turn per run, however short the run: a run no longer than
+        # min_slice (RETRY_WORKER_RUN_SECONDS <= 10) used to start no turn at all.
+        owed = set(workers)
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="drain") as pool:
             while True:
                 now = self.monotonic()
-                while line and len(running) < self.slots and deadline - now >= min(self.min_slice, total):
+                while (
+                    line
+                    and len(running) < self.slots
+                    and self._may_start(line[0] in owed, deadline - now, total)
+                ):
                     name = line.pop(0)
+                    owed.discard(name)
                     length = min(turn_length, deadline - now)
                     with self._lock:
                         self._served[name] = now
@@ -103,6 +111,10 @@ class FairDrain(Generic[R]):
                     if result is not None and self.has_more(result):
                         line.append(name)  # back of the line: another turn if time remains
         return report
+
+    def _may_start(self, owed: bool, remaining: float, total: float) -> bool:
+        """A first turn starts while any time is left; another one only with a slice's worth."""
+        return remaining > 0 and (owed or remaining >= min(self.min_slice, total))
 
     def _turn(self, name: str, worker: Callable[[timedelta], R], length: timedelta) -> R:
         token = current_tenant.set(name)  # its log lines carry the tenant

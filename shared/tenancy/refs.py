@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 VAULT_SUFFIXES: Final[tuple[str, ...]] = (".vault.azure.net", ".vault.usgovcloudapi.net", ".vault.azure.cn")
 """The Key Vault DNS suffixes of the public, US Government and China clouds."""
 LOOPBACK_HOSTS: Final[frozenset[str]] = frozenset({"127.0.0.1", "localhost", "::1"})
-"""The local Key Vault stand-in's hosts (tests and python -m local.run)."""
+"""The local Key Vault stand-in's hosts (tests and python -m local.run), always with a port.
+KeyVaultSecrets reads by the same rules (``shared/tenancy/secrets.py`` imports these): a reference
+accepted here is one the relay can read, so no stored tenant fails every directory refresh."""
 REF_EXAMPLE: Final[str] = "https://<vault>.vault.azure.net/secrets/<name>"
 _VAULT_LABEL: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,22})[a-z0-9]$")
 _SECRET_NAME: Final = re.compile(r"^[0-9A-Za-z-]{1,127}$")
@@ -71,6 +73,10 @@ def keyvault_ref_problem(value: str) -> str | None:
             f"the reference's host is not a Key Vault ({clouds}): use the vault's secret URI, "
             f"e.g. {REF_EXAMPLE}"
         )
+    if host in LOOPBACK_HOSTS and parts.port is None:
+        return "the local Key Vault stand-in's reference needs its port, e.g. https://127.0.0.1:8443/secrets/<name>"
+    if host not in LOOPBACK_HOSTS and parts.port not in (None, 443):
+        return f"a Key Vault answers on port 443 only: leave the port out, e.g. {REF_EXAMPLE}"
     segments = parts.path.split("/")
     if not (
         len(segments) in (3, 4)

@@ -38,6 +38,7 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest
 
 from shared.clock import Clock, utc_now
+from shared.tenancy.refs import LOOPBACK_HOSTS, VAULT_SUFFIXES
 from shared.transport import client_options
 
 if TYPE_CHECKING:
@@ -59,14 +60,7 @@ RETRY_BOUNDS: Final[dict[str, float]] = {
     "timeout": 10,
 }
 
-# Key Vault DNS suffixes per cloud (public, US Gov, China, Germany's legacy one).
-VAULT_SUFFIXES: Final = (
-    ".vault.azure.net",
-    ".vault.usgovcloudapi.net",
-    ".vault.azure.cn",
-    ".vault.microsoftazure.de",
-)
-LOCAL_HOSTS: Final = ("127.0.0.1", "localhost")  # the local Key Vault stand-in
+LOCAL_HOSTS: Final = LOOPBACK_HOSTS  # the local Key Vault stand-in
 _NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _VERSION = re.compile(r"^[0-9A-Fa-f]{32}$")
 _VAULT_NAME = re.compile(r"^[A-Za-z][0-9A-Za-z-]{1,22}[0-9A-Za-z]$")
@@ -197,7 +191,8 @@ def parse_secret_ref(text: str) -> SecretRef:
             "the secret version must be the 32 hex digits Key Vault gave it, or left out for the newest."
         )
     port = "" if parts.port in (None, 443) else f":{parts.port}"
-    return SecretRef(f"https://{host}{port}", name, version.lower() if version else None)
+    netloc = f"[{host}]" if ":" in host else host  # an IPv6 loopback keeps its brackets
+    return SecretRef(f"https://{netloc}{port}", name, version.lower() if version else None)
 
 
 @dataclass

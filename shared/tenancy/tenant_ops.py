@@ -21,7 +21,7 @@ from shared.store.state import IntegrationStateRepo
 from shared.store.tables import StoreTables, open_store_tables
 from shared.store.tenants import TenantRecord
 from shared.tenancy.names import tenant_table_prefix
-from shared.tenancy.secrets import KeyVaultSecrets, SecretUnavailable
+from shared.tenancy.secrets import KeyVaultSecrets, SecretRefError, SecretUnavailable
 from shared.tenancy.spec import TenantSpec, spec_of
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class TenantVersion:
         for key in sorted(spec.secret_refs):
             try:
                 digest.update(secrets.get(spec.secret_refs[key]).encode("utf-8"))
-            except SecretUnavailable:
+            except (SecretUnavailable, SecretRefError):
                 digest.update(b"\0unavailable")  # the build says so, for this tenant alone
             digest.update(b"\0")
         return cls(spec, f"{record.etag}|{digest.hexdigest()[:16]}", record.removing)
