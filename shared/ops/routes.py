@@ -83,18 +83,10 @@ def with_services(handle: Callable[[Services], Reply]) -> Reply:
         return Reply(503, storage_unavailable_body(err))  # its retry_after_seconds: Retry-After
 
 
-# One answer for every webhook route that serves no tenant (never added, being removed, or a name
-# that is no slug at all): it does not say which, and it is reached in the same time as a wrong
+# One answer for every webhook route that serves no tenant (never added, being removed, not built, or
+# a name that is no slug at all): it does not say which, and it is reached in the time of a wrong
 # secret's 401 (the lookup is a dictionary read, and a refusal's work is done: bench/tenant_doors.py).
 NO_SUCH_ROUTE = error(404, "not_found", "no webhook at this URL: check the URL Wallarm calls")
-TENANT_UNAVAILABLE = error(
-    503,
-    "tenant_unavailable",
-    "this tenant's settings or secret could not be loaded; Wallarm resends. "
-    "The relay's log says why (relayctl tenant show)",
-    retry_after_seconds=60,
-)
-
 
 def with_tenant(call: RouteRequest, handle: Callable[[Services], Reply]) -> Reply:
     """Run ``handle`` with the services of the route's tenant (``/api/wallarm/{tenant}``), or of
@@ -107,7 +99,11 @@ def with_tenant(call: RouteRequest, handle: Callable[[Services], Reply]) -> Repl
         try:
             target = svc.tenants.directory.get(name) if svc.tenants is not None else None
         except TenantUnavailable:
-            return TENANT_UNAVAILABLE
+            # Its secret cannot be checked, so the caller is unknown: the unknown route's answer,
+            # never a 503 that would tell that the name exists. Wallarm resends any non-2xx; the
+            # cause is logged and shown by `relayctl status --tenant NAME`.
+            log.error("Webhook for a tenant whose services are not built: answered as an unknown route")
+            target = None
         if target is None:
             svc.webhook.refuse_unknown_route(call.request)  # the work a known tenant's refusal does
             return NO_SUCH_ROUTE
