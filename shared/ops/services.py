@@ -6,6 +6,7 @@ own clock, sleep and telemetry. Nothing else constructs clients.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -171,8 +172,17 @@ def build_services(
         StateSwitches(tables),
         secret_writer or KeyVaultWriter(secrets),
         platform.env,
+        changed=functools.partial(refresh_now, tenants.directory),
     )
     return replace(default, tenants=tenants, tenant_admin=admin)
+
+
+def refresh_now(directory: TenantDirectory[Any, Services]) -> None:
+    """After a registry write: serve it on this instance at once (the others within a refresh)."""
+    try:
+        directory.refresh(force=True)
+    except (StoreUnavailable, AzureError) as err:  # the write stands; the next request reads again
+        log.warning("Tenant registry not re-read after a change: %s", type(err).__name__)
 
 
 def build_tenants(
@@ -198,9 +208,17 @@ def build_tenants(
         )
         return build_tenant_services(platform, settings, credential, spec.name)
 
+    # An instance that has not re-read the registry since the removal was marked may still accept
+    # a webhook for the tenant and queue it; the row is dropped only once every instance has
+    # seen the mark and any webhook it took then has answered, so no entry is queued behind it.
+    settle = 2 * TENANT_LIMITS.registry_refresh + platform.settings.webhook_budget
+
     def finish_removal(name: str) -> None:
         record = registry.get(name)
-        if record is not None and record.removing and TableQueues(tables).pending(name) == 0:
+        if record is None or not record.removing:
+            return
+        marked = record.updated_at or platform.clock()
+        if platform.clock() - marked >= settle and TableQueues(tables).pending(name) == 0:
             registry.remove(record, "relay", note="queue drained")
             log.info("Tenant removed: its queue drained")
 

@@ -163,12 +163,18 @@ class TenantAdmin:
         switches: TenantSwitches,
         secret_writer: SecretWriter,
         base_env: Mapping[str, str],
+        *,
+        changed: Callable[[], None] | None = None,
     ) -> None:
+        """``changed``: called after each registry write, so this instance serves the change at
+        once (a tenant removed with then=drain gets 404 from its next webhook on), not only
+        after its next periodic registry read."""
         self.registry = registry
         self.queues = queues
         self.switches = switches
         self.secret_writer = secret_writer
         self.base_env = dict(base_env)
+        self._changed = changed or (lambda: None)
 
     # ---- reading ------------------------------------------------------------------------------
 
@@ -262,6 +268,7 @@ class TenantAdmin:
                 "existing tenant with update.",
                 409,
             ) from None
+        self._changed()
         return {**self._summary(record), "next": self._next_steps(record)}
 
     def _record(self, spec: TenantSpec, prefix: str, old: TenantRecord | None = None) -> TenantRecord:
@@ -302,6 +309,7 @@ class TenantAdmin:
         if new == old:
             return {**self._summary(old), "changed": []}
         updated = self._guarded(name, lambda: self.registry.update(old, new, by))
+        self._changed()
         return {**self._summary(updated), "changed": diff(old, updated)[0]}
 
     def _guarded(self, name: str, write: Callable[[], T]) -> T:
@@ -340,6 +348,7 @@ class TenantAdmin:
         if stored != ref:  # a pinned version would keep the old secret: store the versionless ref
             new = replace(old, secret_refs={**old.secret_refs, _SECRET_KEY: stored})
             self._guarded(name, lambda: self.registry.update(old, new, by, action="rotate_secret", note=note))
+            self._changed()
         else:
             self.registry.record(
                 name, by, "rotate_secret", {f"secret_refs.{_SECRET_KEY}": stored, "note": note}
@@ -392,6 +401,7 @@ class TenantAdmin:
             note = f"drain: {pending} entries wait"
             self._guarded(name, lambda: self.registry.update(old, marked, by, action="remove", note=note))
             self.queues.drain_then_remove(name)
+            self._changed()
             return {"tenant": name, "removing": True, "pending_entries": pending, "removed": False}
         if pending and pending > MAX_EXPORT_ENTRIES:
             raise TenantRefused(
@@ -409,6 +419,7 @@ class TenantAdmin:
         note = f"export: {len(rows)} entries" if rows else ""
         current = old
         self._guarded(name, lambda: self.registry.remove(current, by, note=note))
+        self._changed()
         if rows:
             self.queues.discard(name, [str(r["id"]) for r in rows])
         answer: dict[str, Any] = {"tenant": name, "removed": True}

@@ -82,11 +82,14 @@ class FairDrain(Generic[R]):
         with self._lock:
             line = sorted(workers, key=lambda name: (self._served.get(name, -math.inf), name))
         running: dict[Future[R], tuple[str, float]] = {}
+        # No turn starts shorter than a slice, unless the whole run is: a run shorter than a
+        # slice (RETRY_WORKER_RUN_SECONDS below it) still gives every tenant its turn.
+        floor = self.min_slice if total > self.min_slice else 0.0
         threads = min(self.slots, len(workers))
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="drain") as pool:
             while True:
                 now = self.monotonic()
-                while line and len(running) < self.slots and deadline - now >= min(self.min_slice, total):
+                while line and len(running) < self.slots and deadline - now > floor:
                     name = line.pop(0)
                     length = min(turn_length, deadline - now)
                     with self._lock:
