@@ -88,6 +88,7 @@ def with_services(handle: Callable[[Services], Reply]) -> Reply:
 # secret's 401 (the lookup is a dictionary read, and a refusal's work is done: bench/tenant_doors.py).
 NO_SUCH_ROUTE = error(404, "not_found", "no webhook at this URL: check the URL Wallarm calls")
 
+
 def with_tenant(call: RouteRequest, handle: Callable[[Services], Reply]) -> Reply:
     """Run ``handle`` with the services of the route's tenant (``/api/wallarm/{tenant}``), or of
     the default tenant on today's routes; the tenant's log lines carry its name."""

@@ -226,9 +226,17 @@ def build_tenants(
         )
         return build_tenant_services(platform, settings, credential, spec.name)
 
+    # An instance that has not re-read the registry since the removal was marked may still accept
+    # a webhook for the tenant and queue it; the row is dropped only once every instance has
+    # seen the mark and any webhook it took then has answered, so no entry is queued behind it.
+    settle = 2 * TENANT_LIMITS.registry_refresh + platform.settings.webhook_budget
+
     def finish_removal(name: str) -> None:
         record = registry.get(name)
-        if record is not None and record.removing and TableQueues(tables).pending(name) == 0:
+        if record is None or not record.removing:
+            return
+        marked = record.updated_at or platform.clock()
+        if platform.clock() - marked >= settle and TableQueues(tables).pending(name) == 0:
             registry.remove(record, "relay", note="queue drained")
             log.info("Tenant removed: its queue drained")
 

@@ -163,10 +163,12 @@ class TenantAdmin:
         switches: TenantSwitches,
         secret_writer: SecretWriter,
         base_env: Mapping[str, str],
+        *,
         changed: Callable[[], None] | None = None,
     ) -> None:
-        """``changed``: called after each change, so this instance serves it at once (its tenant
-        directory refreshes): a removed tenant takes no more webhooks here, an added one is served."""
+        """``changed``: called after each registry write, so this instance serves the change at
+        once (a tenant removed with then=drain gets 404 from its next webhook on), not only
+        after its next periodic registry read."""
         self.registry = registry
         self.queues = queues
         self.switches = switches

@@ -74,3 +74,13 @@ def test_one_tenants_failing_worker_does_not_end_the_others_turns() -> None:
     report = drain.run({"broken": broken, "fine": fine}, timedelta(seconds=0.2))
     assert ran.is_set()
     assert [t.result for t in report.of("broken")] == [None]
+
+
+def test_a_run_shorter_than_a_slice_still_gives_every_tenant_a_turn() -> None:
+    """RETRY_WORKER_RUN_SECONDS below the slice: each tenant drains for the whole (short) run,
+    instead of no tenant at all."""
+    drain: FairDrain[bool] = FairDrain(4, min_slice=timedelta(seconds=10), has_more=bool)
+    jobs, started = workers({"default": False, "a": True, "b": False})
+    report = drain.run(jobs, timedelta(seconds=0.2))
+    assert sorted(name for name, _ in started) == ["a", "b", "default"]
+    assert {t.tenant for t in report.turns} == {"a", "b", "default"}
