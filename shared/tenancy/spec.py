@@ -11,11 +11,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
+from urllib.parse import urlsplit
 
+from shared.delivery.identity import AZURE_MARKERS
 from shared.settings import TEXT_DEFAULTS, SettingsError, load_settings
 from shared.tenancy.destination import DestinationCredential
 from shared.tenancy.names import reserved_problem, shown, slug_problem, tenant_table_prefix
-from shared.tenancy.refs import REF_EXAMPLE, keyvault_ref_problem, normalized
+from shared.tenancy.refs import LOOPBACK_HOSTS, REF_EXAMPLE, keyvault_ref_problem, normalized, unwrap
 
 TENANT_SETTINGS: Final[tuple[str, ...]] = (
     "LOGS_INGESTION_ENDPOINT",
@@ -109,6 +111,7 @@ def spec_problems(spec: TenantSpec, base_env: Mapping[str, str]) -> list[str]:
             f"reference, e.g. --secret-ref WEBHOOK_SHARED_SECRET={REF_EXAMPLE} (then `relayctl tenant "
             "rotate-secret NAME` writes a fresh value there and shows it once)."
         )
+    problems.extend(_loopback_on_azure(spec, base_env))
     checked = spec
     base = base_table_prefix(base_env)
     prefix = tenant_table_prefix(base, spec.name)
@@ -126,6 +129,20 @@ def spec_problems(spec: TenantSpec, base_env: Mapping[str, str]) -> list[str]:
     except SettingsError as err:
         problems.extend(err.problems)
     return problems
+
+
+def _loopback_on_azure(spec: TenantSpec, base_env: Mapping[str, str]) -> list[str]:
+    """A loopback vault is the local stand-in: on Azure, the relay would hand its Key Vault token
+    to whatever listens on the instance's own port."""
+    if not any(base_env.get(marker) for marker in AZURE_MARKERS):
+        return []
+    refs = [*spec.secret_refs.values(), *([spec.credential.secret_ref] if spec.credential.secret_ref else [])]
+    if any((urlsplit(unwrap(ref)).hostname or "") in LOOPBACK_HOSTS for ref in refs):
+        return [
+            "a secret reference names a loopback address, which is the local Key Vault stand-in: on "
+            f"Azure, use the vault's own URI, e.g. {REF_EXAMPLE}."
+        ]
+    return []
 
 
 def _key_problems(spec: TenantSpec) -> list[str]:

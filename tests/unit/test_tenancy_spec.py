@@ -206,3 +206,25 @@ def test_credential_fields_per_kind(cred: DestinationCredential, said: str) -> N
 )
 def test_complete_credentials_pass(cred: DestinationCredential) -> None:
     assert credential_problems(cred) == []
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "https://127.0.0.1:8443/secrets/hook",
+        "https://localhost:8443/secrets/hook",
+        "@Microsoft.KeyVault(SecretUri=https://[::1]:8443/secrets/hook)",
+    ],
+)
+def test_a_loopback_vault_is_the_local_stand_in_and_refused_on_azure(ref: str) -> None:
+    local = spec(secret_refs={"WEBHOOK_SHARED_SECRET": ref})
+    assert spec_problems(local, BASE) == []
+    on_azure = {**BASE, "WEBSITE_INSTANCE_ID": "instance-0"}
+    assert any("loopback" in p for p in spec_problems(local, on_azure))
+    cert = spec(
+        credential=DestinationCredential(
+            kind="app_certificate", client_id=GUID, entra_tenant_id=GUID, secret_ref=ref
+        )
+    )
+    assert any("loopback" in p for p in spec_problems(cert, on_azure))
+    assert spec_problems(spec(), on_azure) == []
