@@ -16,6 +16,7 @@ Key Vault blip does not fail webhooks. A 401/403/404 is an answer, not a blip: i
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -304,7 +305,10 @@ class KeyVaultSecrets:
             method, f"{secret.vault_url}{path}", params={"api-version": API_VERSION}, json=payload
         )
         try:
-            response = self._client(secret.vault_url).send_request(request)
+            response = self._client(secret.vault_url).send_request(request, stream=True)
+            data = _read_capped(response)
+        except AnswerTooLarge:
+            raise SecretUnavailable(secret.host, secret.name, status=None, code="TooLarge") from None
         except ClientAuthenticationError as err:  # no token: the identity endpoint or Entra failed
             raise SecretUnavailable(secret.host, secret.name, status=None, code="NoToken") from err
         except AzureError as err:
@@ -316,13 +320,10 @@ class KeyVaultSecrets:
                 secret.host,
                 secret.name,
                 status=response.status_code,
-                code=_error_code(response),
+                code=_error_code(data),
                 request_id=request_id,
             )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = _json(data)
         if not isinstance(body, dict):
             raise SecretUnavailable(
                 secret.host, secret.name, status=200, code="NotJson", request_id=request_id
@@ -358,12 +359,37 @@ def vault_audience(vault_url: str) -> str:
     return PUBLIC_AUDIENCE
 
 
-def _error_code(response: HttpResponse) -> str:
-    """Key Vault's `error.code` (e.g. Forbidden, SecretNotFound), never its message."""
+MAX_ANSWER_BYTES: Final[int] = 256 * 1024
+"""Key Vault keeps secrets of at most 25 KB; a longer answer is not a Key Vault's, and is not read."""
+
+
+class AnswerTooLarge(Exception):
+    pass
+
+
+def _read_capped(response: HttpResponse) -> bytes:
+    chunks, size = [], 0
     try:
-        body = response.json()
-    except ValueError:
-        return "Error"
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise AnswerTooLarge
+            chunks.append(chunk)
+    finally:
+        response.close()
+    return b"".join(chunks)
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _error_code(data: bytes) -> str:
+    """Key Vault's `error.code` (e.g. Forbidden, SecretNotFound), never its message."""
+    body = _json(data)
     error = body.get("error") if isinstance(body, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
     return str(code)[:60] if code else "Error"

@@ -208,3 +208,14 @@ def test_answer_shape(vault: KeyVaultStandIn, token_issuer: TokenIssuer) -> None
     assert bundle["value"] == VALUE
     assert bundle["id"] == vault.secret_uri("new-one", vault.versions("new-one")[0])
     assert bundle["attributes"]["enabled"] is True
+
+
+def test_an_answer_larger_than_any_key_vault_secret_is_not_read(
+    vault: KeyVaultStandIn, secrets: KeyVaultSecrets
+) -> None:
+    vault.seed("huge", "x" * (4 * 1024 * 1024))  # Key Vault keeps at most 25 KB
+    with pytest.raises(SecretUnavailable) as caught:
+        secrets.get(vault.secret_uri("huge"))
+    assert caught.value.code == "TooLarge"
+    vault.seed("fine", "y" * 25_000)
+    assert secrets.get(vault.secret_uri("fine")) == "y" * 25_000
