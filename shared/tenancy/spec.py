@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
-from shared.delivery.identity import AZURE_MARKERS
 from shared.settings import TEXT_DEFAULTS, SettingsError, load_settings
 from shared.tenancy.destination import DestinationCredential
 from shared.tenancy.names import reserved_problem, shown, slug_problem, tenant_table_prefix
@@ -133,8 +132,9 @@ def spec_problems(spec: TenantSpec, base_env: Mapping[str, str]) -> list[str]:
 
 def _loopback_on_azure(spec: TenantSpec, base_env: Mapping[str, str]) -> list[str]:
     """A loopback vault is the local stand-in: on Azure, the relay would hand its Key Vault token
-    to whatever listens on the instance's own port."""
-    if not any(base_env.get(marker) for marker in AZURE_MARKERS):
+    to whatever listens on the instance's own port. (WEBSITE_INSTANCE_ID, set by the platform only:
+    the local run has a managed-identity endpoint too.)"""
+    if not base_env.get("WEBSITE_INSTANCE_ID"):
         return []
     refs = [*spec.secret_refs.values(), *([spec.credential.secret_ref] if spec.credential.secret_ref else [])]
     if any((urlsplit(unwrap(ref)).hostname or "") in LOOPBACK_HOSTS for ref in refs):
