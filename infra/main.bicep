@@ -94,6 +94,9 @@ param autoDisableGraceMinutes string = '40'
 @description('App setting RECOVERY_PROBE_SECONDS (README, Settings).')
 param recoveryProbeSeconds string = '30'
 
+@description('App setting LANDED_CHECK_DELAY_SECONDS (README, Settings).')
+param landedCheckDelaySeconds string = '300'
+
 @description('App setting DEDUP_WINDOW_HOURS (README, Settings).')
 param dedupWindowHours string = '24'
 
@@ -405,6 +408,7 @@ module functionApp 'modules/functionapp.bicep' = {
       AUTO_DISABLE_MIN_ATTEMPTS: autoDisableMinAttempts
       AUTO_DISABLE_GRACE_MINUTES: autoDisableGraceMinutes
       RECOVERY_PROBE_SECONDS: recoveryProbeSeconds
+      LANDED_CHECK_DELAY_SECONDS: landedCheckDelaySeconds
       DEDUP_WINDOW_HOURS: dedupWindowHours
       LEDGER_RETENTION_DAYS: ledgerRetentionDays
       COUNTER_RETENTION_DAYS: counterRetentionDays
@@ -443,7 +447,8 @@ module functionApp 'modules/functionapp.bicep' = {
   ]
 }
 
-// Reconciliation reads the table (README "Completeness"): Log Analytics Reader on the workspace.
+// Reconciliation and the landed check before a doubtful resend read the table (README
+// "Completeness", "When a duplicate row is possible"): Log Analytics Reader on the workspace.
 module readerRole 'modules/reader-role.bicep' = {
   name: 'reader-role-${resourceToken}'
   scope: resourceGroup(effectiveWorkspaceRg)

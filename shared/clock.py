@@ -24,6 +24,17 @@ def iso_utc(when: datetime) -> str:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def parse_iso_utc(text: object) -> datetime | None:
+    """A row's ``TimeGenerated`` read back (naive = UTC); None when it is not an ISO 8601 time."""
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 def iso_ms(when: datetime) -> str:
     """A time in the relay's JSON answers and logs: always milliseconds, ``Z`` for UTC."""
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")

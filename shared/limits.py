@@ -30,6 +30,17 @@ TABLE_CLIENT_BOUNDS: Final[Mapping[str, float]] = MappingProxyType(
 )
 
 
+# Log Analytics query client bounds (azure-monitor-query keyword arguments). Reconciliation can
+# wait for a large answer; the landed check holds an upload slot and a failed check only means a
+# resend, so it gives up sooner.
+RECONCILE_QUERY_BOUNDS: Final[Mapping[str, float]] = MappingProxyType(
+    {"retry_total": 2, "connection_timeout": 5, "read_timeout": 60}
+)
+LANDED_CHECK_QUERY_BOUNDS: Final[Mapping[str, float]] = MappingProxyType(
+    {"retry_total": 1, "connection_timeout": 5, "read_timeout": 20}
+)
+
+
 @dataclass(frozen=True)
 class RetryWorkerLimits:
     """How the retry worker groups and paces its work (not app settings: constants the bench

@@ -138,6 +138,8 @@ NUMBERS: Final[dict[str, Number]] = {
         Number("RETRY_WORKER_RUN_SECONDS", "worker_run_for", 50, 0, _seconds),
         Number("RETRY_POLL_SECONDS", "worker_poll", 1, 0.05, _seconds),
         Number("RETRY_CLAIM_LEASE_SECONDS", "claim_lease", 180, 10, _seconds),
+        # Rows are usually queryable 20 s to 3 min after upload (FACTS.md): ask after 5.
+        Number("LANDED_CHECK_DELAY_SECONDS", "landed_check_delay", 300, 0, _seconds),
         Number("AUTO_DISABLE_FAILURE_RATIO", "auto_disable_ratio", WALLARM_DISABLE_RATIO, 0.01, maximum=1),
         Number(
             "AUTO_DISABLE_WINDOW_HOURS",
@@ -372,6 +374,7 @@ class Settings:
     worker_run_for: timedelta = NUMBERS["RETRY_WORKER_RUN_SECONDS"].value
     worker_poll: timedelta = NUMBERS["RETRY_POLL_SECONDS"].value
     claim_lease: timedelta = NUMBERS["RETRY_CLAIM_LEASE_SECONDS"].value
+    landed_check_delay: timedelta = NUMBERS["LANDED_CHECK_DELAY_SECONDS"].value
     auto_disable_ratio: float = NUMBERS["AUTO_DISABLE_FAILURE_RATIO"].value
     auto_disable_window: timedelta = NUMBERS["AUTO_DISABLE_WINDOW_HOURS"].value
     auto_disable_min_attempts: int = NUMBERS["AUTO_DISABLE_MIN_ATTEMPTS"].value

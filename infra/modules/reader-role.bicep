@@ -1,5 +1,6 @@
 // Log Analytics Reader on the workspace for the relay's identity: reconciliation (README
-// "Completeness") asks the workspace which Wallarm hits WallarmSentinel_CL already holds.
+// "Completeness") asks the workspace which Wallarm hits WallarmSentinel_CL already holds, and the
+// retry worker asks which rows of an upload that timed out already landed (landed check).
 // Deployed in the workspace's resource group (main.bicep sets the scope).
 param workspaceName string
 param relayPrincipalId string

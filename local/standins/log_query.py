@@ -10,7 +10,8 @@ the Log Analytics API reference documents, so the real `LogsQueryClient` runs ag
 * `timespan` (`start/end`, ISO 8601) filters rows on `TimeGenerated`, as the service does;
 * the query language is a small KQL subset, enough for the relay's queries: `<table>`, then
   `| where Col == "text"`, `| extend Name = tostring(parse_json(Col).a.b)`,
-  `| where isnotempty(Name)`, `| distinct A[, B]`, `| project A[, B]`, `| count`. Anything
+  `| where isnotempty(Name)`, `| distinct A[, B]`, `| project A[, B]`, `| count`,
+  `| extend H = hash_sha256(Col)`, `| where H in ("a", "b")`, `| summarize N = count() by H`. Anything
   else is a 400 `BadArgumentError` (a test then shows the query needs a real workspace);
 * ingestion latency: with `delay_visibility(seconds)` a row is queryable only `seconds` after the
   stand-in first saw it (at a query, or at `observe()` right after an upload), as Log Analytics
@@ -19,6 +20,7 @@ the Log Analytics API reference documents, so the real `LogsQueryClient` runs ag
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -40,6 +42,9 @@ _WHERE_EQ = re.compile(r'^where\s+(\w+)\s*==\s*"([^"]*)"$')
 _WHERE_NOT_EMPTY = re.compile(r"^where\s+isnotempty\((\w+)\)$")
 _EXTEND_JSON = re.compile(r"^extend\s+(\w+)\s*=\s*tostring\(parse_json\((\w+)\)((?:\.\w+)+)\)$")
 _COLUMNS = re.compile(r"^(distinct|project)\s+(\w+(?:\s*,\s*\w+)*)$")
+_EXTEND_SHA256 = re.compile(r"^extend\s+(\w+)\s*=\s*hash_sha256\((\w+)\)$")
+_WHERE_IN = re.compile(r'^where\s+(\w+)\s+in\s*\(((?:\s*"[^"]*"\s*,?)*)\)$')
+_SUMMARIZE_COUNT = re.compile(r"^summarize\s+(\w+)\s*=\s*count\(\)\s+by\s+(\w+)$")
 
 
 class QueryError(ValueError):
@@ -83,6 +88,21 @@ def run_query(query: str, rows: list[dict[str, Any]]) -> tuple[list[dict[str, st
                     parsed = None
                 r[m[1]] = _tostring(_path(parsed, names))
             columns.append(m[1])
+        elif m := _EXTEND_SHA256.match(stage):
+            for r in current:  # KQL: SHA-256 of the string's UTF-8 bytes, lower-case hex
+                r[m[1]] = hashlib.sha256(_tostring(r.get(m[2])).encode("utf-8")).hexdigest()
+            columns.append(m[1])
+        elif m := _WHERE_IN.match(stage):
+            wanted = set(re.findall(r'"([^"]*)"', m[2]))
+            current = [r for r in current if _tostring(r.get(m[1])) in wanted]
+        elif m := _SUMMARIZE_COUNT.match(stage):
+            counts: dict[str, int] = {}
+            for r in current:
+                key = _tostring(r.get(m[2]))
+                counts[key] = counts.get(key, 0) + 1
+            return [{"name": m[2], "type": "string"}, {"name": m[1], "type": "long"}], [
+                [key, n] for key, n in counts.items()
+            ]
         elif m := _COLUMNS.match(stage):
             columns = [c.strip() for c in m[2].split(",")]
             projected = [{c: r.get(c) for c in columns} for r in current]

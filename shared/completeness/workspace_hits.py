@@ -9,11 +9,13 @@ TimeGenerated older than two days with the receive time.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from shared.completeness.api_hits import hit_key
+from shared.limits import RECONCILE_QUERY_BOUNDS
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -49,11 +51,15 @@ class QueryFailed(Exception):
 
 
 def build_query_client(
-    endpoint: str, credential: TokenCredential, *, ca_bundle: str | None = None
+    endpoint: str,
+    credential: TokenCredential,
+    *,
+    ca_bundle: str | None = None,
+    bounds: Mapping[str, float] = RECONCILE_QUERY_BOUNDS,
 ) -> LogsQueryClient:
     from azure.monitor.query import LogsQueryClient
 
-    kwargs: dict[str, Any] = {"retry_total": 2, "connection_timeout": 5, "read_timeout": 60}
+    kwargs: dict[str, Any] = {**bounds, "retry_total": int(bounds["retry_total"])}
     if ca_bundle:
         kwargs["connection_verify"] = ca_bundle
     return LogsQueryClient(credential, endpoint=endpoint, audience=AUDIENCE, logging_enable=False, **kwargs)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
 from shared.clock import Clock
 from shared.delivery.ingestion import ChunkFailure, Deliverer, DeliveryReport, Packed
+from shared.delivery.landed_check import LandedCheck
 from shared.delivery.policy import RetrySchedule, next_due
 from shared.health.ledger_writer import LedgerWriter
 from shared.health.request_tally import RequestTally
@@ -59,7 +60,10 @@ class DeliverOrQueue:
         *,
         schedule: RetrySchedule,
         clock: Clock,
+        landed: LandedCheck | None = None,
     ) -> None:
+        """`landed`: asks the workspace before a doubtful resend (None: no workspace configured,
+        resend at once, at-least-once)."""
         self.deliverer = deliverer
         self.queue = queue
         self.state = state
@@ -67,6 +71,7 @@ class DeliverOrQueue:
         self.telemetry = telemetry
         self.schedule = schedule
         self.clock = clock
+        self.landed = landed
 
     # -- fresh rows -------------------------------------------------------------------------
     def send(
@@ -114,15 +119,17 @@ class DeliverOrQueue:
         result.delivered = len(report.accepted)
         now = self.clock()
         for failure in report.failures:
+            doubt = self._doubt(failure, now)
             entries = self.queue.enqueue(
                 failure.rows,
-                due_at=next_due(now, self.schedule, 1, failure.retry_after),
+                due_at=self._due(now, 1, failure, doubt),
                 attempt=1,
                 reason=failure.message,
                 status=failure.status,
                 error=failure.error,
                 request_id=failure.request_id,
                 first_failed_at=now,
+                doubt_since=doubt,
             )
             if failure.poison:
                 self._quarantine(entries, failure)
@@ -148,6 +155,25 @@ class DeliverOrQueue:
             failure.request_id,
         )
 
+    def _doubt(self, failure: ChunkFailure, now: datetime) -> datetime | None:
+        """When an upload may have landed unseen (read timeout, dropped connection): now."""
+        return now if failure.error == UNCERTAIN_ERROR else None
+
+    def _due(self, now: datetime, attempt: int, failure: ChunkFailure, doubt: datetime | None) -> datetime:
+        """The schedule's next step; for a doubtful upload not before the landed check may run."""
+        due = next_due(now, self.schedule, attempt, failure.retry_after)
+        if doubt is not None and self.landed is not None:
+            due = max(due, doubt + self.landed.delay)
+        return due
+
+    def check_wait(self, entry: QueueEntry) -> datetime | None:
+        """When a claimed entry's landed check may run, if not yet (the rows of its doubtful
+        upload could still be on their way into the workspace); None: it may go now."""
+        if self.landed is None or entry.doubt_since is None:
+            return None
+        ready = entry.doubt_since + self.landed.delay
+        return ready if ready > self.clock() else None
+
     def _enabled(self) -> bool:
         """The state guards delivery, it does not gate it: unreadable state means deliver."""
         try:
@@ -158,13 +184,37 @@ class DeliverOrQueue:
 
     # -- queued entries ---------------------------------------------------------------------
     def attempt(self, entry: QueueEntry) -> DeliveryReport:
-        """The upload of a claimed entry; `settle` writes its outcome to the store."""
+        """The upload of a claimed entry; `settle` writes its outcome to the store. An entry in
+        doubt (its last upload may have landed) first asks the workspace, and only the rows not
+        found there are sent."""
         with self.telemetry.span(
             "relay.retry", {"relay.rows": len(entry.rows), "relay.attempt": entry.attempt}
         ):
+            found = self._found(entry)
+            if found is not None:
+                return self._resend_missing(entry, found)
             if entry.payload:  # the stored gzipped JSON goes as it is, when it fits one request
                 return self.deliverer.deliver_packed(entry.payload, entry.rows)
             return self.deliverer.deliver(entry.rows)
+
+    def _found(self, entry: QueueEntry) -> list[bool] | None:
+        if self.landed is None or entry.doubt_since is None or not entry.rows:
+            return None
+        with self.telemetry.span("relay.landed_check", {"relay.rows": len(entry.rows)}):
+            return self.landed.found(entry.rows, self.clock())
+
+    def _resend_missing(self, entry: QueueEntry, found: list[bool]) -> DeliveryReport:
+        confirmed = [row for row, hit in zip(entry.rows, found, strict=True) if hit]
+        missing = [row for row, hit in zip(entry.rows, found, strict=True) if not hit]
+        if confirmed:
+            self.telemetry.count_events("landed_confirmed", types_of(confirmed))
+            log.info(
+                "Retry worker: %d of %d rows of a doubtful upload are already in the table; not resent",
+                len(confirmed),
+                len(entry.rows),
+            )
+        report = self.deliverer.deliver(missing) if missing else DeliveryReport()
+        return replace(report, accepted=confirmed + report.accepted, checked=True, confirmed=confirmed)
 
     def settle(self, entry: QueueEntry, report: DeliveryReport, retry: StoreRetry | None = None) -> bool:
         """Complete, reschedule or quarantine the entry after `attempt`, and record it.
@@ -184,15 +234,17 @@ class DeliverOrQueue:
                 self._settle_poison(entry, failure, store)
         if failed:
             last = next(f for f in report.failures if not f.poison)
+            doubt = self._doubt(last, now)
             store.run(
                 lambda: self.queue.reschedule(
                     entry,
-                    due_at=next_due(now, self.schedule, entry.attempt + 1, last.retry_after),
+                    due_at=self._due(now, entry.attempt + 1, last, doubt),
                     attempt=entry.attempt + 1,
                     status=last.status,
                     error=last.error,
                     request_id=last.request_id,
                     rows=failed if len(failed) != len(entry.rows) else None,
+                    doubt_since=doubt,
                 )
             )
         else:
@@ -245,7 +297,9 @@ class DeliverOrQueue:
         events of outcome ``possible_duplicate`` and logged (a count, never a value)."""
         by_type: Counter[str] = Counter()
         for entry, report in settled:
-            if entry.last_error == UNCERTAIN_ERROR:
+            if report.checked:
+                continue  # the workspace was asked first: nothing it holds was sent again
+            if entry.last_error == UNCERTAIN_ERROR or entry.doubt_since is not None:
                 landed = report.accepted or (entry.rows if report.all_accepted else [])
                 by_type.update(str(row.get("EventType", "")) for row in landed)
         if by_type:

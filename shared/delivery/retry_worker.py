@@ -75,6 +75,7 @@ class WorkerRun:
     lease_short: int = 0  # claimed entries not started: too little of their lease was left
     idle_exit: bool = False  # ended early: the queue has been empty for idle_exit_after
     released: int = 0  # claimed entries given back unstarted (due now, not after their lease)
+    deferred: int = 0  # in doubt, given back until their landed check may run
 
 
 @dataclass(frozen=True)
@@ -323,6 +324,11 @@ class RetryWorker:
             if entry.due_at - self.clock() < self.start_margin:
                 run.lease_short += 1  # claimed too long ago (a slow API): its next claim delivers it
                 unstarted.append(entry)
+                continue
+            check_at = self.relay.check_wait(entry)
+            if check_at is not None:
+                # Its last upload may still be on its way into the workspace: ask later.
+                run.deferred += self.queue.release([entry], due_at=check_at)
                 continue
             pause = pass_.next_start - time.monotonic()
             if pause > 0:

@@ -40,6 +40,10 @@ class DeliveryReport:
     failures: list[ChunkFailure] = field(default_factory=list)
     not_attempted: list[Row] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
+    # A landed check ran before this resend: ``confirmed`` are the rows it found in the table,
+    # not sent again (they are in ``accepted`` too).
+    checked: bool = False
+    confirmed: list[Row] = field(default_factory=list)
 
     @property
     def all_accepted(self) -> bool:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from shared.clock import Clock
+from shared.clock import Clock, parse_iso_utc
 from shared.intake.hit_keys import dedup_key, hit_key
 from shared.schema import Row
 from shared.store.dedup import DedupKeys
@@ -174,7 +174,4 @@ def _row_hit_key(row: Row) -> str | None:
 
 
 def _time_of(row: Row) -> datetime | None:
-    try:
-        return datetime.fromisoformat(row.get("TimeGenerated", "").replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    return parse_iso_utc(row.get("TimeGenerated"))

@@ -21,17 +21,19 @@ from azure.data.tables import TableServiceClient
 
 from shared.clock import Clock, utc_now
 from shared.completeness.timer import Completeness, build_completeness
+from shared.completeness.workspace_hits import build_query_client
 from shared.delivery.deliver_or_queue import DeliverOrQueue
 from shared.delivery.hourly_count import HourlyReporter
 from shared.delivery.identity import build_credential
 from shared.delivery.ingestion import Deliverer, build_ingestion_client
+from shared.delivery.landed_check import LandedCheck
 from shared.delivery.retry_worker import RetryWorker, RetryWorkerConfig, WorkerRun
 from shared.health.integration_switch import AutoDisableRule, IntegrationSwitch
 from shared.health.ledger_writer import LedgerWriter
 from shared.health.probe import DcrProbe
 from shared.intake.dedup import WebhookDedup
 from shared.intake.webhook import WebhookConfig, WebhookHandler
-from shared.limits import TABLE_CLIENT_BOUNDS, TENANT_LIMITS
+from shared.limits import LANDED_CHECK_QUERY_BOUNDS, TABLE_CLIENT_BOUNDS, TENANT_LIMITS
 from shared.ops.admin import Admin, platform_auth_enabled
 from shared.ops.retention import Retention
 from shared.ops.tenant_admin import SecretWriter, TenantAdmin
@@ -258,6 +260,21 @@ def build_tenants(
     return Tenants(directory, drain, finish_removal)
 
 
+def landed_check(settings: Settings, credential: TokenCredential) -> LandedCheck | None:
+    """The workspace check before a doubtful resend, when the relay knows its workspace."""
+    workspace = settings.completeness.workspace_id
+    if not workspace:
+        return None
+    # Short timeouts: the check holds an upload slot, and a failed check only means a resend.
+    query = build_query_client(
+        settings.completeness.query_endpoint,
+        credential,
+        ca_bundle=settings.ca_bundle,
+        bounds=LANDED_CHECK_QUERY_BOUNDS,
+    )
+    return LandedCheck(query, workspace, delay=settings.landed_check_delay)
+
+
 def build_tenant_services(
     platform: Platform, settings: Settings, credential: TokenCredential, tenant: str
 ) -> Services:
@@ -300,12 +317,13 @@ def build_tenant_services(
     # Announcements may be raised on the webhook's path, so they use its short timeouts.
     switch = IntegrationSwitch(state, ledger, queue, webhook_deliverer, tel, rule=rule, clock=clock)
     ledger_writer = LedgerWriter(ledger, tel, switch=switch)
-    webhook_relay = DeliverOrQueue(
-        webhook_deliverer, queue, state, ledger_writer, tel, schedule=settings.retry_schedule, clock=clock
-    )
-    worker_relay = DeliverOrQueue(
-        worker_deliverer, queue, state, ledger_writer, tel, schedule=settings.retry_schedule, clock=clock
-    )
+    landed = landed_check(settings, credential)
+
+    def relay(api: Deliverer) -> DeliverOrQueue:
+        books, schedule = ledger_writer, settings.retry_schedule
+        return DeliverOrQueue(api, queue, state, books, tel, schedule=schedule, clock=clock, landed=landed)
+
+    webhook_relay, worker_relay = relay(webhook_deliverer), relay(worker_deliverer)
     health = DcrProbe(webhook_deliverer, queue.probe, clock)
     dedup = DedupKeys(tables.dedup, clock)
     completeness, guard = build_completeness(

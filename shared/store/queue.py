@@ -152,6 +152,7 @@ class RetryQueue:
         error: str,
         request_id: str,
         first_failed_at: datetime | None,
+        doubt_since: datetime | None = None,
     ) -> list[QueueEntry]:
         if not rows:
             return []
@@ -171,6 +172,7 @@ class RetryQueue:
             last_error=error,
             last_request_id=request_id,
             reason=reason,
+            doubt_since=doubt_since,
         )
         entities = []
         for group, payload in pack_rows(rows):
@@ -217,10 +219,12 @@ class RetryQueue:
         error: str = "",
         request_id: str = "",
         first_failed_at: datetime | None = None,
+        doubt_since: datetime | None = None,
     ) -> list[QueueEntry]:
         """Store rows for a later attempt at ``due_at``; several entries if they are large.
 
         ``first_failed_at`` defaults to now when ``attempt`` > 0 (the rows already failed once).
+        ``doubt_since``: the rows may already be in the table (``QueueEntry.doubt_since``).
         """
         if first_failed_at is None and attempt > 0:
             first_failed_at = self._clock()
@@ -234,6 +238,7 @@ class RetryQueue:
             error=error,
             request_id=request_id,
             first_failed_at=first_failed_at,
+            doubt_since=doubt_since,
         )
 
     @guarded("queue.park")
@@ -323,6 +328,10 @@ class RetryQueue:
         entry = from_entity(entity, with_payload=False)
         new_entity = moved(entity, PENDING, pending_row_key(lease_until, entry.id), lease_until)
         new_entity["claims"] = entry.claims + 1
+        if entity.get(LEASED):
+            # The last claim's lease ran out, neither settled nor released: its worker died or
+            # hung, maybe mid-upload, and those rows may have landed up to the lease's end.
+            new_entity["doubt_since"] = max(entry.due_at, entry.doubt_since or entry.due_at)
         new_entity[LEASED] = True  # in flight: pull_forward must leave it to its worker
         return entry, new_entity
 
@@ -361,11 +370,11 @@ class RetryQueue:
         return count
 
     @guarded("queue.release")
-    def release(self, entries: Sequence[QueueEntry]) -> int:
-        """Give back claimed entries that were not started: due now, no longer leased, so the next
-        claim (any instance) takes them at once instead of after the lease. ETag-guarded: an entry
-        whose lease another worker already took over is left to it."""
-        now = self._clock()
+    def release(self, entries: Sequence[QueueEntry], *, due_at: datetime | None = None) -> int:
+        """Give back claimed entries that were not started: due now (or at ``due_at``), no longer
+        leased, so the next claim (any instance) takes them then instead of after the lease.
+        ETag-guarded: an entry whose lease another worker already took over is left to it."""
+        due = due_at or self._clock()
         released = 0
         for entry in entries:
             new_entity = entity_with(
@@ -373,8 +382,8 @@ class RetryQueue:
                 rows=entry.rows,
                 payload=entry.payload,
                 partition=PENDING,
-                row_key=pending_row_key(now, entry.id),
-                due_at=now,
+                row_key=pending_row_key(due, entry.id),
+                due_at=due,
             )
             if self._replace_entry(entry, new_entity) is not None:
                 released += 1
@@ -439,15 +448,19 @@ class RetryQueue:
         error: str,
         request_id: str,
         rows: Sequence[Row] | None = None,
+        doubt_since: datetime | None = None,
     ) -> QueueEntry | None:
         """Record a failed attempt and set the next due time (atomic; keeps the entry id).
 
-        ``rows`` replaces the stored rows (only part of them failed). Returns the new version,
+        ``rows`` replaces the stored rows (only part of them failed). ``doubt_since``: this
+        attempt may have landed (``QueueEntry.doubt_since``). Returns the new version,
         or None if another worker re-claimed the entry after the lease expired.
         """
         now = self._clock()
         groups = groups_for(entry, rows)
-        failed = failure(entry, now, status=status, error=error, request_id=request_id)
+        failed = failure(
+            entry, now, status=status, error=error, request_id=request_id, doubt_since=doubt_since
+        )
 
         def build(entry_id: str, group: list[Row], payload: bytes) -> dict[str, Any]:
             row_key = pending_row_key(due_at, entry_id)

@@ -56,6 +56,7 @@ META_FIELDS: Final[list[str]] = [
     "reason",
     "rows",
     "moving_to",
+    "doubt_since",
 ]
 """The small properties: what a metadata-only read selects."""
 
@@ -84,6 +85,10 @@ class QueueEntry:
     reason: str
     rows: list[Row] = field(default_factory=list, repr=False)
     payload: bytes = field(default=b"", repr=False)
+    doubt_since: datetime | None = None
+    """Set while an upload of these rows may have landed unseen (it timed out or lost its
+    connection, or its worker's lease ran out mid-way): the latest time it could have landed.
+    The retry worker asks the workspace before resending (``shared.delivery.landed_check``)."""
 
 
 def to_ms(moment: datetime) -> int:
@@ -181,6 +186,8 @@ def to_entity(entry: QueueEntry) -> dict[str, Any]:
         entity["first_failed_at"] = entry.first_failed_at
     if entry.last_status is not None:
         entity["last_status"] = entry.last_status
+    if entry.doubt_since is not None:
+        entity["doubt_since"] = entry.doubt_since
     entity.update(_chunks(entry.payload))
     return entity
 
@@ -197,14 +204,22 @@ def entity_with(entry: QueueEntry, *, rows: list[Row], payload: bytes, **changes
 
 
 def failure(
-    entry: QueueEntry, now: datetime, *, status: int | None, error: str, request_id: str
+    entry: QueueEntry,
+    now: datetime,
+    *,
+    status: int | None,
+    error: str,
+    request_id: str,
+    doubt_since: datetime | None = None,
 ) -> dict[str, Any]:
-    """The ``entity_with`` changes that record a failed attempt of ``entry`` at ``now``."""
+    """The ``entity_with`` changes that record a failed attempt of ``entry`` at ``now``: the
+    attempt's answer replaces any earlier doubt (``doubt_since`` only if this one left some)."""
     return {
         "first_failed_at": entry.first_failed_at or now,
         "last_status": status,
         "last_error": error,
         "last_request_id": request_id,
+        "doubt_since": doubt_since,
     }
 
 
@@ -234,6 +249,7 @@ def from_entity(
         reason=as_str(entity.get("reason")),
         rows=decompress_rows(payload) if payload else [],
         payload=payload,
+        doubt_since=as_utc(entity.get("doubt_since")),
     )
 
 

@@ -1,7 +1,9 @@
 """Issue 24, defect "timed out but landed": the webhook's upload read-times-out after Azure
-accepted the rows; the relay queues them (202) and the worker sends them again. Without a
-workspace identity check that is at-least-once by design (FACTS.md): the resend is counted as
-``possible_duplicate`` (telemetry, a log line), never silent."""
+accepted the rows; the relay queues them (202), in doubt. With a workspace (``LOGS_WORKSPACE_ID``)
+the worker asks it after ``LANDED_CHECK_DELAY_SECONDS`` and resends only the rows not found
+(``landed_confirmed``); without one, or when the query fails, the resend is at-least-once
+(FACTS.md) and counted as ``possible_duplicate`` (telemetry, a log line), never silent. A worker
+that died mid-upload leaves its entry in doubt the same way."""
 
 from __future__ import annotations
 
@@ -15,11 +17,15 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from wallarm_fixtures import load_fixture
 
+from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
 from shared.intake.webhook import WebhookHandler, WebhookRequest
+from shared.ops.services import Services
 from shared.telemetry import Telemetry
 
-from .conftest import FakeClock, MakeServices
+from .conftest import WORKSPACE_ID, FakeClock, MakeServices
+
+DELAY = 30  # LANDED_CHECK_DELAY_SECONDS in these tests
 
 
 def _events(reader: InMemoryMetricReader) -> dict[str, float]:
@@ -61,4 +67,134 @@ def test_rows_resent_after_a_timed_out_upload_that_landed_are_counted_as_possibl
     assert [r["RequestId"] for r in ingestion.accepted] == ["landed-then-hung"] * 2  # at-least-once
     assert _events(reader).get("possible_duplicate") == 1.0
     assert "may be in the table twice" in caplog.text
+    meters.shutdown()
+
+
+def _relay(
+    make_services: MakeServices, clock: FakeClock, log_query: LogQueryStandIn
+) -> tuple[Services, InMemoryMetricReader, MeterProvider]:
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    svc = make_services(
+        clock,
+        Telemetry(meters, TracerProvider()),
+        AUTO_DISABLE_MIN_ATTEMPTS="100000",
+        LOGS_WORKSPACE_ID=WORKSPACE_ID,
+        LOGS_QUERY_ENDPOINT=log_query.endpoint,
+        LANDED_CHECK_DELAY_SECONDS=str(DELAY),
+    )
+    return svc, reader, meters
+
+
+def _hung_webhook(svc: Services, ingestion: LogsIngestionStandIn, *, land: bool, ids: list[str]) -> None:
+    """A webhook whose upload is held past the read timeout; its rows land first if ``land``."""
+    assert isinstance(svc.webhook, WebhookHandler)
+    hits = json.loads(load_fixture("new_hits"))
+    body = [dict(hits[0], details=dict(hits[0]["details"], hit=dict(hits[0]["details"]["hit"]))) for _ in ids]
+    for event, request_id in zip(body, ids, strict=True):
+        event["details"]["hit"]["request_id"] = request_id
+        event["details"]["hit"]["id"] = ["hits_x", request_id]
+    ingestion.inject_delay(6, land=land)
+    request = WebhookRequest(json.dumps(body).encode(), {"content-type": "application/json"}, "127.0.0.1")
+    assert svc.webhook.handle(request).status == 202  # queued: the relay could not tell
+
+
+def test_a_landed_upload_is_found_in_the_workspace_and_not_sent_again(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+    log_query: LogQueryStandIn,
+) -> None:
+    svc, reader, meters = _relay(make_services, clock, log_query)
+    _hung_webhook(svc, ingestion, land=True, ids=["landed-a", "landed-b"])
+    assert sorted(r["RequestId"] for r in ingestion.accepted) == ["landed-a", "landed-b"]
+
+    clock.advance(5)  # the schedule's first step, but the rows may still be on their way
+    early = svc.worker.run(timedelta(seconds=1))
+    assert early.attempted == 0 and log_query.queries == []
+    assert svc.worker.queue.stats().pending == 1
+
+    clock.advance(DELAY)
+    run = svc.worker.run(timedelta(seconds=1))
+    assert run.delivered == 1
+    assert svc.worker.queue.stats().pending == 0
+    assert sorted(r["RequestId"] for r in ingestion.accepted) == ["landed-a", "landed-b"]  # once each
+    assert any("hash_sha256(RawData)" in q for q in log_query.queries)
+    events = _events(reader)
+    assert events.get("landed_confirmed") == 2.0
+    assert "possible_duplicate" not in events
+    meters.shutdown()
+
+
+def test_a_lost_upload_is_not_found_and_is_sent_once(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+    log_query: LogQueryStandIn,
+) -> None:
+    svc, reader, meters = _relay(make_services, clock, log_query)
+    _hung_webhook(svc, ingestion, land=False, ids=["lost-a"])
+    assert ingestion.accepted == []
+
+    clock.advance(DELAY + 1)
+    run = svc.worker.run(timedelta(seconds=1))
+    assert run.delivered == 1
+    assert [r["RequestId"] for r in ingestion.accepted] == ["lost-a"]
+    assert "landed_confirmed" not in _events(reader)
+    assert "possible_duplicate" not in _events(reader)  # the workspace was asked: not a blind resend
+    meters.shutdown()
+
+
+def test_a_failed_query_falls_back_to_a_counted_resend(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+    log_query: LogQueryStandIn,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    svc, reader, meters = _relay(make_services, clock, log_query)
+    _hung_webhook(svc, ingestion, land=True, ids=["denied-a"])
+    log_query.deny(True)  # Log Analytics Reader withdrawn
+
+    clock.advance(DELAY + 1)
+    with caplog.at_level(logging.WARNING):
+        run = svc.worker.run(timedelta(seconds=1))
+    assert run.delivered == 1
+    assert [r["RequestId"] for r in ingestion.accepted] == ["denied-a"] * 2  # at-least-once, never lost
+    assert _events(reader).get("possible_duplicate") == 1.0
+    assert "Landed check: Log Analytics query failed (403)" in caplog.text
+    meters.shutdown()
+
+
+def test_a_worker_that_died_mid_upload_leaves_its_entry_in_doubt(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+    log_query: LogQueryStandIn,
+) -> None:
+    """Claimed, uploaded (the rows landed), never settled: the process was killed. After the
+    lease the next claim finds the entry still marked leased and checks before resending."""
+    svc, reader, meters = _relay(make_services, clock, log_query)
+    queue = svc.worker.queue
+    hits = json.loads(load_fixture("new_hits"))[:1]
+    hits[0]["details"]["hit"]["request_id"] = "killed-mid-upload"
+    ingestion.inject(503, times=10)
+    assert isinstance(svc.webhook, WebhookHandler)
+    request = WebhookRequest(json.dumps(hits).encode(), {"content-type": "application/json"}, "127.0.0.1")
+    assert svc.webhook.handle(request).status == 202
+    ingestion.clear()
+    clock.advance(5)
+    [entry] = queue.claim_due(10, timedelta(seconds=180))
+    assert entry.doubt_since is None  # a 503 is a clear answer: not in doubt
+    assert svc.relay.deliverer.deliver(entry.rows).all_accepted  # the dead worker's upload landed
+    # ... and the process died here: no settle, no release.
+
+    clock.advance(181)  # the lease ran out
+    run = svc.worker.run(timedelta(seconds=1))
+    assert run.deferred == 1 and run.attempted == 0  # in doubt since the lease's end: ask later
+    clock.advance(DELAY)
+    run = svc.worker.run(timedelta(seconds=1))
+    assert run.delivered == 1 and queue.stats().pending == 0
+    assert [r["RequestId"] for r in ingestion.accepted] == ["killed-mid-upload"]
+    assert _events(reader).get("landed_confirmed") == 1.0
     meters.shutdown()

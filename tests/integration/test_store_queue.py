@@ -213,6 +213,38 @@ def test_lease_expiry_redelivers_after_a_crash(queue: RetryQueue, clock: FakeClo
     assert queue.stats().pending == 0
 
 
+def test_a_lease_that_ran_out_leaves_the_entry_in_doubt_until_an_answer(
+    queue: RetryQueue, clock: FakeClock
+) -> None:
+    """The crashed worker may have uploaded: the next claim marks the entry in doubt since the
+    lease's end; a release keeps the doubt, a clear answer (a 503) ends it."""
+    queue.enqueue(small_rows("doubt"), due_at=clock(), reason="x")
+    [first] = queue.claim_due(1, LEASE)
+    assert first.doubt_since is None
+    clock.advance(LEASE)
+    [second] = queue.claim_due(1, LEASE)
+    assert second.doubt_since == first.due_at  # the end of the lease that ran out
+
+    later = clock() + timedelta(seconds=90)
+    assert queue.release([second], due_at=later) == 1
+    assert queue.next_due_at() == later
+    clock.set(later)
+    [third] = queue.claim_due(1, LEASE)  # released, not run out: no new doubt, the old one kept
+    assert third.doubt_since == first.due_at
+    answered = queue.reschedule(third, due_at=clock(), attempt=2, status=503, error="x", request_id="")
+    assert answered is not None and answered.doubt_since is None
+    [fourth] = queue.claim_due(1, LEASE)
+    assert fourth.doubt_since is None
+
+
+def test_a_released_entry_is_not_in_doubt(queue: RetryQueue, clock: FakeClock) -> None:
+    queue.enqueue(small_rows("unstarted"), due_at=clock(), reason="x")
+    [claimed] = queue.claim_due(1, LEASE)
+    assert queue.release([claimed]) == 1
+    [again] = queue.claim_due(1, LEASE)
+    assert again.doubt_since is None and again.claims == 2
+
+
 def test_reschedule_keeps_id_and_records_failure(queue: RetryQueue, clock: FakeClock) -> None:
     rows = small_rows("r", 3)
     [entry] = queue.enqueue(rows, due_at=clock(), attempt=1, reason="x", status=503)

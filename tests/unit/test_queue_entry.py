@@ -19,6 +19,7 @@ from shared.store.queue_entry import (
     compress_rows,
     decompress_rows,
     entity_with,
+    failure,
     from_entity,
     groups_for,
     moved,
@@ -136,6 +137,21 @@ def test_unset_optional_fields_are_not_written() -> None:
     back = from_entity(entity, with_payload=False)
     assert back.first_failed_at is None
     assert back.last_status is None
+
+
+def test_doubt_round_trips_and_a_failed_attempt_with_a_clear_answer_clears_it() -> None:
+    doubtful = entry(doubt_since=NOW)
+    assert "doubt_since" not in to_entity(entry())
+    assert from_entity(to_entity(doubtful), with_payload=False).doubt_since == NOW
+    answered = entity_with(
+        doubtful,
+        rows=[],
+        payload=b"",
+        **failure(doubtful, NOW, status=503, error="ServiceUnavailable", request_id="r"),
+    )
+    assert "doubt_since" not in answered
+    timed_out = failure(doubtful, NOW, status=None, error="response_error", request_id="", doubt_since=NOW)
+    assert entity_with(doubtful, rows=[], payload=b"", **timed_out)["doubt_since"] == NOW
 
 
 def test_a_missing_chunk_is_an_error() -> None:
