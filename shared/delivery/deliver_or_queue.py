@@ -96,18 +96,31 @@ class DeliverOrQueue:
         tally: RequestTally,
         deadline: float | None,
         packed: Sequence[Packed] | None = None,
+        in_doubt: bool = False,
     ) -> SubmitResult:
         """Deliver now, else queue; raises StoreUnavailable only if a row could be neither.
 
         The attempts go into `tally`, which its opener writes (`LedgerWriter.write`) once it has added
         its own counts: one counter write per request. `packed`: the same rows already cut and
-        serialised (`ingestion.pack`), done while the caller waited for something else."""
+        serialised (`ingestion.pack`), done while the caller waited for something else.
+        `in_doubt`: the rows may be in the table already (a resent body whose first processing
+        stopped mid-way); with a landed check they are queued for it, not uploaded now."""
         result = SubmitResult()
         if not rows:
             return result
         if not self._enabled():
             self.queue.park(list(rows), reason="integration disabled")
             result.parked = len(rows)
+            return result
+        if in_doubt and self.landed is not None:
+            now = self.clock()
+            self.queue.enqueue(
+                rows,
+                due_at=now + self.landed.delay,
+                reason="resent body whose first processing stopped mid-way",
+                doubt_since=now,
+            )
+            result.queued = len(rows)
             return result
         with self.telemetry.span("relay.deliver", {"relay.rows": len(rows), "relay.source": tally.source}):
             report = (

@@ -113,12 +113,13 @@ class WebhookDedup:
         self._finishing: set[str] = set()  # answered; their "done" mark not yet stored
 
     def begin(self, key: str) -> str:
-        """ "new", "duplicate" or "in_progress"."""
+        """ "new", "taken_over" (an earlier processing of this body stopped mid-way, maybe after
+        its upload), "duplicate" or "in_progress"."""
         with self._lock:
             if key in self._finishing:
                 return "duplicate"  # answered a moment ago; its "done" mark is on its way
         try:
-            return self.keys.begin(key, ttl=self.window, stale_after=PROCESSING_TIMEOUT)
+            return self.keys.begin(key, ttl=self.window, stale_after=PROCESSING_TIMEOUT, report_takeover=True)
         except StoreUnavailable as err:
             log.warning("Dedup check skipped, Table Storage unavailable: %s", err)
             return "new"

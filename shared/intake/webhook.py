@@ -121,7 +121,7 @@ class WebhookHandler:
             # hit that may be dropped, after its claim instead, so that no row is packed twice.
             packed = None if any(late) else pack(body.rows)
         except BaseException as err:
-            if claiming.result() == "new":
+            if claiming.result() in ("new", "taken_over"):
                 self.dedup.abandon(key)
             if not isinstance(err, ParseError):
                 raise
@@ -139,7 +139,7 @@ class WebhookHandler:
             )
 
         try:
-            return self._accept(body, late, packed, key, started)
+            return self._accept(body, late, packed, key, started, in_doubt=claim == "taken_over")
         except BaseException:
             # An unexpected failure must not leave the key "processing": Wallarm's resend would
             # get 409 until the claim goes stale.
@@ -153,7 +153,12 @@ class WebhookHandler:
         packed: list[Packed] | None,
         key: str,
         started: float,
+        *,
+        in_doubt: bool = False,
     ) -> WebhookResponse:
+        """``in_doubt``: Wallarm resends a body whose first processing stopped mid-way (the
+        instance was killed or recycled), perhaps after its rows landed: the relay queues them for
+        a landed check instead of uploading them again (``DeliverOrQueue.submit``)."""
         if body.rejected:
             # One line per webhook, not per item: a body can hold thousands of non-objects.
             reasons = Counter(r.reason.split(":", 1)[0] for r in body.rejected)
@@ -180,7 +185,7 @@ class WebhookHandler:
         tally.count_ahead(planned, len(packed))
         counting = _BESIDE.submit(contextvars.copy_context().run, self.ledger_writer.write_ahead, tally)
         try:
-            result = self.relay.submit(rows, tally=tally, deadline=deadline, packed=packed)
+            result = self.relay.submit(rows, tally=tally, deadline=deadline, packed=packed, in_doubt=in_doubt)
         except StoreUnavailable as err:
             # Neither delivered nor durable: Wallarm must resend, so no dedup key may stay.
             if self.dedup.late_hits is not None:

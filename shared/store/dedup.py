@@ -23,7 +23,7 @@ from shared.store.tables import Clock, as_int, as_str, as_utc, delete_keys, etag
 
 _LOG = logging.getLogger(__name__)
 
-BeginResult = Literal["new", "duplicate", "in_progress"]
+BeginResult = Literal["new", "taken_over", "duplicate", "in_progress"]
 _KEY_RE: Final = re.compile(r"^[0-9A-Fa-f]{8,128}$")
 
 
@@ -41,8 +41,12 @@ class DedupKeys:
         self._clock = clock
 
     @guarded("dedup.begin")
-    def begin(self, key: str, ttl: timedelta, stale_after: timedelta) -> BeginResult:
-        """Start processing ``key``: "new" (go ahead), "duplicate" (done before), "in_progress"."""
+    def begin(
+        self, key: str, ttl: timedelta, stale_after: timedelta, *, report_takeover: bool = False
+    ) -> BeginResult:
+        """Start processing ``key``: "new" (go ahead), "duplicate" (done before), "in_progress".
+        With ``report_takeover``, "taken_over" instead of "new" when the key was left
+        "processing" by a worker that stopped mid-way (its work may have been half done)."""
         partition = _partition(key)
         now = self._clock()
         entity: dict[str, Any] = {
@@ -83,6 +87,7 @@ class DedupKeys:
                 )
                 if status == "processing":
                     _LOG.warning("store: took over a stale dedup key")
+                    return "taken_over" if report_takeover else "new"
                 return "new"
             except HttpResponseError as error:
                 if not lost_race(error):

@@ -7,6 +7,7 @@ that died mid-upload leaves its entry in doubt the same way."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import timedelta
@@ -19,6 +20,8 @@ from wallarm_fixtures import load_fixture
 
 from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
+from shared.intake.dedup import PROCESSING_TIMEOUT
+from shared.intake.rows import read_rows
 from shared.intake.webhook import WebhookHandler, WebhookRequest
 from shared.ops.services import Services
 from shared.telemetry import Telemetry
@@ -196,5 +199,39 @@ def test_a_worker_that_died_mid_upload_leaves_its_entry_in_doubt(
     run = svc.worker.run(timedelta(seconds=1))
     assert run.delivered == 1 and queue.stats().pending == 0
     assert [r["RequestId"] for r in ingestion.accepted] == ["killed-mid-upload"]
+    assert _events(reader).get("landed_confirmed") == 1.0
+    meters.shutdown()
+
+
+def test_a_body_resent_after_its_first_processing_was_killed_is_checked_not_uploaded_again(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+    log_query: LogQueryStandIn,
+) -> None:
+    """The instance was killed after its upload landed but before it answered: Wallarm resends
+    the same body; once the first claim on it is stale, the relay takes it over in doubt."""
+    svc, reader, meters = _relay(make_services, clock, log_query)
+    assert isinstance(svc.webhook, WebhookHandler)
+    hits = json.loads(load_fixture("new_hits"))[:1]
+    hits[0]["details"]["hit"]["request_id"] = "killed-before-answer"
+    raw = json.dumps(hits).encode()
+    request = WebhookRequest(raw, {"content-type": "application/json"}, "127.0.0.1")
+    # The first processing: its claim on the body, and its upload, which landed.
+    keys = svc.webhook.dedup.keys
+    assert keys.begin(hashlib.sha256(raw).hexdigest(), timedelta(hours=24), PROCESSING_TIMEOUT) == "new"
+    svc.relay.deliverer.deliver(read_rows(raw, svc.settings.selection, clock()).rows)
+    assert [r["RequestId"] for r in ingestion.accepted] == ["killed-before-answer"]
+
+    assert svc.webhook.handle(request).status == 409  # still "processing": Wallarm retries later
+    clock.advance(PROCESSING_TIMEOUT.total_seconds() + 1)
+    answer = svc.webhook.handle(request)
+    assert answer.status == 202  # durable, in doubt
+    assert [r["RequestId"] for r in ingestion.accepted] == ["killed-before-answer"]  # not uploaded
+
+    clock.advance(DELAY)
+    run = svc.worker.run(timedelta(seconds=1))
+    assert run.delivered == 1 and svc.worker.queue.stats().pending == 0
+    assert [r["RequestId"] for r in ingestion.accepted] == ["killed-before-answer"]
     assert _events(reader).get("landed_confirmed") == 1.0
     meters.shutdown()
