@@ -233,8 +233,10 @@ class DeliverOrQueue:
             if failure.poison:  # only the poison rows go to quarantine; their siblings stay on schedule
                 self._settle_poison(entry, failure, store)
         if failed:
-            last = next(f for f in report.failures if not f.poison)
-            doubt = self._doubt(last, now)
+            clear = [f for f in report.failures if not f.poison]
+            last = clear[0]
+            # Any chunk that may have landed keeps the whole entry in doubt, not only the first.
+            doubt = next((d for f in clear if (d := self._doubt(f, now)) is not None), None)
             store.run(
                 lambda: self.queue.reschedule(
                     entry,
