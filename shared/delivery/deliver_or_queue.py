@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from shared.clock import Clock
 from shared.delivery.ingestion import ChunkFailure, Deliverer, DeliveryReport, Packed
-from shared.delivery.landed_check import LandedCheck
+from shared.delivery.landed_check import LandedCheck, raw_hash
 from shared.delivery.policy import RetrySchedule, next_due
 from shared.health.ledger_writer import LedgerWriter
 from shared.health.request_tally import RequestTally
@@ -300,7 +300,12 @@ class DeliverOrQueue:
         by_type: Counter[str] = Counter()
         for entry, report in settled:
             if report.checked:
-                continue  # the workspace was asked first: nothing it holds was sent again
+                # The workspace was asked first: nothing it holds was sent again, except a row it
+                # could not be asked about (no RawData string to hash), resent as without a check.
+                by_type.update(
+                    str(row.get("EventType", "")) for row in report.accepted if raw_hash(row) is None
+                )
+                continue
             if entry.last_error == UNCERTAIN_ERROR or entry.doubt_since is not None:
                 landed = report.accepted or (entry.rows if report.all_accepted else [])
                 by_type.update(str(row.get("EventType", "")) for row in landed)

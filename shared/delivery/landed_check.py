@@ -7,8 +7,8 @@ retry worker asks Log Analytics first and resends only what it does not find.
 A row is found by ``hash_sha256(RawData)``: the relay writes RawData itself (trimmed under the
 API's 64 KB field limit, so it lands unchanged), and for a hit it holds the hit's id pair. Copies
 are counted, so two identical rows in one entry need two in the table. The query covers the rows'
-own TimeGenerated range (Azure replaces a TimeGenerated older than two days with the receive
-time, so such rows are looked for up to now).
+own TimeGenerated range (Azure replaces a TimeGenerated older than two days, or more than one day
+ahead, with the receive time, so such rows are looked for up to now, or back from it).
 
 A miss is not proof (FACTS.md: rows are usually queryable 20 s to 3 min after upload, sometimes
 later), so the check runs only ``LANDED_CHECK_DELAY_SECONDS`` after the doubtful upload; a row
@@ -71,7 +71,8 @@ def query_for(hashes: Sequence[str]) -> str:
 
 def timespan_for(rows: Sequence[Row], now: datetime) -> tuple[datetime, datetime]:
     """The TimeGenerated range to look in: the rows' own, with a margin; up to now when a row is
-    old enough for Azure to have replaced its time, or has none the relay can read."""
+    old enough for Azure to have replaced its time, or has none the relay can read; back over
+    the last two days when a row is ahead of now (far enough ahead, Azure replaces it too)."""
     times = [parse_iso_utc(row.get("TimeGenerated")) for row in rows]
     known = [t for t in times if t is not None]
     if not known or len(known) != len(times):
@@ -79,6 +80,10 @@ def timespan_for(rows: Sequence[Row], now: datetime) -> tuple[datetime, datetime
     start, end = min(known) - MARGIN, max(known) + MARGIN
     if now - min(known) > REPLACED_AFTER:
         end = max(end, now + MARGIN)
+    if max(known) > now:
+        # Azure also retimes a row more than a day ahead of its receive time, which lies before
+        # now; a row ahead of now may have been (how far ahead of the upload is not known here).
+        start, end = min(start, now - timedelta(days=2) - MARGIN), max(end, now + MARGIN)
     return start, end
 
 

@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from datetime import timedelta
+from typing import Any, cast
 
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -22,6 +23,7 @@ from shared.delivery.deliver_or_queue import UNCERTAIN_ERROR
 from shared.health.attempts import ChunkFailure, DeliveryReport
 from shared.intake.webhook import WebhookHandler, WebhookRequest
 from shared.ops.services import Services
+from shared.schema import Row
 
 from .conftest import FakeClock, MakeServices
 from .test_timed_out_but_landed import DELAY, _events, _relay
@@ -209,4 +211,31 @@ def test_a_count_that_is_not_a_number_never_marks_a_row_found(
     assert run.delivered == 1
     assert [r["RequestId"] for r in ingestion.accepted] == ["lost-bool-count"]  # sent, not lost
     assert "landed_confirmed" not in _events(reader)
+    meters.shutdown()
+
+
+def test_a_row_without_a_rawdata_string_is_resent_and_counted(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+    log_query: LogQueryStandIn,
+) -> None:
+    """Rows in doubt, one without RawData and one whose RawData is not a string: the workspace
+    cannot be asked about them, so they are resent blindly. Before, the whole report counted as
+    checked and their possible duplicates went uncounted; the row with RawData is still checked."""
+    svc, reader, meters = _relay(make_services, clock, log_query)
+    when = "2026-11-25T12:00:00Z"
+    rows: list[dict[str, Any]] = [
+        {"TimeGenerated": when, "EventType": "hit", "RawData": '{"n":1}'},
+        {"TimeGenerated": when, "EventType": "system"},
+        {"TimeGenerated": when, "EventType": "vuln_high", "RawData": 7},
+    ]
+    stored = cast("list[Row]", rows)  # rows of another shape, as an older version may have left
+    queue = svc.worker.queue
+    queue.enqueue(stored, due_at=clock(), reason="t", attempt=1, error=UNCERTAIN_ERROR, doubt_since=clock())
+    clock.advance(DELAY + 1)
+    run = svc.worker.run(timedelta(seconds=1))
+    assert run.delivered == 1 and svc.worker.queue.stats().pending == 0
+    assert any("hash_sha256(RawData)" in q for q in log_query.queries)  # the hashable row was asked
+    assert _events(reader).get("possible_duplicate") == 2.0
     meters.shutdown()
