@@ -13,6 +13,10 @@ the Log Analytics API reference documents, so the real `LogsQueryClient` runs ag
   `| where isnotempty(Name)`, `| distinct A[, B]`, `| project A[, B]`, `| count`,
   `| extend H = hash_sha256(Col)`, `| where H in ("a", "b")`, `| summarize N = count() by H`. Anything
   else is a 400 `BadArgumentError` (a test then shows the query needs a real workspace);
+* faults: `inject(status, body=…)` answers the next queries with any status and raw body (an
+  unexpected shape, a partial error, a redirect); `inject_delay(seconds)` holds them first;
+  `inject_trickle(seconds)` sends a valid answer one byte per `seconds` (a read timeout per read
+  never fires);
 * ingestion latency: with `delay_visibility(seconds)` a row is queryable only `seconds` after the
   stand-in first saw it (at a query, or at `observe()` right after an upload), as Log Analytics
   shows rows 20 s to 3 min after upload, and sometimes much later.
@@ -27,12 +31,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from local.standins.identity import TokenError, TokenIssuer
-from local.standins.server import StandInHandler, StandInLifecycle, ThreadedServer, owner_of
+from local.standins.server import StandInHandler, StandInLifecycle, ThreadedServer, owner_of, take_fault
 
 AUDIENCE = "https://api.loganalytics.io"
 DEFAULT_WORKSPACE_ID = "00000000-0000-0000-0000-0000000000aa"
@@ -49,6 +54,19 @@ _SUMMARIZE_COUNT = re.compile(r"^summarize\s+(\w+)\s*=\s*count\(\)\s+by\s+(\w+)$
 
 class QueryError(ValueError):
     pass
+
+
+@dataclass
+class _Fault:
+    """One injected answer: held ``delay`` s, then ``status`` with ``body`` (raw bytes), or the
+    real answer sent a byte every ``trickle`` s; ``headers`` are added (a ``Location``)."""
+
+    times: int = 1
+    delay: float = 0.0
+    status: int | None = None
+    body: bytes = b""
+    headers: dict[str, str] | None = None
+    trickle: float = 0.0
 
 
 def _tostring(value: Any) -> str:
@@ -156,6 +174,7 @@ class LogQueryStandIn(StandInLifecycle):
         self.workspace_id = workspace_id
         self.queries: list[str] = []
         self._denied = False
+        self._faults: list[_Fault] = []
         self._lock = threading.Lock()
         self._server = ThreadedServer(_Handler, self, port=port, use_tls=True)
 
@@ -166,6 +185,23 @@ class LogQueryStandIn(StandInLifecycle):
     def deny(self, denied: bool) -> None:
         """Answer 403, as when the identity lacks Log Analytics Reader on the workspace."""
         self._denied = denied
+
+    def inject(
+        self, status: int, *, body: bytes = b"", times: int = 1, headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer the next ``times`` queries with ``status`` and the raw ``body``."""
+        with self._lock:
+            self._faults.append(_Fault(times=times, status=status, body=body, headers=headers))
+
+    def inject_delay(self, seconds: float, *, times: int = 1) -> None:
+        """Hold the next ``times`` queries ``seconds`` before answering them."""
+        with self._lock:
+            self._faults.append(_Fault(times=times, delay=seconds))
+
+    def inject_trickle(self, seconds_per_byte: float, *, times: int = 1) -> None:
+        """Send the next ``times`` answers one byte every ``seconds_per_byte``."""
+        with self._lock:
+            self._faults.append(_Fault(times=times, trickle=seconds_per_byte))
 
     def delay_visibility(self, seconds: float, clock: Callable[[], float] | None = None) -> None:
         """Rows become queryable `seconds` after they are first seen (0: at once)."""
@@ -197,6 +233,7 @@ class LogQueryStandIn(StandInLifecycle):
         with self._lock:
             self.queries.clear()
             self._denied = False
+            self._faults.clear()
             self._delay = 0.0
             self._seen.clear()
             self.clock = time.time
@@ -218,6 +255,18 @@ class LogQueryStandIn(StandInLifecycle):
                 404, {"error": {"code": "WorkspaceNotFoundError", "message": "Workspace not found."}}, headers
             )
             return
+        with self._lock:
+            fault = take_fault(self._faults, None)
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)
+        if fault is not None and fault.status is not None:
+            h.send_response(fault.status)
+            for name, value in {"Content-Type": "application/json", **(fault.headers or {})}.items():
+                h.send_header(name, value)
+            h.send_header("Content-Length", str(len(fault.body)))
+            h.end_headers()
+            h.wfile.write(fault.body)
+            return
         if self._denied:
             message = "The provided credentials have insufficient access to perform the requested operation"
             h.send_json(403, {"error": {"code": "InsufficientAccessError", "message": message}}, headers)
@@ -232,4 +281,16 @@ class LogQueryStandIn(StandInLifecycle):
         except (ValueError, KeyError, TypeError) as err:
             h.send_json(400, {"error": {"code": "BadArgumentError", "message": str(err)[:200]}}, headers)
             return
-        h.send_json(200, {"tables": [{"name": "PrimaryResult", "columns": columns, "rows": result}]}, headers)
+        answer = {"tables": [{"name": "PrimaryResult", "columns": columns, "rows": result}]}
+        if fault is None or not fault.trickle:
+            h.send_json(200, answer, headers)
+            return
+        data = json.dumps(answer).encode("utf-8")
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        for i in range(len(data)):
+            h.wfile.write(data[i : i + 1])
+            h.wfile.flush()
+            time.sleep(fault.trickle)

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from shared.clock import Clock
 from shared.delivery.ingestion import ChunkFailure, Deliverer, DeliveryReport, Packed
-from shared.delivery.landed_check import LandedCheck
+from shared.delivery.landed_check import LandedCheck, raw_hash
 from shared.delivery.policy import RetrySchedule, next_due
 from shared.health.ledger_writer import LedgerWriter
 from shared.health.request_tally import RequestTally
@@ -246,8 +246,10 @@ class DeliverOrQueue:
             if failure.poison:  # only the poison rows go to quarantine; their siblings stay on schedule
                 self._settle_poison(entry, failure, store)
         if failed:
-            last = next(f for f in report.failures if not f.poison)
-            doubt = self._doubt(last, now)
+            clear = [f for f in report.failures if not f.poison]
+            last = clear[0]
+            # Any chunk that may have landed keeps the whole entry in doubt, not only the first.
+            doubt = next((d for f in clear if (d := self._doubt(f, now)) is not None), None)
             store.run(
                 lambda: self.queue.reschedule(
                     entry,
@@ -311,7 +313,12 @@ class DeliverOrQueue:
         by_type: Counter[str] = Counter()
         for entry, report in settled:
             if report.checked:
-                continue  # the workspace was asked first: nothing it holds was sent again
+                # The workspace was asked first: nothing it holds was sent again, except a row it
+                # could not be asked about (no RawData string to hash), resent as without a check.
+                by_type.update(
+                    str(row.get("EventType", "")) for row in report.accepted if raw_hash(row) is None
+                )
+                continue
             if entry.last_error == UNCERTAIN_ERROR or entry.doubt_since is not None:
                 landed = report.accepted or (entry.rows if report.all_accepted else [])
                 by_type.update(str(row.get("EventType", "")) for row in landed)

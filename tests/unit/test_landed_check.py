@@ -66,3 +66,19 @@ def test_the_stand_in_finds_exactly_the_rows_it_holds(raws: list[str], data: st.
     assert copies == expected
     found = mark_found(hashes, copies)
     assert sum(found) == sum(min(hashes.count(h), n) for h, n in expected.items())
+
+
+def test_timespan_covers_the_receive_time_of_a_row_azure_retimed_from_the_future() -> None:
+    """Red team: a hit whose request_time is three days ahead lands with its receive time
+    (FACTS.md: more than a day in the future is replaced). Before, only the row's own future
+    range was searched: the landed row was never found and was written twice."""
+    ahead = [{"TimeGenerated": "2026-12-08T12:00:00Z"}, {"TimeGenerated": "2026-12-05T11:58:00Z"}]
+    start, end = timespan_for(ahead, NOW)
+    received = NOW - timedelta(minutes=6)  # the doubtful upload, before the check
+    assert start <= received < end and start <= NOW - timedelta(days=2)
+    assert end >= datetime(2026, 12, 8, 12, tzinfo=UTC)  # and its own time, had Azure kept it
+    on_time = [{"TimeGenerated": "2026-12-05T11:58:00Z"}]  # nothing ahead: the narrow range stays
+    assert timespan_for(on_time, NOW) == (
+        datetime(2026, 12, 5, 11, 58, tzinfo=UTC) - MARGIN,
+        NOW + MARGIN - timedelta(minutes=2),
+    )
