@@ -346,7 +346,12 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
         "relay_states",
         "resources",
     )
+    checked = result.get("auto_disable") or {}
     return {k: result.get(k) for k in keys} | {
+        "auto_disable": {
+            k: checked.get(k)
+            for k in ("violations", "samples_auto_disabled", "enabled_at_true_ratio_over_by_reason")
+        },
         "duplicate_ids": (result.get("duplicate_ids") or [])[:20],
         "lost_acked_ids": (result.get("lost_acked_ids") or [])[:20],
     }
