@@ -215,16 +215,18 @@ def ledger_failures(connection_string: str, table: str, wall0: float) -> list[tu
 TOKEN_ERROR = "authentication_error"  # the relay's error code of an attempt that got no token
 
 
-def attempt_log(
-    requests: Iterable[Any], wall0: float, *, read_timeout: float
-) -> list[tuple[float, int, bool]]:
-    """Every ingestion request as (run-relative seconds, status, landed-then-hung): what the books
-    keep of the stand-in's records (the auto-disable and ledger checks need nothing else)."""
+AttemptLog = list[tuple[float, int, bool, int]]
+
+
+def attempt_log(requests: Iterable[Any], wall0: float, *, read_timeout: float) -> AttemptLog:
+    """Every ingestion request as (run-relative seconds, status, landed-then-hung, rows): what the
+    books keep of the stand-in's records (the auto-disable and ledger checks need nothing else)."""
     return [
         (
             round(r.time - wall0, 3),
             r.status,
             200 <= r.status < 300 and _landed_then_hung(r.fault, read_timeout),
+            r.row_count,
         )
         for r in requests
     ]
@@ -232,7 +234,7 @@ def attempt_log(
 
 def ledger_in_kind(
     ledger: dict[str, int],
-    log: Sequence[tuple[float, int, bool]],
+    log: AttemptLog,
     failure_records: Sequence[tuple[float, str]],
     token_windows: Sequence[tuple[float, float]],
     *,
@@ -240,8 +242,10 @@ def ledger_in_kind(
 ) -> dict[str, Any]:
     """The ledger against the stand-in, counted in the same kind. The ledger counts relay attempts;
     the stand-in sees those that reached it (the ingestion client does not retry: one attempt, one
-    request). So the expected attempts are the stand-in's requests plus the attempts that failed
-    on their token (never reached it); the expected failures are the stand-in's failed requests,
+    request). So the expected attempts are the stand-in's requests, less its successful empty
+    uploads (the retry worker's health probes: only a failed probe is counted, by design, as it
+    must weigh in the 60 % rule), plus the attempts that failed on their token (never reached
+    it); the expected failures are the stand-in's failed requests,
     plus its 2xx answered after the relay's read timeout (a failure to the relay), plus those token
     failures. Token failures: the ledger's records of `authentication_error` inside a token
     outage of the fault schedule (`slack`: the writers' clock skew and the token call's time);
@@ -249,15 +253,16 @@ def ledger_in_kind(
     what remains is what the relay's own counting loses (a SIGKILLed process's unwritten
     increments; a webhook's success counted ahead and never corrected)."""
     requests = len(log)
-    failed = sum(1 for _t, status, _late in log if not 200 <= status < 300)
-    late = sum(1 for _t, _status, is_late in log if is_late)
+    failed = sum(1 for _t, status, _late, _rows in log if not 200 <= status < 300)
+    late = sum(1 for _t, _status, is_late, _rows in log if is_late)
+    probes = sum(1 for _t, status, _late, rows in log if 200 <= status < 300 and not rows)
 
     def in_outage(t: float) -> bool:
         return any(a - slack <= t <= b + slack for a, b in token_windows)
 
     token = [t for t, error in failure_records if error == TOKEN_ERROR]
     token_in = sum(1 for t in token if in_outage(t))
-    expected_attempts = requests + token_in
+    expected_attempts = requests - probes + token_in
     expected_failures = failed + late + token_in
     by_error = Counter(error for _t, error in failure_records)
 
@@ -268,6 +273,7 @@ def ledger_in_kind(
         "standin_requests": requests,
         "standin_failed": failed,
         "standin_2xx_after_read_timeout": late,
+        "standin_2xx_empty_probes": probes,
         "token_failures_in_outages": token_in,
         "token_failures_outside_outages": len(token) - token_in,
         "expected_attempts": expected_attempts,

@@ -537,7 +537,8 @@ class Soak:
             if error == books.TOKEN_ERROR and any(a - slack <= t <= b + slack for a, b in token_windows)
         ]
         truth = autodisable.Attempts(
-            [(t, 200 <= status < 300 and not late) for t, status, late in log_] + token_failed, self.wall0
+            [(t, 200 <= status < 300 and not late) for t, status, late, _rows in log_] + token_failed,
+            self.wall0,
         )
         result["auto_disable"] = autodisable.check(self.status_log, truth, auto_disable_rule(self.scale))
         if result["auto_disable"]["violations"]:
