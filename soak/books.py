@@ -122,9 +122,9 @@ def duplicate_causes(
 ) -> dict[str, list[str]]:
     """Each duplicate identity by cause, from the uploads that carried it. An identity is
     `timed-out-but-landed` when every copy beyond one is explained by an upload that landed and
-    then hung past the webhook's read timeout (``ingest_hang_landed``): the relay could not tell,
-    queued the rows and resent them (README, "When a duplicate row is possible"). Any other
-    duplicate is `unexplained`: a defect."""
+    then hung past the webhook's read timeout (``ingest_hang_landed``): the relay queued the rows
+    and resent them without its landed check finding them. Any other duplicate is `unexplained`.
+    Both fail the books; the cause tells where to look."""
     found = carriers(requests, duplicate_ids, t0)
     hung = {
         r.request_id for r in requests if 200 <= r.status < 300 and _landed_then_hung(r.fault, read_timeout)
@@ -141,16 +141,18 @@ def duplicate_causes(
 def judge_duplicates(
     result: dict[str, Any], requests: Sequence[Any], t0: float, *, read_timeout: float
 ) -> None:
-    """Classify `result`'s duplicates by cause (with their carriers as evidence) and let only the
-    unexplained ones fail the books; timed-out-but-landed ones are reported on their own."""
+    """Classify `result`'s duplicates by cause (with their carriers as evidence); any duplicate
+    fails the books, whatever its cause."""
     dup_ids = set(result["duplicate_ids"])
     result["duplicate_evidence"] = carriers(requests, dup_ids, t0) if dup_ids else {}
     causes = duplicate_causes(requests, dup_ids, t0, read_timeout=read_timeout)
     result["duplicates_timed_out_but_landed"] = len(causes[TIMED_OUT_BUT_LANDED])
     result["duplicates_unexplained"] = len(causes["unexplained"])
     result["duplicate_causes"] = {k: v[:200] for k, v in causes.items()}
+    # Any duplicate fails: the landed check (query the workspace before resending a doubtful
+    # upload) leaves none; the causes stay for diagnosis.
     result["ok"] = (
-        not causes["unexplained"]
+        not dup_ids
         and not result["lost_acked"]
         and not result["lost_gave_up_hits"]
         and not result["landed_but_never_sent"]
@@ -196,24 +198,104 @@ def ledger_totals(connection_string: str, table: str) -> dict[str, int]:
     return totals
 
 
-def auto_disable_check(
-    status_log: Sequence[dict[str, Any]], requests: Sequence[Any], wall0: float, mono0: float
+def ledger_failures(connection_string: str, table: str, wall0: float) -> list[tuple[float, str]]:
+    """(run-relative seconds on the writer's clock, error code) of every failed attempt the
+    relay's ledger kept one by one (a record is lost when its write met a storage outage)."""
+    from azure.data.tables import TableClient
+
+    client = TableClient.from_connection_string(connection_string, table)
+    found: list[tuple[float, str]] = []
+    for entity in client.query_entities("ok eq false", select=["at", "error"]):
+        at = entity.get("at")
+        if isinstance(at, datetime):
+            found.append((round(at.timestamp() - wall0, 2), str(entity.get("error") or "")))
+    return sorted(found)
+
+
+TOKEN_ERROR = "authentication_error"  # the relay's error code of an attempt that got no token
+
+
+AttemptLog = list[tuple[float, int, bool, int]]
+
+
+def attempt_log(requests: Iterable[Any], wall0: float, *, read_timeout: float) -> AttemptLog:
+    """Every ingestion request as (run-relative seconds, status, landed-then-hung, rows): what the
+    books keep of the stand-in's records (the auto-disable and ledger checks need nothing else)."""
+    return [
+        (
+            round(r.time - wall0, 3),
+            r.status,
+            200 <= r.status < 300 and _landed_then_hung(r.fault, read_timeout),
+            r.row_count,
+        )
+        for r in requests
+    ]
+
+
+def ledger_in_kind(
+    ledger: dict[str, int],
+    log: AttemptLog,
+    failure_records: Sequence[tuple[float, str]],
+    token_windows: Sequence[tuple[float, float]],
+    *,
+    slack: float,
 ) -> dict[str, Any]:
-    """Each time the relay was seen auto-disabled, and the failure ratio it reported then."""
-    seen = [s for s in status_log if s.get("state") == "auto_disabled"]
-    first = seen[0] if seen else None
+    """The ledger against the stand-in, counted in the same kind. The ledger counts relay attempts;
+    the stand-in sees those that reached it (the ingestion client does not retry: one attempt, one
+    request). So the expected attempts are the stand-in's requests, less its successful empty
+    uploads (the retry worker's health probes: only a failed probe is counted, by design, as it
+    must weigh in the 60 % rule), plus the attempts that failed on their token (never reached
+    it); the expected failures are the stand-in's failed requests,
+    plus its 2xx answered after the relay's read timeout (a failure to the relay), plus those token
+    failures. Token failures: the ledger's records of `authentication_error` inside a token
+    outage of the fault schedule (`slack`: the writers' clock skew and the token call's time);
+    any outside a window are listed, not counted. Bound: within 5 % (or 50) of the expected;
+    what remains is what the relay's own counting loses (a SIGKILLed process's unwritten
+    increments; a webhook's success counted ahead and never corrected)."""
+    requests = len(log)
+    failed = sum(1 for _t, status, _late, _rows in log if not 200 <= status < 300)
+    late = sum(1 for _t, _status, is_late, _rows in log if is_late)
+    probes = sum(1 for _t, status, _late, rows in log if 200 <= status < 300 and not rows)
+
+    def in_outage(t: float) -> bool:
+        return any(a - slack <= t <= b + slack for a, b in token_windows)
+
+    token = [t for t, error in failure_records if error == TOKEN_ERROR]
+    token_in = sum(1 for t in token if in_outage(t))
+    expected_attempts = requests - probes + token_in
+    expected_failures = failed + late + token_in
+    by_error = Counter(error for _t, error in failure_records)
+
+    def within(value: int, expected: int) -> bool:
+        return abs(value - expected) <= max(50, 0.05 * expected)
+
     return {
-        "samples_auto_disabled": len(seen),
-        "first": first,
-        "max_reported_ratio_while_enabled": max(
-            (s.get("ratio") or 0.0 for s in status_log if s.get("state") != "auto_disabled"), default=0.0
-        ),
+        "standin_requests": requests,
+        "standin_failed": failed,
+        "standin_2xx_after_read_timeout": late,
+        "standin_2xx_empty_probes": probes,
+        "token_failures_in_outages": token_in,
+        "token_failures_outside_outages": len(token) - token_in,
+        "expected_attempts": expected_attempts,
+        "expected_failures": expected_failures,
+        "attempts_diff": ledger["attempts"] - expected_attempts,
+        "failures_diff": ledger["failures"] - expected_failures,
+        "failure_records": len(failure_records),
+        "failure_records_by_error": dict(by_error.most_common(12)),
+        "within_bound": within(ledger["attempts"], expected_attempts)
+        and within(ledger["failures"], expected_failures),
     }
 
 
-def growth(samples: Sequence[dict[str, Any]], *, warmup: float) -> dict[str, Any]:
+RESOURCE_KEYS = ("rss_kb", "threads", "fds")
+PYALLOC_KEYS = ("blocks", "py_threads")  # the instance's own sampler (soak/instance.py)
+
+
+def growth(
+    samples: Sequence[dict[str, Any]], *, warmup: float, keys: Sequence[str] = RESOURCE_KEYS
+) -> dict[str, Any]:
     """Per instance incarnation (pid) alive past warm-up: first vs last fifth of its samples after
-    warm-up, in %, for RSS, threads and fds (medians, so one busy sample does not decide)."""
+    warm-up, in %, for `keys` (medians, so one busy sample does not decide)."""
     by_pid: dict[int, list[dict[str, Any]]] = {}
     for s in samples:
         by_pid.setdefault(int(s["pid"]), []).append(s)
@@ -229,7 +311,7 @@ def growth(samples: Sequence[dict[str, Any]], *, warmup: float) -> dict[str, Any
             "slot": series[0]["slot"],
             "seconds": round(after[-1]["t"] - after[0]["t"], 1),
         }
-        for key in ("rss_kb", "threads", "fds"):
+        for key in keys:
             a = statistics.median(s[key] for s in head)
             b = statistics.median(s[key] for s in tail)
             entry[key] = {
@@ -270,7 +352,12 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
         "relay_states",
         "resources",
     )
+    checked = result.get("auto_disable") or {}
     return {k: result.get(k) for k in keys} | {
+        "auto_disable": {
+            k: checked.get(k)
+            for k in ("violations", "samples_auto_disabled", "enabled_at_true_ratio_over_by_reason")
+        },
         "duplicate_ids": (result.get("duplicate_ids") or [])[:20],
         "lost_acked_ids": (result.get("lost_acked_ids") or [])[:20],
     }

@@ -52,23 +52,38 @@ def figures_markdown(r: dict[str, Any], *, plot: str | None = None) -> str:
         ("ledger check", r.get("ledger_check")),
         ("hourly counters vs truth", r.get("hourly_check")),
         ("relay states seen", r["relay_states"]),
-        ("relay auto-disable", r["auto_disable"]),
+        ("relay auto-disable vs the true ratio", _auto_disable(r["auto_disable"])),
         ("reconciliation", _reconcile(r["reconcile"])),
     ]
     lines += [f"| {k} | {v} |" for k, v in rows]
     lines += ["", "Resources per process alive past warm-up (median first vs last fifth after warm-up):", ""]
-    lines += ["| pid | instance | seconds | RSS kB | RSS % | threads | threads % | fds | fds % |"]
-    lines += ["|---|---|---|---|---|---|---|---|---|"]
+    keys = ("rss_kb", "threads", "fds", "blocks")
+    head = ("pid", "instance", "seconds", "RSS kB", "RSS %", "threads", "threads %", "fds", "fds %")
+    lines += ["| " + " | ".join((*head, "py blocks", "blocks %")) + " |"]
+    lines += ["|---|---|---|---|---|---|---|---|---|---|---|"]
     for pid, e in r["resources"].items():
-        rss, thr, fds = e["rss_kb"], e["threads"], e["fds"]
-        lines.append(
-            f"| {pid} | {e['slot']} | {e['seconds']} | {rss['after_warmup']:.0f} → {rss['end']:.0f} | "
-            f"{rss['growth_pct']} | {thr['after_warmup']:.0f} → {thr['end']:.0f} | {thr['growth_pct']} | "
-            f"{fds['after_warmup']:.0f} → {fds['end']:.0f} | {fds['growth_pct']} |"
-        )
+        cells = [_change(e.get(k)) for k in keys]
+        lines.append(f"| {pid} | {e['slot']} | {e['seconds']} | " + " | ".join(cells) + " |")
     if plot:
         lines += ["", f"![RSS per instance]({plot})"]
     return "\n".join(lines) + "\n"
+
+
+def _auto_disable(a: dict[str, Any]) -> str:
+    if "disables" not in a:
+        return str(a)  # books from before the check
+    return (
+        f"{len(a['disables'])} disables, {a['violations']} under the true ratio; "
+        f"enabled at a true ratio ≥ {a['rule']['ratio']}: {a['enabled_at_true_ratio_over']} samples "
+        f"{a['enabled_at_true_ratio_over_by_reason']}"
+    )
+
+
+def _change(entry: dict[str, Any] | None) -> str:
+    """`first → last | growth %` of one resource series, or blanks when it was not sampled."""
+    if not entry:
+        return "– | –"
+    return f"{entry['after_warmup']:.0f} → {entry['end']:.0f} | {entry['growth_pct']}"
 
 
 def _reconcile(rec: dict[str, Any]) -> str:
