@@ -54,19 +54,12 @@ FRONT_DOOR = "https://relay.soak.example/api/wallarm"  # the integration's URL, 
 STEADY_SLOT = 0  # never killed: its RSS/threads/fds series spans the whole run
 # The relay's landed check waits this long after a doubtful upload before it queries the
 # workspace. The query stand-in answers from the accepted rows at once (no ingestion latency), so
-# 20 s (not scaled) is enough; passed only once the relay knows the setting (its settings loader
-# refuses unknown names), so the soak enables it by itself when that code is merged.
+# 20 s (not scaled) is enough.
 LANDED_CHECK_DELAY_SECONDS = 20
-LANDED_CHECK_SETTING = "LANDED_CHECK_DELAY_SECONDS"
 
 
 def _scaled(seconds: float, scale: float) -> str:
     return f"{seconds / scale!r}s"
-
-
-def landed_check_env() -> dict[str, str]:
-    """The landed check's delay, when this relay has the setting (see LANDED_CHECK_DELAY_SECONDS)."""
-    return {LANDED_CHECK_SETTING: str(LANDED_CHECK_DELAY_SECONDS)} if LANDED_CHECK_SETTING in NUMBERS else {}
 
 
 def auto_disable_window_hours(scale: float) -> float:
@@ -170,7 +163,7 @@ class Soak:
             "WATCHDOG_CHECK_INTEGRATION": "true",
             "WATCHDOG_REENABLE": "true",
             "WALLARM_INTEGRATION_URL": FRONT_DOOR,
-            **landed_check_env(),
+            "LANDED_CHECK_DELAY_SECONDS": str(LANDED_CHECK_DELAY_SECONDS),
         }
         self.instances: list[Instance] = []
         (self.workdir / "locks").mkdir(exist_ok=True)

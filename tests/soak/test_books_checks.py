@@ -11,9 +11,7 @@ import json
 import threading
 from pathlib import Path
 
-import pytest
-
-from soak import books, instance, run
+from soak import books, instance
 from soak.autodisable import Attempts, Rule, check
 
 RULE = Rule(ratio=0.6, window=2160.0, min_attempts=20, grace=120.0)
@@ -87,17 +85,3 @@ def test_the_sampler_writes_one_json_line_per_period_and_stops(tmp_path: Path) -
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert not worker.is_alive() and len(lines) >= 2
     assert set(lines[0]) == {"t", "blocks", "py_threads"} and lines[0]["blocks"] > 0
-
-
-@pytest.mark.parametrize("known", [True, False])
-def test_the_landed_check_delay_is_passed_only_when_the_relay_knows_it(
-    monkeypatch: pytest.MonkeyPatch, known: bool
-) -> None:
-    numbers = dict(run.NUMBERS)
-    if known:
-        numbers[run.LANDED_CHECK_SETTING] = numbers["AUTO_DISABLE_MIN_ATTEMPTS"]
-    else:
-        numbers.pop(run.LANDED_CHECK_SETTING, None)
-    monkeypatch.setattr(run, "NUMBERS", numbers)
-    expected = {run.LANDED_CHECK_SETTING: "20"} if known else {}
-    assert run.landed_check_env() == expected
