@@ -231,9 +231,10 @@ class RetryWorker:
         attempt = self.probe_api()
         now = self.clock()
         self._next_probe_at = now + self.probe_every
+        # A probe is a request to the API: it counts toward the auto-disable rule either way, as
+        # Wallarm counts its requests (README "Auto-disable"); leaving successes out skewed the ratio up.
+        self.books.write(RequestTally.of(DeliveryReport(attempts=[attempt]), source="probe"))
         if not attempt.ok:
-            # A failed probe is a failed request to the API: it counts toward the auto-disable rule.
-            self.books.write(RequestTally.of(DeliveryReport(attempts=[attempt]), source="probe"))
             self._quiet.log(
                 logging.WARNING,
                 "probe",

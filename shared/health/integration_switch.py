@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.clock import Clock, iso_ms
-from shared.health.attempts import Attempt, DeliveryReport, Sender
+from shared.health.attempts import Attempt, Sender
 from shared.health.relay_rows import (
     disable_integration_row,
     integration_broken_row,
@@ -133,8 +133,8 @@ class IntegrationSwitch:
         )
         if updated is None:
             return False  # another instance recovered first (or an operator acted)
-        # The success breaks the failing streak, so the rule cannot re-trip on old failures.
-        self._record_quietly(RequestTally.of(DeliveryReport(attempts=[probe]), source="probe"))
+        # The probe's success, which breaks the failing streak so the rule cannot re-trip on old
+        # failures, is already in the ledger: the worker records every probe before this call.
         resumed = self.resume()
         self.telemetry.recovered.add(1)
         log.warning(

@@ -99,6 +99,27 @@ def test_auto_disabled_worker_probes_on_schedule_without_spinning(
     assert status["next_probe_at"] is not None
 
 
+def test_every_request_to_the_api_is_counted_successful_probes_too(
+    make_services: MakeServices, clock: FakeClock, ingestion: LogsIngestionStandIn
+) -> None:
+    """Wallarm's rule counts requests; a successful probe is one. Before, only failed probes
+    were counted, so the relay's ratio ran above the truth (found by the soak's books)."""
+    svc = make_services(clock, AUTO_DISABLE_MIN_ATTEMPTS="2", AUTO_DISABLE_GRACE_MINUTES="0")
+    ingestion.set_outage(503)
+    post(svc.webhook, hit_body(1))
+    post(svc.webhook, hit_body(2))
+    assert svc.admin.status()["state"] == "auto_disabled"
+    attempts_before = svc.admin.status()["failure_window"]["attempts"]
+    requests_before = len(ingestion.requests)
+    svc.worker.run(timedelta(seconds=40))  # two failed probes (0 s and 30 s)
+    ingestion.set_outage(None)
+    clock.advance(31)
+    run = svc.worker.run(timedelta(seconds=5))  # a successful probe, then the queue drains
+    assert run.recovered and svc.admin.status()["state"] == "enabled"
+    sent = len(ingestion.requests) - requests_before
+    assert svc.admin.status()["failure_window"]["attempts"] - attempts_before == sent
+
+
 def test_storage_outage_backs_off_and_logs_once(
     relay_env: dict[str, str], clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
