@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from shared.clock import Clock
 from shared.delivery.ingestion import ChunkFailure, Deliverer, DeliveryReport, Packed
-from shared.delivery.landed_check import LandedCheck, raw_hash
+from shared.delivery.landed_check import CHECK_PATIENCE, CHECK_RETRY, CHECK_UNAVAILABLE, LandedCheck, raw_hash
 from shared.delivery.policy import RetrySchedule, next_due
 from shared.health.ledger_writer import LedgerWriter
 from shared.health.request_tally import RequestTally
@@ -168,8 +168,13 @@ class DeliverOrQueue:
             failure.request_id,
         )
 
-    def _doubt(self, failure: ChunkFailure, now: datetime) -> datetime | None:
-        """When an upload may have landed unseen (read timeout, dropped connection): now."""
+    def _doubt(
+        self, failure: ChunkFailure, now: datetime, entry: QueueEntry | None = None
+    ) -> datetime | None:
+        """When an upload may have landed unseen (read timeout, dropped connection): now; a
+        check put off keeps the entry's own doubt."""
+        if failure.error == CHECK_UNAVAILABLE and entry is not None:
+            return entry.doubt_since
         return now if failure.error == UNCERTAIN_ERROR else None
 
     def _due(self, now: datetime, attempt: int, failure: ChunkFailure, doubt: datetime | None) -> datetime:
@@ -203,18 +208,36 @@ class DeliverOrQueue:
         with self.telemetry.span(
             "relay.retry", {"relay.rows": len(entry.rows), "relay.attempt": entry.attempt}
         ):
-            found = self._found(entry)
-            if found is not None:
-                return self._resend_missing(entry, found)
+            if self._in_doubt(entry):
+                found = self._found(entry)
+                if found is not None:
+                    return self._resend_missing(entry, found)
+                if self._may_wait(entry):
+                    return self._check_later(entry)
             if entry.payload:  # the stored gzipped JSON goes as it is, when it fits one request
                 return self.deliverer.deliver_packed(entry.payload, entry.rows)
             return self.deliverer.deliver(entry.rows)
 
+    def _in_doubt(self, entry: QueueEntry) -> bool:
+        return self.landed is not None and entry.doubt_since is not None and bool(entry.rows)
+
     def _found(self, entry: QueueEntry) -> list[bool] | None:
-        if self.landed is None or entry.doubt_since is None or not entry.rows:
-            return None
+        assert self.landed is not None  # _in_doubt
         with self.telemetry.span("relay.landed_check", {"relay.rows": len(entry.rows)}):
             return self.landed.found(entry.rows, self.clock())
+
+    def _may_wait(self, entry: QueueEntry) -> bool:
+        """Whether a check the workspace could not answer may be tried again before a blind resend."""
+        assert self.landed is not None and entry.doubt_since is not None  # _in_doubt
+        return self.clock() < entry.doubt_since + self.landed.delay + CHECK_PATIENCE
+
+    @staticmethod
+    def _check_later(entry: QueueEntry) -> DeliveryReport:
+        """No request made: the rows wait CHECK_RETRY for another check, still in doubt."""
+        message = "the workspace could not say which rows landed; checking again"
+        retry = CHECK_RETRY.total_seconds()
+        failure = ChunkFailure(entry.rows, None, CHECK_UNAVAILABLE, "", retry, False, message)
+        return DeliveryReport(failures=[failure])
 
     def _resend_missing(self, entry: QueueEntry, found: list[bool]) -> DeliveryReport:
         confirmed = [row for row, hit in zip(entry.rows, found, strict=True) if hit]
@@ -249,12 +272,14 @@ class DeliverOrQueue:
             clear = [f for f in report.failures if not f.poison]
             last = clear[0]
             # Any chunk that may have landed keeps the whole entry in doubt, not only the first.
-            doubt = next((d for f in clear if (d := self._doubt(f, now)) is not None), None)
+            doubt = next((d for f in clear if (d := self._doubt(f, now, entry)) is not None), None)
+            # A check put off made no request: the entry keeps its place in the schedule.
+            attempt = entry.attempt if last.error == CHECK_UNAVAILABLE else entry.attempt + 1
             store.run(
                 lambda: self.queue.reschedule(
                     entry,
-                    due_at=self._due(now, entry.attempt + 1, last, doubt),
-                    attempt=entry.attempt + 1,
+                    due_at=self._due(now, attempt, last, doubt),
+                    attempt=attempt,
                     status=last.status,
                     error=last.error,
                     request_id=last.request_id,

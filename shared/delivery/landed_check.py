@@ -16,9 +16,10 @@ A miss is not proof (FACTS.md: rows are usually queryable 20 s to 3 min after up
 later), so the check runs only ``LANDED_CHECK_DELAY_SECONDS`` after the doubtful upload; a row
 that shows up even later than that is written twice, as without the check. A failed or partial
 query answers None: the caller resends everything (at-least-once, counted as possible duplicates);
-so does an answer the SDK cannot read or of another shape than asked (two columns, RawHash and
-Copies), never taken for "nothing found". All the queries of one entry end within
-``CHECK_BUDGET_SECONDS`` even when the answer trickles in (a per-read timeout never fires then).
+so does an answer the SDK cannot read or of another shape than asked, never taken for "nothing
+found"; such a check is first tried again for up to ``CHECK_PATIENCE``. All the queries of one
+entry end within ``CHECK_BUDGET_SECONDS`` even when the answer trickles in (a per-read timeout
+never fires then).
 Needs Log Analytics Reader on the workspace, as reconciliation does (infra/modules/reader-role.bicep).
 """
 
@@ -50,6 +51,13 @@ HASHES_PER_QUERY: Final[int] = 200
 MARGIN: Final[timedelta] = timedelta(minutes=5)
 # All the queries of one entry: past this the check gives up and the rows are resent.
 CHECK_BUDGET_SECONDS: Final[float] = 60.0
+# A check the workspace could not answer (a token outage, a 5xx, a slow answer) is tried again
+# every CHECK_RETRY for up to CHECK_PATIENCE after it could first run, before a blind resend: a
+# wait of minutes beats a duplicate, and nothing waits longer than that for a human.
+CHECK_RETRY: Final[timedelta] = timedelta(seconds=60)
+CHECK_PATIENCE: Final[timedelta] = timedelta(minutes=10)
+CHECK_UNAVAILABLE: Final[str] = "landed_check_unavailable"
+"""The error an entry records when its landed check is put off (no request was made)."""
 REPLACED_AFTER: Final[timedelta] = timedelta(days=2) - timedelta(hours=1)
 COLUMNS: Final[list[str]] = ["RawHash", "TimeGenerated", "Copies"]  # the answer's, in this order
 Key = tuple[str, datetime | None]
@@ -153,7 +161,7 @@ class LandedCheck:
         from azure.core.exceptions import AzureError
 
         if budget <= 0:
-            log.warning("Landed check: Log Analytics too slow for this entry; resending without it")
+            log.warning("Landed check: Log Analytics too slow for this entry")
             return None
         query = query_for(asked)
         try:
@@ -161,18 +169,16 @@ class LandedCheck:
                 budget, lambda: self.client.query_workspace(self.workspace_id, query, timespan=timespan)
             )
         except TimeoutError:
-            log.warning("Landed check: Log Analytics too slow for this entry; resending without it")
+            log.warning("Landed check: Log Analytics too slow for this entry")
             return None
         except AzureError as err:
             log.warning(
-                "Landed check: Log Analytics query failed (%s); resending without it",
+                "Landed check: Log Analytics query failed (%s)",
                 getattr(err, "status_code", None) or type(err).__name__,
             )
             return None
         except Exception as err:  # noqa: BLE001 - an answer the SDK could not read (not JSON, a redirect)
-            log.warning(
-                "Landed check: unreadable Log Analytics answer (%s); resending without it", type(err).__name__
-            )
+            log.warning("Landed check: unreadable Log Analytics answer (%s)", type(err).__name__)
             return None
         return counted_copies(result, set(asked))
 
@@ -184,11 +190,11 @@ def counted_copies(result: LogsQueryResult | Any, asked: set[str]) -> Counter[Ke
     from azure.monitor.query import LogsQueryStatus
 
     if getattr(result, "status", None) != LogsQueryStatus.SUCCESS:
-        log.warning("Landed check: Log Analytics returned a partial result; resending without it")
+        log.warning("Landed check: Log Analytics returned a partial result")
         return None
     tables = list(getattr(result, "tables", None) or [])
     if len(tables) != 1 or list(getattr(tables[0], "columns", None) or []) != COLUMNS:
-        log.warning("Landed check: unexpected answer shape; resending without it")
+        log.warning("Landed check: unexpected answer shape")
         return None
     copies: Counter[Key] = Counter()
     for row in tables[0].rows:
@@ -199,7 +205,7 @@ def counted_copies(result: LogsQueryResult | Any, asked: set[str]) -> Counter[Ke
             or type(count) is not int
             or count <= 0
         ):
-            log.warning("Landed check: unexpected answer shape; resending without it")
+            log.warning("Landed check: unexpected answer shape")
             return None
         if value in asked:
             utc = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

@@ -29,6 +29,13 @@ from .conftest import FakeClock, MakeServices
 from .test_timed_out_but_landed import DELAY, _events, _relay
 
 
+@pytest.fixture(autouse=True)
+def no_patience(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the fallback once a check cannot be made: no retries of the check
+    first (``CHECK_PATIENCE``; its own tests are in test_timed_out_but_landed.py)."""
+    monkeypatch.setattr("shared.delivery.deliver_or_queue.CHECK_PATIENCE", timedelta(0))
+
+
 def _landed_in_doubt(svc: Services, ingestion: LogsIngestionStandIn, request_id: str) -> None:
     """A webhook whose rows land but whose answer comes after the read timeout: queued in doubt."""
     assert isinstance(svc.webhook, WebhookHandler)
@@ -86,7 +93,7 @@ def test_an_answer_the_sdk_cannot_read_means_a_counted_resend_not_a_stuck_entry(
     log_query.inject(status, body=body, headers=headers, times=5)
 
     clock.advance(DELAY + 1)
-    _resent_and_counted(svc, reader, ingestion, caplog, "unreadable-answer", "resending without it")
+    _resent_and_counted(svc, reader, ingestion, caplog, "unreadable-answer", "Landed check: ")
     meters.shutdown()
 
 

@@ -20,6 +20,7 @@ from wallarm_fixtures import load_fixture
 
 from local.standins.log_query import LogQueryStandIn
 from local.standins.logs_ingestion import LogsIngestionStandIn
+from shared.delivery.landed_check import CHECK_PATIENCE, CHECK_RETRY, CHECK_UNAVAILABLE
 from shared.intake.dedup import PROCESSING_TIMEOUT
 from shared.intake.rows import read_rows
 from shared.intake.webhook import WebhookHandler, WebhookRequest
@@ -161,11 +162,48 @@ def test_a_failed_query_falls_back_to_a_counted_resend(
 
     clock.advance(DELAY + 1)
     with caplog.at_level(logging.WARNING):
-        run = svc.worker.run(timedelta(seconds=1))
-    assert run.delivered == 1
+        runs = [svc.worker.run(timedelta(seconds=1))]
+        [entry] = svc.worker.queue.entries(1)
+        assert entry.doubt_since is not None
+        patience_ends = entry.doubt_since + timedelta(seconds=DELAY) + CHECK_PATIENCE
+        # Tried again every CHECK_RETRY for CHECK_PATIENCE, no request to the API meanwhile.
+        while clock() < patience_ends:
+            assert [r["RequestId"] for r in ingestion.accepted] == ["denied-a"]
+            clock.advance(CHECK_RETRY.total_seconds())
+            runs.append(svc.worker.run(timedelta(seconds=1)))
+        runs.append(svc.worker.run(timedelta(seconds=1)))
+    assert sum(run.delivered for run in runs) == 1 and 10 <= len(runs) <= 13
     assert [r["RequestId"] for r in ingestion.accepted] == ["denied-a"] * 2  # at-least-once, never lost
     assert _events(reader).get("possible_duplicate") == 1.0
     assert "Landed check: Log Analytics query failed (403)" in caplog.text
+    meters.shutdown()
+
+
+def test_a_check_that_fails_for_a_while_is_tried_again_before_any_resend(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+    log_query: LogQueryStandIn,
+) -> None:
+    """The soak's case: the landed check fell inside a token outage. The workspace cannot say for
+    a few minutes; the entry waits, keeps its doubt and its place in the schedule, and once the
+    workspace answers, the landed rows are found: nothing is written twice."""
+    svc, reader, meters = _relay(make_services, clock, log_query)
+    _hung_webhook(svc, ingestion, land=True, ids=["outage-a", "outage-b"])
+    log_query.deny(True)
+    clock.advance(DELAY + 1)
+    for _minute in range(3):
+        run = svc.worker.run(timedelta(seconds=1))
+        assert run.delivered == 0
+        [entry] = svc.worker.queue.entries(1)
+        assert entry.doubt_since is not None and entry.attempt == 1 and entry.last_error == CHECK_UNAVAILABLE
+        clock.advance(CHECK_RETRY.total_seconds())
+    log_query.deny(False)
+    run = svc.worker.run(timedelta(seconds=1))
+    assert run.delivered == 1 and svc.worker.queue.stats().pending == 0
+    assert sorted(r["RequestId"] for r in ingestion.accepted) == ["outage-a", "outage-b"]  # once each
+    assert _events(reader).get("landed_confirmed") == 2.0
+    assert "possible_duplicate" not in _events(reader)
     meters.shutdown()
 
 
