@@ -242,10 +242,9 @@ def ledger_in_kind(
 ) -> dict[str, Any]:
     """The ledger against the stand-in, counted in the same kind. The ledger counts relay attempts;
     the stand-in sees those that reached it (the ingestion client does not retry: one attempt, one
-    request). So the expected attempts are the stand-in's requests, less its successful empty
-    uploads (the retry worker's health probes: only a failed probe is counted, by design, as it
-    must weigh in the 60 % rule), plus the attempts that failed on their token (never reached
-    it); the expected failures are the stand-in's failed requests,
+    request; health probes, empty uploads, count like any request). So the expected attempts are
+    the stand-in's requests plus the attempts that failed on their token (never reached it); the
+    expected failures are the stand-in's failed requests,
     plus its 2xx answered after the relay's read timeout (a failure to the relay), plus those token
     failures. Token failures: the ledger's records of `authentication_error` inside a token
     outage of the fault schedule (`slack`: the writers' clock skew and the token call's time);
@@ -262,7 +261,7 @@ def ledger_in_kind(
 
     token = [t for t, error in failure_records if error == TOKEN_ERROR]
     token_in = sum(1 for t in token if in_outage(t))
-    expected_attempts = requests - probes + token_in
+    expected_attempts = requests + token_in
     expected_failures = failed + late + token_in
     by_error = Counter(error for _t, error in failure_records)
 

@@ -55,14 +55,14 @@ def test_too_few_attempts_keep_it_enabled() -> None:
 
 def test_ledger_in_kind_adds_token_failures_in_outages_and_late_answers() -> None:
     log = [(1.0, 204, False, 5), (2.0, 503, False, 5), (3.0, 204, True, 5), (4.0, 0, False, 5)]
-    log += [(9.0, 204, False, 0), (9.5, 503, False, 0)]  # health probes: only the failed one counts
+    log += [(9.0, 204, False, 0), (9.5, 503, False, 0)]  # health probes: requests like any other
     records = [(2.0, "HTTP503"), (3.0, "response_error"), (4.0, "response_error"), (9.5, "HTTP503")]
     records += [(50.0, books.TOKEN_ERROR), (55.0, books.TOKEN_ERROR), (500.0, books.TOKEN_ERROR)]
-    ledger = {"attempts": 7, "failures": 6, "events": 0, "received": 0}
+    ledger = {"attempts": 8, "failures": 6, "events": 0, "received": 0}
     got = books.ledger_in_kind(ledger, log, records, [(40.0, 60.0)], slack=5.0)
     assert got["token_failures_in_outages"] == 2 and got["token_failures_outside_outages"] == 1
     assert got["standin_2xx_empty_probes"] == 1
-    assert got["expected_attempts"] == 7 and got["expected_failures"] == 6  # 3 failed + 1 late + 2
+    assert got["expected_attempts"] == 8 and got["expected_failures"] == 6  # 3 failed + 1 late + 2
     assert got["attempts_diff"] == 0 and got["failures_diff"] == 0 and got["within_bound"]
 
 
