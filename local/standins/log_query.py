@@ -11,7 +11,7 @@ the Log Analytics API reference documents, so the real `LogsQueryClient` runs ag
 * the query language is a small KQL subset, enough for the relay's queries: `<table>`, then
   `| where Col == "text"`, `| extend Name = tostring(parse_json(Col).a.b)`,
   `| where isnotempty(Name)`, `| distinct A[, B]`, `| project A[, B]`, `| count`,
-  `| extend H = hash_sha256(Col)`, `| where H in ("a", "b")`, `| summarize N = count() by H[, B]`. Anything
+  `| extend H = hash_sha256(Col)`, `| where H in ("a", "b")`, `| summarize N = count() by H`. Anything
   else is a 400 `BadArgumentError` (a test then shows the query needs a real workspace);
 * faults: `inject(status, body=…)` answers the next queries with any status and raw body (an
   unexpected shape, a partial error, a redirect); `inject_delay(seconds)` holds them first;
@@ -49,7 +49,7 @@ _EXTEND_JSON = re.compile(r"^extend\s+(\w+)\s*=\s*tostring\(parse_json\((\w+)\)(
 _COLUMNS = re.compile(r"^(distinct|project)\s+(\w+(?:\s*,\s*\w+)*)$")
 _EXTEND_SHA256 = re.compile(r"^extend\s+(\w+)\s*=\s*hash_sha256\((\w+)\)$")
 _WHERE_IN = re.compile(r'^where\s+(\w+)\s+in\s*\(((?:\s*"[^"]*"\s*,?)*)\)$')
-_SUMMARIZE_COUNT = re.compile(r"^summarize\s+(\w+)\s*=\s*count\(\)\s+by\s+(\w+(?:\s*,\s*\w+)*)$")
+_SUMMARIZE_COUNT = re.compile(r"^summarize\s+(\w+)\s*=\s*count\(\)\s+by\s+(\w+)$")
 
 
 class QueryError(ValueError):
@@ -114,14 +114,13 @@ def run_query(query: str, rows: list[dict[str, Any]]) -> tuple[list[dict[str, st
             wanted = set(re.findall(r'"([^"]*)"', m[2]))
             current = [r for r in current if _tostring(r.get(m[1])) in wanted]
         elif m := _SUMMARIZE_COUNT.match(stage):
-            # As KQL: the by-columns first, in their order, then the count.
-            by = [c.strip() for c in m[2].split(",")]
-            counts: dict[tuple[Any, ...], int] = {}
+            counts: dict[str, int] = {}
             for r in current:
-                group = tuple(r.get(c) if c == "TimeGenerated" else _tostring(r.get(c)) for c in by)
-                counts[group] = counts.get(group, 0) + 1
-            types = [{"name": c, "type": "datetime" if c == "TimeGenerated" else "string"} for c in by]
-            return types + [{"name": m[1], "type": "long"}], [[*group, n] for group, n in counts.items()]
+                key = _tostring(r.get(m[2]))
+                counts[key] = counts.get(key, 0) + 1
+            return [{"name": m[2], "type": "string"}, {"name": m[1], "type": "long"}], [
+                [key, n] for key, n in counts.items()
+            ]
         elif m := _COLUMNS.match(stage):
             columns = [c.strip() for c in m[2].split(",")]
             projected = [{c: r.get(c) for c in columns} for r in current]

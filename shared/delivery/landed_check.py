@@ -4,13 +4,11 @@ An upload that timed out or lost its connection, or whose worker died mid-way, m
 the Logs Ingestion API has no idempotency key, so a blind resend can write every row twice. The
 retry worker asks Log Analytics first and resends only what it does not find.
 
-A row is found by ``hash_sha256(RawData)`` and its TimeGenerated: the relay writes RawData itself
-(trimmed under the API's 64 KB field limit, so it lands unchanged), and for a hit it holds the
-hit's id pair; the time tells apart byte-identical events received at other moments (a row found
-that is not there would be lost, the worst outcome). Copies are counted, so two identical rows in
-one entry need two in the table. The query covers the rows' own TimeGenerated range. Azure
-replaces a TimeGenerated older than two days, or more than one day ahead, with the receive time:
-such rows are looked for up to now, or back from it, and matched by their hash alone.
+A row is found by ``hash_sha256(RawData)``: the relay writes RawData itself (trimmed under the
+API's 64 KB field limit, so it lands unchanged), and for a hit it holds the hit's id pair. Copies
+are counted, so two identical rows in one entry need two in the table. The query covers the rows'
+own TimeGenerated range (Azure replaces a TimeGenerated older than two days, or more than one day
+ahead, with the receive time, so such rows are looked for up to now, or back from it).
 
 A miss is not proof (FACTS.md: rows are usually queryable 20 s to 3 min after upload, sometimes
 later), so the check runs only ``LANDED_CHECK_DELAY_SECONDS`` after the doubtful upload; a row
@@ -32,7 +30,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from shared.clock import parse_iso_utc
@@ -59,9 +57,7 @@ CHECK_PATIENCE: Final[timedelta] = timedelta(minutes=10)
 CHECK_UNAVAILABLE: Final[str] = "landed_check_unavailable"
 """The error an entry records when its landed check is put off (no request was made)."""
 REPLACED_AFTER: Final[timedelta] = timedelta(days=2) - timedelta(hours=1)
-COLUMNS: Final[list[str]] = ["RawHash", "TimeGenerated", "Copies"]  # the answer's, in this order
-Key = tuple[str, datetime | None]
-"""A row's identity in the table: its RawData hash, and its time unless Azure may retime it."""
+COLUMNS: Final[list[str]] = ["RawHash", "Copies"]  # the answer's columns, in this order
 
 
 def raw_hash(row: Row) -> str | None:
@@ -77,7 +73,7 @@ def query_for(hashes: Sequence[str]) -> str:
         f"{TABLE}"
         " | extend RawHash = hash_sha256(RawData)"
         f" | where RawHash in ({listed})"
-        " | summarize Copies = count() by RawHash, TimeGenerated"
+        " | summarize Copies = count() by RawHash"
     )
 
 
@@ -99,35 +95,15 @@ def timespan_for(rows: Sequence[Row], now: datetime) -> tuple[datetime, datetime
     return start, end
 
 
-def key_of(row: Row, now: datetime) -> Key | None:
-    """What the table must hold for ``row``: its hash and time; the hash alone when Azure may
-    have replaced the time (older than two days, or ahead of now); None when it has no RawData."""
-    h = raw_hash(row)
-    if h is None:
-        return None
-    when = parse_iso_utc(row.get("TimeGenerated"))
-    trusted = when is not None and now - when <= REPLACED_AFTER and when <= now + MARGIN
-    return (h, when if trusted else None)
-
-
-def mark_found(keys: Sequence[Key | None], copies: Counter[Key]) -> list[bool]:
-    """Per row, whether the table holds it: the first ``copies[k]`` rows of each key are found.
-    ``copies`` counts the table's rows by (hash, time). Rows with a time take theirs first; a
-    row without one then takes any copy of its hash still unclaimed."""
-    exact = Counter(copies)
-    any_time: Counter[str] = Counter()
-    for (h, _when), n in copies.items():
-        any_time[h] += n
-    found = [False] * len(keys)
-    for index, key in enumerate(keys):
-        if key is not None and key[1] is not None and exact[key] > 0:
-            exact[key] -= 1
-            any_time[key[0]] -= 1
-            found[index] = True
-    for index, key in enumerate(keys):
-        if key is not None and key[1] is None and any_time[key[0]] > 0:
-            any_time[key[0]] -= 1
-            found[index] = True
+def mark_found(hashes: Sequence[str | None], copies: Counter[str]) -> list[bool]:
+    """Per row, whether the table holds it: the first ``copies[h]`` rows of each hash are found."""
+    left = Counter(copies)
+    found: list[bool] = []
+    for h in hashes:
+        hit = h is not None and left[h] > 0
+        if hit and h is not None:
+            left[h] -= 1
+        found.append(hit)
     return found
 
 
@@ -141,10 +117,10 @@ class LandedCheck:
 
     def found(self, rows: Sequence[Row], now: datetime) -> list[bool] | None:
         """Per row, True if the table already holds it; None if the workspace could not say."""
-        keys = [key_of(row, now) for row in rows]
-        distinct = sorted({key[0] for key in keys if key is not None})
+        hashes = [raw_hash(row) for row in rows]
+        distinct = sorted({h for h in hashes if h is not None})
         timespan = timespan_for(rows, now)
-        copies: Counter[Key] = Counter()
+        copies: Counter[str] = Counter()
         give_up_at = time.monotonic() + CHECK_BUDGET_SECONDS
         for start in range(0, len(distinct), HASHES_PER_QUERY):
             asked = distinct[start : start + HASHES_PER_QUERY]
@@ -152,12 +128,12 @@ class LandedCheck:
             if counted is None:
                 return None
             copies.update(counted)
-        return mark_found(keys, copies)
+        return mark_found(hashes, copies)
 
     def _copies(
         self, asked: list[str], timespan: tuple[datetime, datetime], budget: float
-    ) -> Counter[Key] | None:
-        """The table's copies of each ``asked`` hash by time; None (logged) if the workspace did not say."""
+    ) -> Counter[str] | None:
+        """The table's copies of each ``asked`` hash; None (logged) if the workspace did not say."""
         from azure.core.exceptions import AzureError
 
         if budget <= 0:
@@ -183,10 +159,10 @@ class LandedCheck:
         return counted_copies(result, set(asked))
 
 
-def counted_copies(result: LogsQueryResult | Any, asked: set[str]) -> Counter[Key] | None:
-    """The copies an answer counts per asked hash and time; None (logged) unless it is a complete
-    answer of exactly the asked shape: one table, columns RawHash, TimeGenerated and Copies, a
-    hex string, a time and a positive count per row. Anything else is not read as "not found"."""
+def counted_copies(result: LogsQueryResult | Any, asked: set[str]) -> Counter[str] | None:
+    """The copies an answer counts per asked hash; None (logged) unless it is a complete answer
+    of exactly the asked shape: one table, columns RawHash and Copies, a hex string and a
+    positive count per row. Anything else is not read as "not found"."""
     from azure.monitor.query import LogsQueryStatus
 
     if getattr(result, "status", None) != LogsQueryStatus.SUCCESS:
@@ -196,20 +172,14 @@ def counted_copies(result: LogsQueryResult | Any, asked: set[str]) -> Counter[Ke
     if len(tables) != 1 or list(getattr(tables[0], "columns", None) or []) != COLUMNS:
         log.warning("Landed check: unexpected answer shape")
         return None
-    copies: Counter[Key] = Counter()
+    copies: Counter[str] = Counter()
     for row in tables[0].rows:
-        value, when, count = (row[0], row[1], row[2]) if len(row) == 3 else (None, None, None)
-        if (
-            not isinstance(value, str)
-            or not isinstance(when, datetime)
-            or type(count) is not int
-            or count <= 0
-        ):
+        value, count = (row[0], row[1]) if len(row) == 2 else (None, None)
+        if not isinstance(value, str) or type(count) is not int or count <= 0:
             log.warning("Landed check: unexpected answer shape")
             return None
         if value in asked:
-            utc = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-            copies[(value, utc)] += count
+            copies[value] += count
     return copies
 
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from local.standins.log_query import run_query
-from shared.delivery.landed_check import MARGIN, Key, key_of, mark_found, query_for, raw_hash, timespan_for
+from shared.delivery.landed_check import MARGIN, mark_found, query_for, raw_hash, timespan_for
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
@@ -28,34 +28,12 @@ def test_the_query_names_only_hex_hashes() -> None:
     query = query_for(["ab" * 32, "cd" * 32])
     assert query.startswith("WallarmSentinel_CL | extend RawHash = hash_sha256(RawData)")
     assert f'in ("{"ab" * 32}", "{"cd" * 32}")' in query
-    assert query.endswith("summarize Copies = count() by RawHash, TimeGenerated")
+    assert query.endswith("summarize Copies = count() by RawHash")
 
 
 def test_copies_are_matched_one_for_one() -> None:
-    t1 = NOW - timedelta(minutes=2)
-    copies: Counter[Key] = Counter({("a", t1): 1, ("b", t1): 3})
-    assert mark_found([("a", t1), ("a", t1), ("b", t1), None], copies) == [True, False, True, False]
-    assert mark_found([], copies) == []
-    # Without a time (Azure may have retimed the row) any copy of the hash counts, once.
-    assert mark_found([("a", None), ("a", t1)], copies) == [False, True]
-    assert mark_found([("b", None), ("b", None)], copies) == [True, True]
-
-
-def test_a_byte_identical_row_of_another_moment_is_not_taken_for_the_doubtful_one() -> None:
-    """Red team's remaining loss path: the same RawData (a system notification without a time of
-    its own) received earlier. Its TimeGenerated (the receive time) differs: not found, resent."""
-    t_old, t_new = NOW - timedelta(minutes=4), NOW - timedelta(minutes=1)
-    copies: Counter[Key] = Counter({("s", t_old): 1})
-    assert mark_found([("s", t_new)], copies) == [False]
-
-
-def test_key_of_keeps_the_time_only_where_azure_keeps_it() -> None:
-    row = {"RawData": "x", "TimeGenerated": "2026-12-05T11:59:00.250+00:00"}
-    assert key_of(row, NOW) == (raw_hash(row), datetime(2026, 12, 5, 11, 59, 0, 250000, tzinfo=UTC))
-    assert key_of({"RawData": "x", "TimeGenerated": "2026-11-01T00:00:00Z"}, NOW) == (raw_hash(row), None)
-    assert key_of({"RawData": "x", "TimeGenerated": "2026-12-09T00:00:00Z"}, NOW) == (raw_hash(row), None)
-    assert key_of({"RawData": "x", "TimeGenerated": "garbage"}, NOW) == (raw_hash(row), None)
-    assert key_of({"TimeGenerated": "2026-12-05T11:59:00Z"}, NOW) is None
+    assert mark_found(["a", "a", "b", None], Counter({"a": 1, "b": 3})) == [True, False, True, False]
+    assert mark_found([], Counter({"a": 1})) == []
 
 
 def test_timespan_is_the_rows_own_range_with_a_margin() -> None:
@@ -81,16 +59,13 @@ def test_the_stand_in_finds_exactly_the_rows_it_holds(raws: list[str], data: st.
     """Any Unicode RawData (quotes, pipes, newlines, emoji) hashes the same on both sides."""
     rows = [{"TimeGenerated": "2026-12-05T11:59:00Z", "RawData": json.dumps({"s": r})} for r in raws]
     held = data.draw(st.lists(st.sampled_from(rows), max_size=10))
-    keys = [key_of(row, NOW) for row in rows]
-    hashes = [key[0] for key in keys if key is not None]
-    _columns, result = run_query(query_for(sorted(set(hashes))), held)
-    counted = Counter({(h, str(when)): n for h, when, n in result})
-    expected = Counter((raw_hash(row), row["TimeGenerated"]) for row in held)
-    assert counted == expected
-    when = datetime(2026, 12, 5, 11, 59, tzinfo=UTC)
-    copies: Counter[Key] = Counter({(h, when): n for h, _when, n in result})
-    found = mark_found(keys, copies)
-    assert sum(found) == sum(min(hashes.count(str(h)), n) for (h, _t), n in expected.items())
+    hashes = [raw_hash(row) for row in rows]
+    _columns, result = run_query(query_for(sorted({h for h in hashes if h})), held)
+    copies = Counter(dict(result))
+    expected = Counter(raw_hash(row) for row in held)
+    assert copies == expected
+    found = mark_found(hashes, copies)
+    assert sum(found) == sum(min(hashes.count(h), n) for h, n in expected.items())
 
 
 def test_timespan_covers_the_receive_time_of_a_row_azure_retimed_from_the_future() -> None:
