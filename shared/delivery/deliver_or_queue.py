@@ -116,7 +116,7 @@ class DeliverOrQueue:
             now = self.clock()
             self.queue.enqueue(
                 rows,
-                due_at=now + self.landed.delay,
+                due_at=self.landed.ready_at(now),
                 reason="resent body whose first processing stopped mid-way",
                 doubt_since=now,
             )
@@ -181,7 +181,7 @@ class DeliverOrQueue:
         """The schedule's next step; for a doubtful upload not before the landed check may run."""
         due = next_due(now, self.schedule, attempt, failure.retry_after)
         if doubt is not None and self.landed is not None:
-            due = max(due, doubt + self.landed.delay)
+            due = max(due, self.landed.ready_at(doubt))
         return due
 
     def check_wait(self, entry: QueueEntry) -> datetime | None:
@@ -189,7 +189,7 @@ class DeliverOrQueue:
         upload could still be on their way into the workspace); None: it may go now."""
         if self.landed is None or entry.doubt_since is None:
             return None
-        ready = entry.doubt_since + self.landed.delay
+        ready = self.landed.ready_at(entry.doubt_since)
         return ready if ready > self.clock() else None
 
     def _enabled(self) -> bool:
@@ -229,7 +229,7 @@ class DeliverOrQueue:
     def _may_wait(self, entry: QueueEntry) -> bool:
         """Whether a check the workspace could not answer may be tried again before a blind resend."""
         assert self.landed is not None and entry.doubt_since is not None  # _in_doubt
-        return self.clock() < entry.doubt_since + self.landed.delay + CHECK_PATIENCE
+        return self.clock() < self.landed.ready_at(entry.doubt_since) + CHECK_PATIENCE
 
     @staticmethod
     def _check_later(entry: QueueEntry) -> DeliveryReport:

@@ -115,6 +115,10 @@ class LandedCheck:
         self.workspace_id = workspace_id
         self.delay = delay
 
+    def ready_at(self, doubt_since: datetime) -> datetime:
+        """When rows of an upload that may have landed at ``doubt_since`` are worth asking about."""
+        return doubt_since + self.delay
+
     def found(self, rows: Sequence[Row], now: datetime) -> list[bool] | None:
         """Per row, True if the table already holds it; None if the workspace could not say."""
         hashes = [raw_hash(row) for row in rows]
