@@ -108,15 +108,17 @@ class DeliverOrQueue:
         result = SubmitResult()
         if not rows:
             return result
+        landed = self.landed if in_doubt else None
         if not self._enabled():
-            self.queue.park(list(rows), reason="integration disabled")
+            doubt = self.clock() if landed is not None else None
+            self.queue.park(list(rows), reason="integration disabled", doubt_since=doubt)
             result.parked = len(rows)
             return result
-        if in_doubt and self.landed is not None:
+        if landed is not None:
             now = self.clock()
             self.queue.enqueue(
                 rows,
-                due_at=self.landed.ready_at(now),
+                due_at=landed.ready_at(now),
                 reason="resent body whose first processing stopped mid-way",
                 doubt_since=now,
             )

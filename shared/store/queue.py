@@ -242,8 +242,13 @@ class RetryQueue:
         )
 
     @guarded("queue.park")
-    def park(self, rows: Sequence[Row], *, reason: str) -> list[QueueEntry]:
-        """Keep rows received while the integration is disabled, until ``unpark_all``."""
+    def park(
+        self, rows: Sequence[Row], *, reason: str, doubt_since: datetime | None = None
+    ) -> list[QueueEntry]:
+        """Keep rows received while the integration is disabled, until ``unpark_all``.
+
+        ``doubt_since`` survives the move back to ``pending``, so rows that may have landed are
+        still checked, not resent blind, once the integration is enabled again."""
         return self._add(
             PARKED,
             rows,
@@ -254,6 +259,7 @@ class RetryQueue:
             error="",
             request_id="",
             first_failed_at=None,
+            doubt_since=doubt_since,
         )
 
     @guarded("queue.claim_due")

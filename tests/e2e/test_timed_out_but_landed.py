@@ -241,6 +241,18 @@ def test_a_worker_that_died_mid_upload_leaves_its_entry_in_doubt(
     meters.shutdown()
 
 
+def _killed_before_answer(svc: Services, clock: FakeClock, request_id: str) -> WebhookRequest:
+    """A body's first processing claimed it and uploaded its rows (they landed), then died
+    before it answered; returns the body as Wallarm will resend it."""
+    hits = json.loads(load_fixture("new_hits"))[:1]
+    hits[0]["details"]["hit"]["request_id"] = request_id
+    raw = json.dumps(hits).encode()
+    keys = svc.webhook.dedup.keys
+    assert keys.begin(hashlib.sha256(raw).hexdigest(), timedelta(hours=24), PROCESSING_TIMEOUT) == "new"
+    svc.relay.deliverer.deliver(read_rows(raw, svc.settings.selection, clock()).rows)
+    return WebhookRequest(raw, {"content-type": "application/json"}, "127.0.0.1")
+
+
 def test_a_body_resent_after_its_first_processing_was_killed_is_checked_not_uploaded_again(
     make_services: MakeServices,
     clock: FakeClock,
@@ -251,14 +263,7 @@ def test_a_body_resent_after_its_first_processing_was_killed_is_checked_not_uplo
     the same body; once the first claim on it is stale, the relay takes it over in doubt."""
     svc, reader, meters = _relay(make_services, clock, log_query)
     assert isinstance(svc.webhook, WebhookHandler)
-    hits = json.loads(load_fixture("new_hits"))[:1]
-    hits[0]["details"]["hit"]["request_id"] = "killed-before-answer"
-    raw = json.dumps(hits).encode()
-    request = WebhookRequest(raw, {"content-type": "application/json"}, "127.0.0.1")
-    # The first processing: its claim on the body, and its upload, which landed.
-    keys = svc.webhook.dedup.keys
-    assert keys.begin(hashlib.sha256(raw).hexdigest(), timedelta(hours=24), PROCESSING_TIMEOUT) == "new"
-    svc.relay.deliverer.deliver(read_rows(raw, svc.settings.selection, clock()).rows)
+    request = _killed_before_answer(svc, clock, "killed-before-answer")
     assert [r["RequestId"] for r in ingestion.accepted] == ["killed-before-answer"]
 
     assert svc.webhook.handle(request).status == 409  # still "processing": Wallarm retries later
@@ -272,4 +277,33 @@ def test_a_body_resent_after_its_first_processing_was_killed_is_checked_not_uplo
     assert run.delivered == 1 and svc.worker.queue.stats().pending == 0
     assert [r["RequestId"] for r in ingestion.accepted] == ["killed-before-answer"]
     assert _events(reader).get("landed_confirmed") == 1.0
+    meters.shutdown()
+
+
+def test_a_resent_body_taken_over_while_disabled_is_still_checked_once_enabled(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+    log_query: LogQueryStandIn,
+) -> None:
+    """As above, but the integration is disabled when the resend arrives: the rows are parked with
+    their doubt, and re-enabling checks them instead of resending them blind."""
+    svc, reader, meters = _relay(make_services, clock, log_query)
+    assert isinstance(svc.webhook, WebhookHandler)
+    request = _killed_before_answer(svc, clock, "killed-then-disabled")
+    svc.admin.disable("alice", "maintenance")
+
+    clock.advance(PROCESSING_TIMEOUT.total_seconds() + 1)
+    assert svc.webhook.handle(request).status == 202  # durable: parked, in doubt
+    parked = svc.worker.queue.stats()
+    assert parked.parked == 1 and parked.pending == 0
+
+    svc.admin.enable("alice")
+    clock.advance(DELAY)
+    run = svc.worker.run(timedelta(seconds=1))
+    assert run.delivered == 1 and svc.worker.queue.stats().pending == 0
+    hits_sent = [r["RequestId"] for r in ingestion.accepted if r["RequestId"]]  # not the relay's own rows
+    assert hits_sent == ["killed-then-disabled"]  # not resent
+    assert _events(reader).get("landed_confirmed") == 1.0
+    assert _events(reader).get("possible_duplicate") is None
     meters.shutdown()
