@@ -33,11 +33,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
-from shared.clock import Clock, hour_floor, iso_ms
+from shared.clock import Clock, hour_floor, iso_ms, parse_iso_utc
 from shared.completeness.reconcile import Reconciler
 from shared.completeness.wallarm_api import Integration, WallarmApi, WallarmApiError
 from shared.delivery.deliver_or_queue import DeliverOrQueue
@@ -270,7 +270,7 @@ class Watchdog:
             )
             return
         relay = self.state.get()
-        since = _parse_iso(hold.get("since"))
+        since = parse_iso_utc(hold.get("since"))
         if (
             since is not None
             and relay.changed_at is not None
@@ -291,7 +291,7 @@ class Watchdog:
         before = Answers()
         again = memo.get("reenabled")
         if isinstance(again, Mapping) and again.get("id") == integration_id:
-            at = _parse_iso(again.get("at"))
+            at = parse_iso_utc(again.get("at"))
             if at is not None and at > start:
                 start = at
                 before = Answers(_as_count(again.get("hour_ok")), _as_count(again.get("hour_failed")))
@@ -397,16 +397,6 @@ class Watchdog:
             log.warning("Watchdog: %s is fine again (was: %s)", name, state.problem)
             state.since = None
         state.problem = problem
-
-
-def _parse_iso(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 def _as_count(value: Any) -> int:
