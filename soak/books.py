@@ -322,6 +322,15 @@ def growth(
     return out
 
 
+def queue_empty_after(status_log: Sequence[dict[str, Any]], since: float) -> float | None:
+    """Seconds from ``since`` (the last fault's end) to the first status sample with nothing
+    pending or parked; None if no such sample came (the observer samples every 5 s)."""
+    for sample in status_log:
+        if sample["t"] >= since and sample.get("pending") == 0 and sample.get("parked") == 0:
+            return round(sample["t"] - since, 1)
+    return None
+
+
 def summary(result: dict[str, Any]) -> dict[str, Any]:
     keys = (
         "ok",
@@ -341,6 +350,7 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
         "ack_p50_s",
         "ack_p99_s",
         "drain_seconds_after_last_fault",
+        "queue_empty_seconds_after_last_fault_end",
         "sender_attempts",
         "sender_failed_attempts",
         "ingestion_requests",

@@ -521,6 +521,9 @@ class Soak:
         result["drain_seconds_after_last_fault"] = (
             None if drained_at is None else round(drained_at - faults_over, 1)
         )
+        result["queue_empty_seconds_after_last_fault_end"] = books.queue_empty_after(
+            self.status_log, last_fault_end(faults)
+        )
         result["reconcile"] = {"status": rec_status, "windows": rec_body}
         result["sender_disabled"] = self.sender.disabled_at
         result["relay_states"] = sorted({s["state"] for s in self.status_log if s.get("state")})

@@ -85,3 +85,15 @@ def test_the_sampler_writes_one_json_line_per_period_and_stops(tmp_path: Path) -
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert not worker.is_alive() and len(lines) >= 2
     assert set(lines[0]) == {"t", "blocks", "py_threads"} and lines[0]["blocks"] > 0
+
+
+def test_the_queue_empty_time_counts_from_the_last_fault_to_the_first_empty_sample() -> None:
+    log = [
+        {"t": 90.0, "pending": 0, "parked": 0},  # before the fault ended: not the drain
+        {"t": 105.0, "pending": 3, "parked": 0},
+        {"t": 110.0, "pending": 0, "parked": 1},  # parked rows still wait
+        {"t": 115.0, "pending": 0},  # a sample whose store read failed says nothing
+        {"t": 120.0, "pending": 0, "parked": 0},
+    ]
+    assert books.queue_empty_after(log, 100.0) == 20.0
+    assert books.queue_empty_after(log[:3], 100.0) is None
