@@ -30,9 +30,10 @@ def parse_iso_utc(text: object) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        # An offset can carry year 1 or 9999 across the calendar's edge (OverflowError).
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def iso_ms(when: datetime) -> str:

@@ -70,6 +70,7 @@ def _plain(value: float) -> str:
 
 
 _LARGEST = 1e9  # beyond any sensible value, and below what timedelta and socket timeouts hold
+_LONGEST = timedelta(days=36_500)  # a duration setting: far past sense, far inside the calendar
 _NOUNS = {
     "_BYTES": "bytes",
     "_SECONDS": "seconds",
@@ -416,9 +417,13 @@ def _number_problem(spec: Number, raw: str) -> tuple[str, Any]:
     if value > (_LARGEST if spec.maximum is None else spec.maximum):
         return f"must be at most {_plain(_LARGEST if spec.maximum is None else spec.maximum)}", None
     try:
-        return "", spec.unit(value)
+        converted = spec.unit(value)
     except OverflowError:  # e.g. 1e300 hours: more than a timedelta holds
         return "is too large", None
+    if isinstance(converted, timedelta) and converted > _LONGEST:
+        # 1e9 hours fits a timedelta but not now + it: every use would raise OverflowError.
+        return "is longer than 100 years", None
+    return "", converted
 
 
 def _number(env: Mapping[str, str], spec: Number, problems: list[str]) -> Any:

@@ -17,6 +17,8 @@ the Log Analytics API reference documents, so the real `LogsQueryClient` runs ag
   unexpected shape, a partial error, a redirect); `inject_delay(seconds)` holds them first;
   `inject_trickle(seconds)` sends a valid answer one byte per `seconds` (a read timeout per read
   never fires);
+* Azure's retiming (FACTS.md): with `retime_like_azure()`, a row whose TimeGenerated is more
+  than 2 days before or 1 day after its arrival is shown with its arrival time instead;
 * ingestion latency: with `delay_visibility(seconds)` a row is queryable only `seconds` after the
   stand-in first saw it (at a query, or at `observe()` right after an upload), as Log Analytics
   shows rows 20 s to 3 min after upload, and sometimes much later.
@@ -32,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -151,6 +153,20 @@ def _in_timespan(row: dict[str, Any], timespan: str | None) -> bool:
     return start <= when < end
 
 
+def _retimed(row: dict[str, Any], arrived: float) -> dict[str, Any]:
+    """The row as Azure stores it: a TimeGenerated older than 2 days or more than 1 day ahead of
+    its arrival (or unreadable) becomes the arrival time."""
+    at = datetime.fromtimestamp(arrived, UTC)
+    try:
+        when = datetime.fromisoformat(str(row.get("TimeGenerated")).replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        kept = at - timedelta(days=2) <= when <= at + timedelta(days=1)
+    except (ValueError, OverflowError):
+        kept = False
+    return row if kept else dict(row, TimeGenerated=at.isoformat().replace("+00:00", "Z"))
+
+
 class _Handler(StandInHandler):
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         owner_of(self)._post(self)
@@ -170,6 +186,7 @@ class LogQueryStandIn(StandInLifecycle):
         self.rows = rows
         self.clock = clock
         self._delay = 0.0
+        self._retime = False
         self._seen: dict[str, list[float]] = {}  # a row's JSON -> when each copy was first seen
         self.workspace_id = workspace_id
         self.queries: list[str] = []
@@ -210,6 +227,14 @@ class LogQueryStandIn(StandInLifecycle):
             if clock is not None:
                 self.clock = clock
 
+    def retime_like_azure(self, clock: Callable[[], float] | None = None) -> None:
+        """Show a row's arrival time as its TimeGenerated when Azure would have replaced it (off
+        by default: most tests keep their fixtures' old times and a hand-moved relay clock)."""
+        with self._lock:
+            self._retime = True
+            if clock is not None:
+                self.clock = clock
+
     def observe(self) -> None:
         """Note the rows uploaded so far as arrived now (call right after an upload)."""
         self._visible(self.rows())
@@ -226,7 +251,7 @@ class LogQueryStandIn(StandInLifecycle):
                 if len(seen) < n:
                     seen.append(now)
                 if seen[n - 1] + self._delay <= now:
-                    out.append(row)
+                    out.append(_retimed(row, seen[n - 1]) if self._retime else row)
         return out
 
     def reset(self) -> None:
@@ -235,6 +260,7 @@ class LogQueryStandIn(StandInLifecycle):
             self._denied = False
             self._faults.clear()
             self._delay = 0.0
+            self._retime = False
             self._seen.clear()
             self.clock = time.time
 

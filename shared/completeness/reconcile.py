@@ -320,15 +320,20 @@ class Reconciler:
             if claim != "new":
                 already += 1  # added by an earlier run, or delivered late by the webhook
                 continue
-            envelope = notification_from_api_hit(
-                hit, client_name="", cloud=self.config.cloud, reconciled_at=iso_ms(now)
-            )
-            event = to_event(envelope)
-            chosen = select(event, self.config.selection)
-            if chosen is None:
+            try:
+                envelope = notification_from_api_hit(
+                    hit, client_name="", cloud=self.config.cloud, reconciled_at=iso_ms(now)
+                )
+                chosen = select(to_event(envelope), self.config.selection)
+                row = map_event(chosen, now) if chosen is not None else None
+            except (ValueError, TypeError, OverflowError, RecursionError) as err:
+                # As the webhook rejects one item, never its batch: the other hits are added.
+                log.warning("Reconcile: a hit from the API could not be mapped (%s)", type(err).__name__)
+                row = None
+            if row is None:
                 self.dedup.abandon(dkey)
                 continue
-            rows.append(map_event(chosen, now))
+            rows.append(row)
             claimed.append(dkey)
         return rows, claimed, already
 

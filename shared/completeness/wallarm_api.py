@@ -417,7 +417,8 @@ class WallarmApi:
         """The body in chunks, stopped at the size cap; a body cut by the deadline is no body."""
         cap = self.limits.answer_bytes
         length = response.headers.get("Content-Length")
-        if length is not None and length.strip().isdigit() and int(length) > cap:
+        # isdigit() alone admits "²" (a latin-1 header byte), which int() refuses.
+        if length is not None and length.strip().isascii() and length.strip().isdigit() and int(length) > cap:
             raise WallarmApiError(None, f"{name}: the answer is larger than {cap} bytes")
         chunks: list[bytes] = []
         total = 0

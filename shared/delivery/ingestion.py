@@ -70,20 +70,31 @@ def gzip_json(text: str) -> bytes:
     return compress.compress(text.encode("utf-8")) + compress.flush()
 
 
+# A longer wait asked by the server is held to this: "1e400" or a date in 9999 would otherwise
+# keep acknowledged rows out of the table for good (or overflow the due time).
+RETRY_AFTER_CAP_SECONDS = 3600.0
+
+
 def _retry_after(headers: Any) -> float | None:
-    """Seconds the server asked us to wait (retry-after-ms, or Retry-After as seconds or a date)."""
+    """Seconds the server asked us to wait (retry-after-ms, or Retry-After as seconds or a date),
+    at most ``RETRY_AFTER_CAP_SECONDS``."""
     for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("Retry-After", 1.0)):
         value = headers.get(name)
         if not value:
             continue
         try:
-            return max(float(value) * scale, 0.0)
+            seconds = float(value) * scale
         except ValueError:
             try:
                 when = parsedate_to_datetime(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 continue
-            return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+            if when.tzinfo is None:  # "-0000": UTC, by RFC 5322
+                when = when.replace(tzinfo=UTC)
+            seconds = (when - datetime.now(UTC)).total_seconds()
+        if seconds != seconds:  # nan
+            continue
+        return min(max(seconds, 0.0), RETRY_AFTER_CAP_SECONDS)
     return None
 
 

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from shared.clock import parse_iso_utc
@@ -57,6 +57,8 @@ CHECK_PATIENCE: Final[timedelta] = timedelta(minutes=10)
 CHECK_UNAVAILABLE: Final[str] = "landed_check_unavailable"
 """The error an entry records when its landed check is put off (no request was made)."""
 REPLACED_AFTER: Final[timedelta] = timedelta(days=2) - timedelta(hours=1)
+EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST: Final[datetime] = datetime(9999, 12, 30, tzinfo=UTC)
 COLUMNS: Final[list[str]] = ["RawHash", "Copies"]  # the answer's columns, in this order
 
 
@@ -82,7 +84,9 @@ def timespan_for(rows: Sequence[Row], now: datetime) -> tuple[datetime, datetime
     old enough for Azure to have replaced its time, or has none the relay can read; back over
     the last two days when a row is ahead of now (far enough ahead, Azure replaces it too)."""
     times = [parse_iso_utc(row.get("TimeGenerated")) for row in rows]
-    known = [t for t in times if t is not None]
+    # A hit's time is the attacker's to set (up to 9999-12-31): held inside the calendar, so
+    # that the margins below never step past it (no row the relay maps is older than 1970).
+    known = [min(max(t, EPOCH), LATEST) for t in times if t is not None]
     if not known or len(known) != len(times):
         return now - timedelta(days=2) - MARGIN, now + MARGIN
     start, end = min(known) - MARGIN, max(known) + MARGIN

@@ -10,15 +10,19 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$", re.ASCII)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+LONGEST_STEP = timedelta(days=30)  # a retry step longer than this keeps rows from Sentinel for no gain
 
 
 def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"{text!r} is not a duration like 10s, 1m or 1h")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if not seconds <= LONGEST_STEP.total_seconds():
+        raise ValueError(f"{text.strip()!r} is longer than 30 days")
+    return timedelta(seconds=seconds)
 
 
 def _format(delta: timedelta) -> str:

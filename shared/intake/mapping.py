@@ -90,6 +90,9 @@ def _url(host: Any, path: Any) -> str:
     return host_s + path_s
 
 
+_LARGEST_TIME: Final[int] = 10**15  # milliseconds: past year 9999, beyond any datetime
+
+
 def unix_time(value: Any) -> datetime | None:
     """Unix seconds (int, float or numeric string) -> aware UTC datetime; junk -> None.
 
@@ -102,6 +105,8 @@ def unix_time(value: Any) -> datetime | None:
             value = float(value.strip())
         except ValueError:
             return None
+    if isinstance(value, int) and not 0 < value <= _LARGEST_TIME:
+        return None  # JSON keeps 400-digit integers: float() of one raises OverflowError
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         return None
     seconds = float(value) / 1000 if value > 1e11 else float(value)

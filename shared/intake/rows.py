@@ -42,6 +42,6 @@ def to_rows(
                 filtered[event.notification_type] += 1
                 continue
             rows.append(map_event(chosen, received_at))
-        except (ValueError, TypeError, RecursionError, MemoryError) as err:
+        except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as err:
             rejected.append(Rejection(index, f"mapping_failed: {type(err).__name__}"))
     return rows, filtered, rejected

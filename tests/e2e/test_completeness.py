@@ -385,3 +385,40 @@ def test_a_row_whose_raw_data_lost_the_hit_id_still_counts_as_present_by_its_req
     window = svc.completeness.reconciler.run_due()[-1]
     assert (window.in_wallarm, window.present, window.added) == (1, 1, 0)
     assert len(hit_rows(ingestion)) == 1
+
+
+def test_a_hit_the_relay_cannot_map_is_skipped_and_the_window_still_adds_the_others(
+    start: Start,
+    clock: FakeClock,
+    wallarm: WallarmApiStandIn,
+    integration: WebhookIntegration,
+    ingestion: LogsIngestionStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Red team (stop 29): an API hit whose mapping raised (a 400-digit time once did) crashed
+    the whole timer run after claiming its key, every hour, and no hit of the window was added."""
+    import shared.completeness.reconcile as reconcile_module
+
+    svc = start()
+    lost = outage(clock, wallarm, integration)
+    real_map = reconcile_module.map_event
+
+    def map_or_fail(event: Any, received_at: Any) -> Any:
+        if event.details.get("hit", {}).get("id", [None, None])[1] == lost[0].doc:
+            raise OverflowError("int too large to convert to float")
+        return real_map(event, received_at)
+
+    monkeypatch.setattr(reconcile_module, "map_event", map_or_fail)
+    clock.now = clock().replace(hour=13, minute=40)
+    with caplog.at_level("WARNING"):
+        first = svc.completeness.run_timer()
+    window = next(w for w in first["reconciled"] if w["start"] == "2026-11-25T12:00:00.000Z")
+    assert window["added"] == 9
+    assert ids(hit_rows(ingestion)) == Counter({h.doc: 1 for h in lost[1:]} | {f"ok{i}": 1 for i in range(4)})
+    assert "could not be mapped (OverflowError)" in caplog.text
+
+    monkeypatch.setattr(reconcile_module, "map_event", real_map)  # the fix deployed: its key was let go
+    code, again = svc.completeness.reconcile_range("2026-11-25T12:00:00Z", "2026-11-25T13:00:00Z", "operator")
+    assert code == 200 and again["windows"][0]["added"] == 1
+    assert ids(hit_rows(ingestion))[lost[0].doc] == 1

@@ -90,14 +90,23 @@ def _relay(
     return svc, reader, meters
 
 
-def _hung_webhook(svc: Services, ingestion: LogsIngestionStandIn, *, land: bool, ids: list[str]) -> None:
+def _hung_webhook(
+    svc: Services,
+    ingestion: LogsIngestionStandIn,
+    *,
+    land: bool,
+    ids: list[str],
+    request_times: list[int] | None = None,
+) -> None:
     """A webhook whose upload is held past the read timeout; its rows land first if ``land``."""
     assert isinstance(svc.webhook, WebhookHandler)
     hits = json.loads(load_fixture("new_hits"))
     body = [dict(hits[0], details=dict(hits[0]["details"], hit=dict(hits[0]["details"]["hit"]))) for _ in ids]
-    for event, request_id in zip(body, ids, strict=True):
+    for n, (event, request_id) in enumerate(zip(body, ids, strict=True)):
         event["details"]["hit"]["request_id"] = request_id
         event["details"]["hit"]["id"] = ["hits_x", request_id]
+        if request_times is not None:
+            event["details"]["hit"]["request_time"] = request_times[n]
     ingestion.inject_delay(6, land=land)
     request = WebhookRequest(json.dumps(body).encode(), {"content-type": "application/json"}, "127.0.0.1")
     assert svc.webhook.handle(request).status == 202  # queued: the relay could not tell
@@ -127,6 +136,29 @@ def test_a_landed_upload_is_found_in_the_workspace_and_not_sent_again(
     events = _events(reader)
     assert events.get("landed_confirmed") == 2.0
     assert "possible_duplicate" not in events
+    meters.shutdown()
+
+
+def test_hits_timed_at_the_calendars_edges_are_still_checked_not_resent(
+    make_services: MakeServices,
+    clock: FakeClock,
+    ingestion: LogsIngestionStandIn,
+    log_query: LogQueryStandIn,
+) -> None:
+    """An attacker sets a hit's request_time: in milliseconds, 9999-12-31T23:59:59 maps (Azure
+    retimes it to the receive time); the check's range must not step past the calendar."""
+    svc, reader, meters = _relay(make_services, clock, log_query)
+    log_query.retime_like_azure(lambda: clock().timestamp())
+    ids = ["edge-9999", "edge-1970"]
+    _hung_webhook(svc, ingestion, land=True, ids=ids, request_times=[253_402_300_799_999, 1])
+    assert sorted(r["TimeGenerated"][:4] for r in ingestion.accepted) == ["1970", "9999"]
+
+    clock.advance(DELAY + 5)
+    run = svc.worker.run(timedelta(seconds=1))
+    assert run.delivered == 1
+    assert svc.worker.queue.stats().pending == 0
+    assert sorted(r["RequestId"] for r in ingestion.accepted) == sorted(ids)  # once each
+    assert _events(reader).get("landed_confirmed") == 2.0
     meters.shutdown()
 
 

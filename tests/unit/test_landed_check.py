@@ -82,3 +82,18 @@ def test_timespan_covers_the_receive_time_of_a_row_azure_retimed_from_the_future
         datetime(2026, 12, 5, 11, 58, tzinfo=UTC) - MARGIN,
         NOW + MARGIN - timedelta(minutes=2),
     )
+
+
+_TIMES = st.one_of(
+    st.datetimes(timezones=st.timezones()).map(lambda t: t.isoformat()),
+    st.sampled_from(["9999-12-31T23:59:59.999999Z", "0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00"]),
+    st.text(max_size=40),
+)
+
+
+@given(st.lists(_TIMES, min_size=1, max_size=5))
+def test_timespan_of_any_row_times_is_a_range_inside_the_calendar(times: list[str]) -> None:
+    """A hit's request_time is the attacker's: 253402300799999 ms maps to 9999-12-31, and the
+    margin once stepped past the calendar (OverflowError: the entry stuck in doubt for good)."""
+    start, end = timespan_for([{"TimeGenerated": t} for t in times], NOW)
+    assert start < end and start.tzinfo is not None and end.tzinfo is not None
